@@ -1,0 +1,1 @@
+"""HTTP API adapters (FastAPI routers); each module registers one concern."""

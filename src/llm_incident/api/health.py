@@ -1,0 +1,30 @@
+"""`GET /healthz` (liveness + database reachability) and `GET /metrics` (Prometheus)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from llm_incident import __version__
+from llm_incident.api.deps import services
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/healthz")
+def healthz(request: Request) -> JSONResponse:
+    """200 when the database answers, 503 otherwise."""
+    svc = services(request)
+    try:
+        with svc.db.read() as session:
+            session.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any DB failure means unhealthy
+        return JSONResponse({"status": "error", "database": str(exc)[:200]}, status_code=503)
+    return JSONResponse({"status": "ok", "version": __version__, "database": svc.db.backend})
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    svc = services(request)
+    return Response(svc.metrics.render(), media_type=svc.metrics.content_type)

@@ -1,0 +1,44 @@
+"""`POST /v1/events`: batch ingest of LLM call events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from llm_incident.api.deps import ApiError, Services, parse_json, read_body, require_api_key, services
+from llm_incident.events.ingest import IngestResult, ingest_events
+
+router = APIRouter()
+
+
+def batch_items(payload: Any, max_events: int) -> list[Any]:
+    """The event list from `{"events": [...]}` or a bare array; 400/413 otherwise."""
+    if isinstance(payload, dict) and "events" in payload:
+        payload = payload["events"]
+    if not isinstance(payload, list):
+        raise ApiError(400, 'expected {"events": [...]} or a JSON array of events')
+    if len(payload) > max_events:
+        raise ApiError(413, f"batch has {len(payload)} events; the limit is {max_events} per request")
+    return payload
+
+
+def ingest_items(svc: Services, items: list[Any], source: str) -> IngestResult:
+    """Validate and store items in one write transaction; count outcomes for /metrics."""
+    with svc.db.write() as session:
+        result = ingest_events(
+            session, items, now=svc.clock(), excerpt_max_chars=svc.settings.excerpt_max_chars
+        )
+    svc.metrics.count_ingest(source, result.accepted, result.duplicates, len(result.rejected))
+    return result
+
+
+@router.post("/v1/events", dependencies=[Depends(require_api_key)], tags=["ingest"])
+async def post_events(request: Request) -> dict[str, Any]:
+    """Store a batch; answers `accepted`, `duplicates`, `rejected: [{index, event_id, errors}]`."""
+    svc = services(request)
+    body = await read_body(request, svc.settings.max_body_bytes)
+    items = batch_items(parse_json(body), svc.settings.max_batch_events)
+    result = await run_in_threadpool(ingest_items, svc, items, "events")
+    return result.as_dict()

@@ -1,0 +1,69 @@
+"""The app factory: one ASGI app holding the HTTP API (and, as they land, Slack, dashboard, scheduler)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from llm_incident import __version__
+from llm_incident.api import changes, health, ingest, traces
+from llm_incident.api.deps import ApiError, Services, utc_now
+from llm_incident.apikeys import KeyChecker
+from llm_incident.db import Database
+from llm_incident.observability import ServiceMetrics
+from llm_incident.settings import Settings
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_params(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"] if p not in ("query", "path", "body"))
+            parts.append(f"{where}: {err['msg']}")
+        return JSONResponse({"error": "bad request: " + "; ".join(parts)}, status_code=400)
+
+
+def _install_request_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        metrics.http_seconds.labels(request.method, template).observe(time.perf_counter() - start)
+        metrics.http_requests.labels(request.method, template, str(response.status_code)).inc()
+        return response
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> FastAPI:
+    """Build the service; nothing is connected or started until the server runs it."""
+    db = database or Database(settings.database_url)
+    metrics = ServiceMetrics()
+    app = FastAPI(
+        title="llm-incident",
+        version=__version__,
+        description="Incident response for LLM features: ingest, controls, metrics, Slack.",
+    )
+    app.state.services = Services(
+        settings=settings, db=db, keys=KeyChecker(settings.api_keys), metrics=metrics, clock=clock
+    )
+    _install_error_handlers(app)
+    _install_request_metrics(app, metrics)
+    for module in (health, ingest, traces, changes):
+        app.include_router(module.router)
+    return app

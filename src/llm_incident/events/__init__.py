@@ -1,0 +1,1 @@
+"""LLM call events: the table, validation, pricing, redaction and ingest."""

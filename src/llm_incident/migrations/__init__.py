@@ -1,0 +1,1 @@
+"""Alembic migration scripts (packaged so `pip install .` can upgrade a database)."""

@@ -1,0 +1,86 @@
+"""Service configuration from the environment (and a `.env` file), validated once at start."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class SettingsError(Exception):
+    """Raised with one readable line per invalid variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; names are the public contract (see README)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    slack_bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+
+    database_url: str = Field(
+        "sqlite:///./llm_incident.db", validation_alias="LLM_INCIDENT_DATABASE_URL"
+    )
+    incident_channel: str | None = Field(None, validation_alias="LLM_INCIDENT_INCIDENT_CHANNEL")
+    alert_channel: str | None = Field(None, validation_alias="LLM_INCIDENT_ALERT_CHANNEL")
+    responders: CommaList = Field(default_factory=list, validation_alias="LLM_INCIDENT_RESPONDERS")
+    api_keys: CommaList = Field(default_factory=list, validation_alias="LLM_INCIDENT_API_KEYS")
+
+    excerpt_max_chars: int = Field(
+        2000, ge=0, le=100_000, validation_alias="LLM_INCIDENT_EXCERPT_MAX_CHARS"
+    )
+    max_batch_events: int = Field(
+        5000, ge=1, validation_alias="LLM_INCIDENT_MAX_BATCH_EVENTS"
+    )
+    max_body_bytes: int = Field(
+        5 * 1024 * 1024, ge=1024, validation_alias="LLM_INCIDENT_MAX_BODY_BYTES"
+    )
+
+    @field_validator("responders", "api_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token_prefix(cls, value: str | None) -> str | None:
+        if value and not value.startswith("xapp-"):
+            raise ValueError("must start with 'xapp-' (an app-level token)")
+        return value or None
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def slack_enabled(self) -> bool:
+        """True when Slack credentials for HTTP or Socket Mode are present."""
+        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+
+
+_ALIASES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from env/.env plus overrides; invalid values raise SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            lines.append(f"{_ALIASES.get(field, field)}: {err['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(lines)) from None

@@ -1,0 +1,8 @@
+"""Imports every table module so `SQLModel.metadata` is complete (migrations, tests)."""
+
+from sqlmodel import SQLModel
+
+from llm_incident import apikeys, changes  # noqa: F401
+from llm_incident.events import models as event_models  # noqa: F401
+
+metadata = SQLModel.metadata
