@@ -8,19 +8,17 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from llm_incident.api.deps import ApiError, Services, parse_json, read_body, require_api_key, services
-from llm_incident.events.ingest import IngestResult, ingest_events
+from llm_incident.events.ingest import IngestResult, ingest_events, parse_valid_batch
 
 router = APIRouter()
 
 
-def batch_items(payload: Any, max_events: int) -> list[Any]:
-    """The event list from `{"events": [...]}` or a bare array; 400/413 otherwise."""
+def batch_items(payload: Any) -> list[Any]:
+    """The event list from `{"events": [...]}` or a bare array; 400 otherwise."""
     if isinstance(payload, dict) and "events" in payload:
         payload = payload["events"]
     if not isinstance(payload, list):
         raise ApiError(400, 'expected {"events": [...]} or a JSON array of events')
-    if len(payload) > max_events:
-        raise ApiError(413, f"batch has {len(payload)} events; the limit is {max_events} per request")
     return payload
 
 
@@ -39,6 +37,11 @@ async def post_events(request: Request) -> dict[str, Any]:
     """Store a batch; answers `accepted`, `duplicates`, `rejected: [{index, event_id, errors}]`."""
     svc = services(request)
     body = await read_body(request, svc.settings.max_body_bytes)
-    items = batch_items(parse_json(body), svc.settings.max_batch_events)
+    items: list[Any] | None = parse_valid_batch(body)
+    if items is None:
+        items = batch_items(parse_json(body))
+    limit = svc.settings.max_batch_events
+    if len(items) > limit:
+        raise ApiError(413, f"batch has {len(items)} events; the limit is {limit} per request")
     result = await run_in_threadpool(ingest_items, svc, items, "events")
     return result.as_dict()

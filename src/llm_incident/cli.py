@@ -1,0 +1,186 @@
+"""The `llm-incident` command line: serve, demo, db, keys."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from llm_incident import __version__
+from llm_incident.settings import Settings, SettingsError, load_settings
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        click.echo(f"llm-incident: {exc}", err=True)
+        sys.exit(2)
+
+
+def _database(settings: Settings):
+    from llm_incident.db import Database
+
+    return Database(settings.database_url)
+
+
+def _upgrade(settings: Settings):
+    from llm_incident.migrate import current_revision, upgrade
+
+    db = _database(settings)
+    try:
+        upgrade(db)
+    except Exception as exc:  # noqa: BLE001 - report, don't dump a traceback on the operator
+        click.echo(f"llm-incident: database upgrade failed for {settings.database_url}: {exc}", err=True)
+        sys.exit(1)
+    return db, current_revision(db)
+
+
+def _run_server(app, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="llm-incident")
+def main() -> None:
+    """llm-incident: a Slack bot and service for on-call engineers when an LLM feature misbehaves.
+
+    Configuration comes from the environment or a .env file (see README: SLACK_BOT_TOKEN,
+    LLM_INCIDENT_DATABASE_URL, LLM_INCIDENT_API_KEYS, ...).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
+def serve(host: str, port: int) -> None:
+    """Upgrade the database, then serve the HTTP API (/v1/..., /healthz, /metrics)."""
+    from llm_incident.app import create_app
+
+    settings = _settings()
+    db, revision = _upgrade(settings)
+    click.echo(f"database {db.backend} at revision {revision}")
+    _run_server(create_app(settings, database=db), host, port)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--scenario",
+    type=click.Choice(["token-explosion", "latency-spike", "provider-429", "quality-regression"]),
+    default="token-explosion",
+    show_default=True,
+    help="The incident playing out in the seeded traffic.",
+)
+@click.option("--db", "db_path", default="llm_incident_demo.db", show_default=True,
+              type=click.Path(dir_okay=False), help="SQLite file (recreated on each run).")
+@click.option("--no-serve", is_flag=True, help="Seed and print the banner, then exit.")
+def demo(host: str, port: int, scenario: str, db_path: str, no_serve: bool) -> None:
+    """Seed ~3 hours of synthetic traffic with a live incident into SQLite, then serve it."""
+    from llm_incident.apikeys import create_key
+    from llm_incident.app import create_app
+    from llm_incident.demo import SCENARIOS, seed_demo
+
+    path = Path(db_path).resolve()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    settings = _settings(database_url=f"sqlite:///{path}")
+    db, _ = _upgrade(settings)
+    now = _now()
+    with db.write() as session:
+        count = seed_demo(session, scenario, now=now)
+        _, key = create_key(session, "demo", now=now)
+    base = f"http://{host}:{port}"
+    click.echo(
+        "\n".join([
+            "",
+            "llm-incident demo",
+            f"  scenario : {scenario} — {SCENARIOS[scenario]}",
+            f"  database : {path} ({count} events over the last 3 hours)",
+            f"  API key  : {key}",
+            "",
+            f"  health   : {base}/healthz",
+            f"  metrics  : {base}/metrics",
+            f"  API docs : {base}/docs",
+            "",
+            "Next steps:",
+            f"  curl -H 'Authorization: Bearer {key}' '{base}/v1/changes?route=support.reply'",
+            f"  curl -H 'Authorization: Bearer {key}' -d '[{{\"route\": \"support.reply\"}}]' {base}/v1/events",
+            "",
+        ])
+    )
+    if not no_serve:
+        _run_server(create_app(settings, database=db), host, port)
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration (never drops data)."""
+    settings = _settings()
+    database, revision = _upgrade(settings)
+    click.echo(f"database {database.backend} upgraded to revision {revision}")
+
+
+@main.group()
+def keys() -> None:
+    """API keys for /v1 endpoints (ingest and read)."""
+
+
+@keys.command("create")
+@click.argument("name")
+def keys_create(name: str) -> None:
+    """Create a key called NAME and print it once (only its hash is stored)."""
+    from llm_incident.apikeys import create_key
+
+    database, _ = _upgrade(_settings())
+    with database.write() as session:
+        row, plain = create_key(session, name, now=_now())
+    click.echo(plain)
+    click.echo(f"key #{row.id} '{name}' created; store it now, it cannot be shown again", err=True)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys: id, name, hint, created, revoked."""
+    from llm_incident.apikeys import list_keys
+
+    database, _ = _upgrade(_settings())
+    with database.read() as session:
+        rows = list_keys(session)
+    if not rows:
+        click.echo("no keys (LLM_INCIDENT_API_KEYS may still provide some)")
+    for row in rows:
+        state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}Z" if row.revoked_at else "active"
+        click.echo(f"{row.id}\t{row.name}\t{row.hint}\t{row.created_at:%Y-%m-%d %H:%M}Z\t{state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id_or_name")
+def keys_revoke(key_id_or_name: str) -> None:
+    """Revoke the active key(s) with this id or name; takes effect on the next request."""
+    from llm_incident.apikeys import revoke_key
+
+    database, _ = _upgrade(_settings())
+    with database.write() as session:
+        rows = revoke_key(session, key_id_or_name, now=_now())
+    if not rows:
+        click.echo(f"llm-incident: no active key with id or name {key_id_or_name!r}", err=True)
+        sys.exit(1)
+    click.echo(f"revoked {len(rows)} key(s): " + ", ".join(f"#{r.id} {r.name}" for r in rows))

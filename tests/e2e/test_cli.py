@@ -1,0 +1,103 @@
+"""The installed `llm-incident` console script, run as a user would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from llm_incident.app import create_app
+from llm_incident.db import Database
+from tests.support import free_port, live_server, postgres_database, settings_for
+
+EXE = shutil.which("llm-incident") or str(Path(sys.executable).parent / "llm-incident")
+
+
+def run(args: list[str], env_extra: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_INCIDENT_", "SLACK_"))}
+    env.update(env_extra)
+    return subprocess.run([EXE, *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_help_documents_every_command(tmp_path):
+    out = run(["--help"], {}, tmp_path).stdout
+    for command in ("serve", "demo", "db", "keys"):
+        assert command in out
+    keys_help = run(["keys", "--help"], {}, tmp_path).stdout
+    assert all(word in keys_help for word in ("create", "list", "revoke"))
+
+
+def test_invalid_setting_exits_2_with_one_line_and_no_traceback(tmp_path):
+    result = run(["db", "upgrade"], {"LLM_INCIDENT_EXCERPT_MAX_CHARS": "many"}, tmp_path)
+    assert result.returncode == 2
+    assert "LLM_INCIDENT_EXCERPT_MAX_CHARS" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_db_upgrade_on_postgres(tmp_path):
+    with postgres_database() as url:
+        result = run(["db", "upgrade"], {"LLM_INCIDENT_DATABASE_URL": url}, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "upgraded to revision" in result.stdout
+
+
+def test_key_lifecycle_create_use_list_revoke(tmp_path):
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    env = {"LLM_INCIDENT_DATABASE_URL": url}
+    created = run(["keys", "create", "ingest-bot"], env, tmp_path)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("lli_") and "cannot be shown again" in created.stderr
+
+    db = Database(url)
+    app = create_app(settings_for(db, api_keys=[]), database=db)
+    with live_server(app) as base:
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.post(f"{base}/v1/events", json=[{"route": "r"}], headers=headers).status_code == 200
+        listed = run(["keys", "list"], env, tmp_path).stdout
+        assert "ingest-bot" in listed and key not in listed and "active" in listed
+        revoked = run(["keys", "revoke", "ingest-bot"], env, tmp_path)
+        assert revoked.returncode == 0 and "revoked 1 key" in revoked.stdout
+        after = httpx.post(f"{base}/v1/events", json=[{"route": "r"}], headers=headers)
+        assert after.status_code == 401
+    assert run(["keys", "revoke", "ingest-bot"], env, tmp_path).returncode == 1
+    db.dispose()
+
+
+def test_demo_seeds_and_prints_a_banner(tmp_path):
+    result = run(["demo", "--no-serve", "--scenario", "provider-429"], {}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "provider-429" in result.stdout and "API key" in result.stdout
+    assert (tmp_path / "llm_incident_demo.db").exists()
+
+
+@pytest.mark.timeout(60)
+def test_serve_upgrades_and_answers_health(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_INCIDENT_", "SLACK_"))}
+    env["LLM_INCIDENT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'serve.db'}"
+    proc = subprocess.Popen([EXE, "serve", "--port", str(port)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.1)
+        assert health.json()["status"] == "ok"
+        assert "llm_incident_http_requests_total" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
