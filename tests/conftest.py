@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from llm_incident.app import create_app
-from tests.support import TEST_KEY, database_for, live_server, test_settings
+from tests.support import TEST_KEY, database_for, live_server, settings_for
 
 for _var in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
              "SLACK_APP_TOKEN", "LLM_INCIDENT_DATABASE_URL", "LLM_INCIDENT_API_KEYS"):
@@ -30,7 +30,7 @@ def sqlite_db(tmp_path):
 
 @pytest.fixture
 def app(db):
-    return create_app(test_settings(db), database=db)
+    return create_app(settings_for(db), database=db)
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ def _sqlite_url(tmp_path: Path) -> Iterator[str]:
     yield f"sqlite:///{tmp_path / 'test.db'}"
 
 
-def test_settings(db: Database, **overrides: object) -> Settings:
+def settings_for(db: Database, **overrides: object) -> Settings:
     """Settings for tests: Slack off unless asked, one bootstrap API key, the given database."""
     values: dict[str, object] = {
         "database_url": db.url,
@@ -100,9 +100,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free port in a thread; yields the base URL."""
-    port = free_port()
+def live_server(app, port: int | None = None) -> Iterator[str]:
+    """Serve `app` with uvicorn in a thread on `port` (default: a free one); yields the base URL."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
