@@ -1,0 +1,1 @@
+"""Route metrics: window statistics, the event filter language, event search."""
