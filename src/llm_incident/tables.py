@@ -4,5 +4,8 @@ from sqlmodel import SQLModel
 
 from llm_incident import apikeys, changes  # noqa: F401
 from llm_incident.events import models as event_models  # noqa: F401
+from llm_incident.events import routes  # noqa: F401
+from llm_incident.incidents import models as incident_models  # noqa: F401
+from llm_incident.slack import models as slack_models  # noqa: F401
 
 metadata = SQLModel.metadata

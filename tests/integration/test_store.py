@@ -99,3 +99,38 @@ def test_sqlite_concurrent_read_then_write_transactions_never_lock(tmp_path):
 def test_sqlite_runs_in_wal_mode(sqlite_db):
     with sqlite_db.read() as session:
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_route_registry_follows_ingest(db):
+    from llm_incident.events.routes import KnownRoute, known_routes
+
+    with db.write() as session:
+        ingest_events(session, [
+            {"route": "b.route", "ts": "2026-11-26T10:00:00Z"},
+            {"route": "a.route", "ts": "2026-11-26T11:00:00Z"},
+        ], now=NOW)
+    with db.write() as session:
+        ingest_events(session, [
+            {"route": "b.route", "ts": "2026-11-26T09:00:00Z"},
+            {"route": "b.route", "ts": "2026-11-26T12:00:00Z"},
+        ], now=NOW)
+    with db.read() as session:
+        assert known_routes(session) == ["a.route", "b.route"]
+        b = session.get(KnownRoute, "b.route")
+    assert (b.first_seen.hour, b.last_seen.hour) == (9, 12)
+
+
+def test_upgrade_backfills_routes_from_existing_events(tmp_path):
+    from llm_incident.events.routes import known_routes
+
+    with database_for("sqlite", tmp_path, migrate=False) as db:
+        upgrade(db, "0002")
+        with db.write() as session:
+            session.execute(text(
+                "INSERT INTO events (event_id, ts, received_at, route, env, status, contains_banned,"
+                " priced, attempt, metadata) VALUES ('old-1', '2026-11-20 10:00:00.000000',"
+                " '2026-11-20 10:00:00.000000', 'legacy.route', 'prod', 'ok', 0, 0, 1, '{}')"))
+        upgrade(db)
+        with db.read() as session:
+            assert known_routes(session) == ["legacy.route"]
+            assert session.execute(text("SELECT count(*) FROM events")).scalar() == 1

@@ -20,6 +20,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from llm_incident.events.models import Event
 from llm_incident.events.pricing import cost_usd
 from llm_incident.events.redact import excerpt
+from llm_incident.events.routes import note_routes
 from llm_incident.events.schema import EventIn, as_text
 
 _TABLE = Event.__table__
@@ -231,6 +232,7 @@ def ingest_events(
     known = existing_ids(session, [r["event_id"] for r in rows])
     new_rows = [r for r in rows if r["event_id"] not in known]
     result.accepted = store_rows(session, new_rows)  # a concurrent twin may still win the race
+    note_routes(session, new_rows)
     result.duplicates += len(rows) - result.accepted
     result.unpriced = sum(1 for r in new_rows if not r["priced"])
     return result

@@ -22,6 +22,11 @@ class Event(SQLModel, table=True):
         Index("ix_events_route_ts_duration", "route", "ts", "duration_ms"),
         Index("ix_events_route_ts_tokens_out", "route", "ts", "tokens_out"),
         Index("ix_events_ts", "ts"),
+        # Every column metrics.stats aggregates: window stats read the index alone (0002).
+        Index(
+            "ix_events_route_ts_stats", "route", "ts", "status", "contains_banned", "error_code",
+            "model", "attempt", "priced", "cost_usd", "tokens_in", "tokens_out", "duration_ms",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,0 +1,1 @@
+"""The local console: the command core without Slack (`llm-incident shell`, and inside `demo`)."""

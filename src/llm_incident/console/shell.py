@@ -1,0 +1,151 @@
+"""`llm-incident shell`: type `/llm-incident …` commands, press buttons by number, fill forms."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TextIO
+
+from sqlmodel import Session
+
+from llm_incident.commands import views
+from llm_incident.commands.core import CommandCore, Context
+from llm_incident.commands.replies import Button, FieldKind, Modal, Outcome, Post, Target
+from llm_incident.console.render import render_modal_intro, render_reply
+from llm_incident.db import Database
+from llm_incident.incidents import service as incidents
+from llm_incident.incidents.models import Incident
+
+CHANNEL = "console"
+PROMPT = "llm-incident> "
+
+
+class ConsoleDelivery:
+    """Collects posts during a command; the shell prints them once the command is done."""
+
+    def __init__(self) -> None:
+        self.posts: list[Post] = []
+        self.cards: list[int] = []
+
+    def enqueue(self, session: Session, posts: list[Post]) -> None:
+        for post in posts:
+            if post.target is Target.root:
+                incident = incidents.get_incident(session, post.incident)
+                incidents.set_root_message(session, incident, channel_id=CHANNEL,
+                                           ts=f"console-{post.incident}")
+        self.posts.extend(posts)
+
+    def refresh_card(self, session: Session, incident: Incident) -> None:
+        self.cards.append(incident.number)
+
+    def drain(self) -> tuple[list[Post], list[int]]:
+        posts, cards = self.posts, list(dict.fromkeys(self.cards))
+        self.posts, self.cards = [], []
+        return posts, cards
+
+
+class Shell:
+    """The read-eval-print loop over the command core."""
+
+    def __init__(self, db: Database, *, user: str | None = None, out: TextIO = sys.stdout,
+                 read: Callable[[str], str] = input,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.db = db
+        self.delivery = ConsoleDelivery()
+        self.core = CommandCore(db, self.delivery)
+        self.user = user or getpass.getuser()
+        self.out = out
+        self.read = read
+        self.clock = clock
+        self.buttons: list[Button] = []
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out)
+
+    def context(self) -> Context:
+        return Context(user=self.user, channel=CHANNEL, now=self.clock())
+
+    def handle_line(self, line: str) -> None:
+        """One line: a button number, or a command with or without `/llm-incident`."""
+        line = line.strip()
+        if not line:
+            return
+        if line.isdigit():
+            index = int(line)
+            if not 1 <= index <= len(self.buttons):
+                self.say(f"no button [{index}]; buttons shown so far: 1–{len(self.buttons)}")
+                return
+            button = self.buttons[index - 1]
+            if button.confirm and not self._confirm(button):
+                return
+            line = button.command
+        for prefix in ("/llm-incident", "llm-incident"):
+            if line.startswith(prefix):
+                line = line[len(prefix):]
+        self.show(self.core.run(line, self.context()))
+
+    def _confirm(self, button: Button) -> bool:
+        answer = self.read(f"{button.confirm.text} [{button.confirm.ok}/no] ").strip().lower()
+        return answer in ("y", "yes", button.confirm.ok.lower())
+
+    def show(self, outcome: Outcome) -> None:
+        if outcome.modal is not None:
+            values = self.fill(outcome.modal)
+            if values is None:
+                self.say("(cancelled)")
+                return
+            outcome = self.core.submit(outcome.modal.kind, values, outcome.modal.context,
+                                       self.context())
+        if outcome.reply is not None:
+            self.say(render_reply(outcome.reply, self.buttons))
+        posts, cards = self.delivery.drain()
+        for post in posts:
+            where = {Target.root: "summary card", Target.thread: "thread",
+                     Target.origin: "channel"}[post.target]
+            self.say(f"\n── incident #{post.incident} · {where} ──")
+            self.say(render_reply(post.reply, self.buttons))
+        for number in cards:
+            with self.db.read() as session:
+                incident = incidents.get_incident(session, number)
+            self.say(f"\n── incident #{number} · summary card (updated) ──")
+            self.say(render_reply(views.summary_card(incident), self.buttons))
+
+    def fill(self, modal: Modal) -> dict[str, str | list[str]] | None:
+        """Ask for each field; None when cancelled."""
+        self.say(render_modal_intro(modal))
+        values: dict[str, str | list[str]] = {}
+        try:
+            for field in modal.fields:
+                hint = f" ({field.hint})" if field.hint else ""
+                if field.kind in (FieldKind.select, FieldKind.multi_select) and field.options:
+                    choices = ", ".join(field.options)
+                    many = " (several: comma separated)" if field.kind is FieldKind.multi_select else ""
+                    answer = self.read(f"{field.label}{many} [{choices}] ").strip()
+                else:
+                    answer = self.read(f"{field.label}{hint}: ").strip()
+                if not answer and field.initial:
+                    answer = field.initial if isinstance(field.initial, str) else ",".join(field.initial)
+                if field.kind is FieldKind.multi_select:
+                    values[field.name] = [a.strip() for a in answer.split(",") if a.strip()]
+                else:
+                    values[field.name] = answer
+        except (EOFError, KeyboardInterrupt):
+            return None
+        return values
+
+    def loop(self) -> None:
+        self.say("llm-incident console — type `help`, a command, or a button number; Ctrl-D quits.")
+        while True:
+            try:
+                line = self.read(PROMPT)
+            except (EOFError, KeyboardInterrupt):
+                self.say("")
+                return
+            if line.strip() in ("quit", "exit"):
+                return
+            try:
+                self.handle_line(line)
+            except Exception as exc:  # noqa: BLE001 - the console never dies on one bad command
+                self.say(f"⚠️ internal error: {exc!r} (nothing was changed if the command failed)")

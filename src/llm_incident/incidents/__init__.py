@@ -1,0 +1,1 @@
+"""Incidents: the record, its timeline, the runbook it is run from."""

@@ -1,0 +1,95 @@
+"""The runbook the incident thread is opened from, and the triage checklist per class.
+
+Headings and steps are the project's runbook (PRODUCT.md); filled from what is known at start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llm_incident.incidents.models import Incident, IncidentClass
+
+RUNBOOK_TITLE = "LLM Incident Runbook"
+
+
+@dataclass(frozen=True)
+class RunbookSection:
+    heading: str
+    lines: tuple[str, ...]
+
+
+CHECKLISTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "quality": ("Quality", (
+        "Recent deploys and prompt changes for the route",
+        "Flagged rate last 30–60 min vs baseline",
+        "Sample 20–30 outputs and label good/bad",
+        "Narrow pattern → patch guardrails; broad → shorten context, safer prompt, or disable",
+    )),
+    "latency": ("Latency", (
+        "p95 duration by route + model",
+        "Tokens in/out distributions",
+        "Retry loops",
+        "Reroute to a faster model/provider",
+        "Clamp max output tokens",
+    )),
+    "cost": ("Cost", (
+        "Call volume by route",
+        "Tokens in/out",
+        "Model mix",
+        "Budget clamp or smaller model",
+        "Top prompts by total cost in the last hour",
+    )),
+    "provider": ("Provider (429/5xx)", (
+        "Error codes and affected regions/models",
+        "Backoff + strict retry cap",
+        "Fail fast with a clear message",
+        "Reroute critical routes to another provider",
+        "Keep provider response metadata",
+    )),
+}
+
+FIRST_TEN_MINUTES = (
+    "Confirm the symptom class",
+    "Blast radius: routes, envs, customer tiers",
+    "Kill switch if impact is high",
+    "Retry limits + fast fallback on provider errors",
+    "Capture 5–10 example event IDs",
+)
+
+
+def checklists_for(incident_class: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The checklist for the class; all four when the class is unknown."""
+    if incident_class == IncidentClass.unknown.value or incident_class not in CHECKLISTS:
+        return list(CHECKLISTS.values())
+    return [CHECKLISTS[incident_class]]
+
+
+def _or_blank(values: list[str] | tuple[str, ...], blank: str = "_to fill_") -> str:
+    return ", ".join(values) if values else blank
+
+
+def runbook(incident: Incident, *, current_mitigation: str = "none yet") -> list[RunbookSection]:
+    """The runbook template pre-filled from the incident."""
+    started = incident.started_at.strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        RunbookSection("Summary", (
+            f"Symptom: {incident.symptom or '_to fill_'}",
+            f"Start time: {started}",
+            f"Affected routes: {_or_blank(incident.routes)}",
+            f"Affected customers: {_or_blank(incident.customer_tiers)}"
+            + (f" (envs: {', '.join(incident.envs)})" if incident.envs else ""),
+            f"Current mitigation: {current_mitigation}",
+        )),
+        RunbookSection("Triage", (
+            "Recent deploy or prompt change? (see the change log below)",
+            "Model/provider changes?",
+            "Metrics deltas (baseline vs now): flagged_rate, p95_duration_ms, p95_tokens_out, "
+            "cost_per_call",
+        )),
+        RunbookSection("Mitigation options", (
+            "Kill switch route", "Clamp max tokens", "Switch model", "Switch provider",
+            "Disable retries, set cap",
+        )),
+        RunbookSection("Evidence", ("Example event IDs", "Labels + notes")),
+        RunbookSection("Follow-ups", ("Permanent fix", "Tests/evals to add", "Guardrails to tighten")),
+    ]

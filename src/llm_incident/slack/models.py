@@ -1,0 +1,43 @@
+"""Tables of the Slack adapter: the outbox of messages to deliver, and seen request ids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A Slack message to post or update; delivered at least once, deduplicated by `key`.
+
+    `kind`: root (the incident's summary card), thread (a reply in its thread), origin (the
+    channel the command came from), card (re-render the summary card and `chat.update` it).
+    """
+
+    __tablename__ = "slack_outbox"
+    __table_args__ = (Index("ix_slack_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True, nullable=False)
+    kind: str = Field(max_length=20, nullable=False)
+    incident_number: int | None = Field(default=None, index=True)
+    channel: str | None = Field(default=None, max_length=50)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=20, nullable=False)  # pending|sent|dead
+    attempts: int = Field(default=0, nullable=False)
+    next_attempt_at: datetime = Field(nullable=False)
+    last_error: str | None = None
+    result_ts: str | None = Field(default=None, max_length=50)
+    created_at: datetime = Field(nullable=False)
+    sent_at: datetime | None = None
+
+
+class SeenRequest(SQLModel, table=True):
+    """Ids of Slack requests already handled (retries and replays are answered, not re-run)."""
+
+    __tablename__ = "slack_seen_requests"
+
+    key: str = Field(primary_key=True, max_length=200)
+    seen_at: datetime = Field(nullable=False, index=True)
