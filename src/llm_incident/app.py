@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from llm_incident import __version__
-from llm_incident.api import changes, health, ingest, traces
+from llm_incident.api import changes, health, ingest, search, traces
+from llm_incident.api import metrics as metrics_api
 from llm_incident.api.deps import ApiError, Services, utc_now
 from llm_incident.apikeys import KeyChecker
 from llm_incident.db import Database
@@ -64,6 +65,6 @@ def create_app(
     )
     _install_error_handlers(app)
     _install_request_metrics(app, metrics)
-    for module in (health, ingest, traces, changes):
+    for module in (health, ingest, traces, changes, search, metrics_api):
         app.include_router(module.router)
     return app

@@ -1,0 +1,248 @@
+"""Route window stats on a million events: full `window_stats` vs one hand-written p95 query.
+
+Generates N events (default 1,000,000) over 7 days for 20 routes — Zipf-like traffic, the busiest
+route gets about 28 % — into a temporary SQLite file with the real migrated schema (bulk insert
+with sqlite3.executemany), then for the busiest route, over the last 1 h and the last 24 h, times:
+
+- full:     `metrics.stats.window_stats(...)` — every stat (counts, rates, error codes, p50/p95/p99
+            duration, avg/p95 tokens in/out, cost, retries, model mix);
+- baseline: one hand-written covering-index query for p95 duration_ms, the form ARCHITECTURE.md
+            measured: `ORDER BY duration_ms LIMIT 1 OFFSET k` on (route, ts, duration_ms), with k
+            from a count in the same statement.
+
+Each figure is the best of --repeat runs (median alongside), full and baseline interleaved. Prints
+the ratio full / baseline; targets: <= 1.5x for 1 h, <= 2x for 24 h. Also prints, for reference,
+the fastest single p95 query we know (a bounded `ORDER BY … DESC` sort), which no full-stats
+design can match at 1 h since one aggregate pass alone costs about as much.
+
+With LLM_INCIDENT_BENCH_PG_URL set (e.g. postgresql://postgres@127.0.0.1:5432/postgres) it does the
+same on PostgreSQL, in a database it creates on that server and drops afterwards; there the
+baseline is `percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms)`.
+
+    python bench/metrics.py [--events 1000000] [--repeat 15] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from llm_incident.db import Database, normalize_url
+from llm_incident.metrics.stats import window_stats
+from llm_incident.migrate import upgrade
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+ROUTES = [
+    "support.reply", "search.summarize", "chat.answer", "docs.qa", "email.draft", "code.review",
+    "ticket.triage", "kb.rewrite", "sales.outreach", "notes.summarize", "translate.text",
+    "sql.assist", "moderation.check", "agent.plan", "agent.act", "faq.bot", "legal.redline",
+    "hr.policy", "invoice.extract", "onboarding.guide",
+]
+# model, provider, $ per input token, $ per output token (None = unpriced), traffic weight
+MODELS = [
+    ("gpt-4o-mini", "openai", 0.15e-6, 0.6e-6, 5),
+    ("gpt-4o", "openai", 2.5e-6, 10e-6, 2),
+    ("claude-3-5-haiku", "anthropic", 0.8e-6, 4e-6, 2),
+    ("in-house-7b", "self", None, None, 1),
+]
+COLUMNS = ("event_id, ts, received_at, route, env, model, provider, region, customer_tier, "
+           "tokens_in, tokens_out, duration_ms, status, error_code, contains_banned, cost_usd, "
+           "priced, prompt_id, prompt_version, attempt, metadata")
+WINDOWS = (("1 h", timedelta(hours=1), 1.5), ("24 h", timedelta(hours=24), 2.0))
+
+SQLITE_P95 = """
+SELECT duration_ms FROM events
+WHERE route = :route AND ts >= :start AND ts < :end AND duration_ms IS NOT NULL
+ORDER BY duration_ms LIMIT 1 OFFSET (
+    SELECT (count(duration_ms) * 95 + 99) / 100 - 1 FROM events
+    WHERE route = :route AND ts >= :start AND ts < :end)
+"""
+SQLITE_P95_DESC = """
+SELECT duration_ms FROM events
+WHERE route = :route AND ts >= :start AND ts < :end AND duration_ms IS NOT NULL
+ORDER BY duration_ms DESC LIMIT 1 OFFSET (
+    SELECT count(duration_ms) - (count(duration_ms) * 95 + 99) / 100 FROM events
+    WHERE route = :route AND ts >= :start AND ts < :end)
+"""
+PG_P95 = """
+SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms) FROM events
+WHERE route = :route AND ts >= :start AND ts < :end
+"""
+
+
+def generate(n: int, seed: int) -> Iterator[tuple]:
+    """N event rows in time order over the 7 days before NOW (ts as aware datetimes)."""
+    rnd = random.Random(seed)
+    span = 7 * 86400
+    offsets = sorted(rnd.random() * span for _ in range(n))
+    routes = rnd.choices(ROUTES, [1 / (i + 1) for i in range(len(ROUTES))], k=n)
+    models = rnd.choices(MODELS, [m[4] for m in MODELS], k=n)
+    start = NOW - timedelta(days=7)
+    for i in range(n):
+        ts = start + timedelta(seconds=offsets[i])
+        model, provider, price_in, price_out, _ = models[i]
+        tokens_in = int(rnd.lognormvariate(6.5, 0.6))
+        tokens_out = int(rnd.lognormvariate(5.0, 0.8))
+        roll = rnd.random()
+        status, code = ("error", rnd.choice(("429", "429", "503", "500"))) if roll < 0.02 else (
+            ("flagged", None) if roll < 0.03 else ("ok", None))
+        duration = None if code and rnd.random() < 0.5 else round(
+            150 + tokens_out * 12 + rnd.expovariate(1 / 300), 1)
+        cost = None if price_in is None else tokens_in * price_in + tokens_out * price_out
+        yield (
+            f"bench-{i}", ts, ts, routes[i], "prod" if rnd.random() < 0.95 else "staging",
+            model, provider, rnd.choice(("us-east-1", "eu-west-1", "ap-south-1")),
+            rnd.choice(("free", "pro", "enterprise")), tokens_in, tokens_out, duration, status,
+            code, rnd.random() < 0.005, cost, cost is not None, f"prompt-{rnd.randrange(10)}",
+            str(rnd.randrange(1, 4)), 1 if rnd.random() < 0.95 else rnd.choice((2, 2, 3)), "{}",
+        )
+
+
+def _sqlite_ts(value: datetime) -> str:
+    """The stored form of a UTC timestamp on SQLite (what the UTCDateTime column writes)."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def load_sqlite(path: Path, n: int, seed: int) -> Database:
+    """Migrate a fresh file, bulk-insert with executemany (indexes rebuilt after), return it."""
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    db.dispose()
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA synchronous=OFF")
+    indexes = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                          "AND tbl_name = 'events' AND sql IS NOT NULL").fetchall()
+    con.execute("BEGIN")
+    for name, _ in indexes:
+        con.execute(f'DROP INDEX "{name}"')
+    rows = ((r[0], _sqlite_ts(r[1]), _sqlite_ts(r[2]), *r[3:]) for r in generate(n, seed))
+    con.executemany(f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join('?' * 21)})", rows)
+    for _, sql in indexes:
+        con.execute(sql)
+    con.execute("COMMIT")
+    con.close()
+    return Database(f"sqlite:///{path}")
+
+
+@contextmanager
+def postgres_db(admin_url: str, n: int, seed: int) -> Iterator[Database]:
+    """A fresh database on the server at `admin_url`, migrated, loaded with COPY; dropped after."""
+    name = f"llm_incident_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(normalize_url(admin_url)).set(database=name).render_as_string(
+        hide_password=False)
+    db = Database(url)
+    try:
+        upgrade(db)
+        raw = db.engine.raw_connection()
+        try:
+            with raw.cursor() as cur, cur.copy(f"COPY events ({COLUMNS}) FROM STDIN") as copy:
+                for row in generate(n, seed):
+                    copy.write_row(row)
+            raw.commit()
+        finally:
+            raw.close()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE events"))
+        yield db
+    finally:
+        db.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def timed(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, tuple[float, float]]:
+    """(best, median) milliseconds per function, running them interleaved `repeat` times."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()  # warm caches and statement caches
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - start) * 1000)
+    return {name: (min(v), statistics.median(v)) for name, v in samples.items()}
+
+
+def bench(db: Database, label: str, repeat: int) -> bool:
+    """Print the figures for one backend; True when both targets are met (on best-of times)."""
+    postgres = db.backend == "postgresql"
+    route = ROUTES[0]
+    met = True
+    print(f"\n{label}")
+    with db.read() as session:
+        for name, span, target in WINDOWS:
+            start, end = NOW - span, NOW
+            params = {"route": route, "start": start if postgres else _sqlite_ts(start),
+                      "end": end if postgres else _sqlite_ts(end)}
+            fns: dict[str, Callable[[], object]] = {
+                "full": lambda: window_stats(session, route, start, end),
+                "baseline": lambda: session.execute(
+                    text(PG_P95 if postgres else SQLITE_P95), params).scalar_one(),
+            }
+            if not postgres:
+                fns["desc"] = lambda: session.execute(text(SQLITE_P95_DESC), params).scalar_one()
+            stats = window_stats(session, route, start, end)
+            p95 = fns["baseline"]()
+            assert stats.p95_duration_ms == p95, (stats.p95_duration_ms, p95)
+            times = timed(fns, repeat)
+            (full, full_med), (base, base_med) = times["full"], times["baseline"]
+            ratio = full / base
+            met &= ratio <= target
+            print(f"  {name:>4} window ({stats.calls:,} events, p95 {p95} ms): "
+                  f"full stats {full:.2f} ms (median {full_med:.2f}) | p95 query {base:.2f} ms "
+                  f"(median {base_med:.2f}) | ratio {ratio:.2f}x "
+                  f"(median {full_med / base_med:.2f}x)"
+                  f", target <= {target}x: {'met' if ratio <= target else 'NOT met'}")
+            if "desc" in times:
+                print(f"       reference: fastest single p95 query (bounded DESC sort) "
+                      f"{times['desc'][0]:.2f} ms → ratio {full / times['desc'][0]:.2f}x")
+    return met
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="llm-incident-bench-") as tmp:
+        started = time.perf_counter()
+        db = load_sqlite(Path(tmp) / "bench.db", args.events, args.seed)
+        print(f"SQLite: {args.events:,} events loaded in {time.perf_counter() - started:.1f} s")
+        try:
+            ok = bench(db, f"SQLite {sqlite3.sqlite_version}", args.repeat)
+        finally:
+            db.dispose()
+
+    pg_url = os.environ.get("LLM_INCIDENT_BENCH_PG_URL")
+    if pg_url:
+        started = time.perf_counter()
+        with postgres_db(pg_url, args.events, args.seed) as pg:
+            print(f"\nPostgreSQL: {args.events:,} events loaded in "
+                  f"{time.perf_counter() - started:.1f} s")
+            ok &= bench(pg, "PostgreSQL", args.repeat)
+    else:
+        print("\n(PostgreSQL skipped: set LLM_INCIDENT_BENCH_PG_URL to run it)")
+    print("\nall targets met" if ok else "\nsome targets NOT met")
+
+
+if __name__ == "__main__":
+    main()

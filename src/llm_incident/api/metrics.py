@@ -1,0 +1,115 @@
+"""`GET /v1/routes/{route}/metrics` (window stats vs baseline) and `…/breakdowns` (triage tables).
+
+Query parameters (both endpoints):
+  window=30m            span ending now: 90s, 30m, 1h, 24h, 7d … (default 30m)
+  baseline=previous     previous | day | week | <start>/<end> (RFC 3339 with offset)
+  filter=…              the event filter language (see metrics.filters)
+  env= model= provider= region= customer_tier=   equality filters
+Bad parameters answer 400 `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.sql import ColumnElement
+
+from llm_incident.api.deps import ApiError, require_api_key, services
+from llm_incident.metrics.breakdowns import breakdowns
+from llm_incident.metrics.compare import compare_windows
+from llm_incident.metrics.filters import FilterError, compile_filter
+from llm_incident.metrics.scope import Scope
+from llm_incident.metrics.windows import (
+    Baseline,
+    Window,
+    WindowError,
+    baseline_for,
+    format_span,
+    parse_span,
+    window_ending,
+)
+
+router = APIRouter(dependencies=[Depends(require_api_key)], tags=["metrics"])
+
+DEFAULT_WINDOW = "30m"
+PERCENTILE_METHOD = "nearest-rank"
+
+
+def _where(text: str | None, now: datetime) -> ColumnElement[bool] | None:
+    """The compiled `filter=` text, or None; FilterError → 400 pointing at the column."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return compile_filter(text, now=now)
+    except FilterError as exc:
+        raise ApiError(400, f"bad filter at {exc}") from None
+
+
+class _Params:
+    """The shared query parameters, parsed and checked."""
+
+    def __init__(
+        self,
+        window: str = Query(DEFAULT_WINDOW, description="span ending now: 30m, 1h, 24h, 7d"),
+        baseline: str = Query("previous", description="previous | day | week | <start>/<end>"),
+        filter_text: str | None = Query(None, alias="filter", description="filter language"),
+        env: str | None = Query(None),
+        model: str | None = Query(None),
+        provider: str | None = Query(None),
+        region: str | None = Query(None),
+        customer_tier: str | None = Query(None),
+    ) -> None:
+        self.window_text, self.baseline_text, self.filter_text = window, baseline, filter_text
+        self.scope = Scope(env, model, provider, region, customer_tier)
+
+    def resolve(self, now: datetime) -> tuple[Window, Baseline, ColumnElement[bool] | None]:
+        try:
+            current = window_ending(now, parse_span(self.window_text))
+            base = baseline_for(current, self.baseline_text)
+        except WindowError as exc:
+            raise ApiError(400, str(exc)) from None
+        return current, base, _where(self.filter_text, now)
+
+    def scope_json(self) -> dict[str, Any]:
+        return {**self.scope.to_dict(), "filter": self.filter_text or None}
+
+
+@router.get("/v1/routes/{route}/metrics")
+def get_route_metrics(route: str, request: Request, params: _Params = Depends()) -> dict[str, Any]:
+    """Every stat for the window and its baseline, with `{abs, rel, verdict}` per stat."""
+    svc = services(request)
+    now = svc.clock()
+    current, base, where = params.resolve(now)
+    with svc.db.read() as session:
+        comparison = compare_windows(
+            session, route, now=now, window=current, baseline=base, where=where,
+            **params.scope.to_dict(),
+        )
+    body = comparison.to_dict()
+    body["window"]["span"] = format_span(current.span)
+    body["scope"] = params.scope_json()
+    body["percentiles"] = PERCENTILE_METHOD
+    return body
+
+
+@router.get("/v1/routes/{route}/breakdowns")
+def get_route_breakdowns(
+    route: str, request: Request, params: _Params = Depends(),
+    limit: int = Query(10, ge=1, le=100, description="rows in top_prompts and volume_by_route"),
+) -> dict[str, Any]:
+    """p95 duration by model, calls and cost by route, model mix vs baseline, errors by model and
+    region, top prompts by cost."""
+    svc = services(request)
+    now = svc.clock()
+    current, base, where = params.resolve(now)
+    with svc.db.read() as session:
+        result = breakdowns(session, route, current, baseline=base.window, scope=params.scope,
+                            where=where, limit=limit)
+    body = result.to_dict()
+    body["window"]["span"] = format_span(current.span)
+    body["baseline"] = base.to_dict()
+    body["scope"] = params.scope_json()
+    body["percentiles"] = PERCENTILE_METHOD
+    return body
