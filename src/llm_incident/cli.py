@@ -87,8 +87,15 @@ def serve(host: str, port: int) -> None:
 @click.option("--db", "db_path", default="llm_incident_demo.db", show_default=True,
               type=click.Path(dir_okay=False), help="SQLite file (recreated on each run).")
 @click.option("--no-serve", is_flag=True, help="Seed and print the banner, then exit.")
-def demo(host: str, port: int, scenario: str, db_path: str, no_serve: bool) -> None:
-    """Seed ~3 hours of synthetic traffic with a live incident into SQLite, then serve it."""
+@click.option("--no-console", is_flag=True,
+              help="Serve only; by default the local console runs in the foreground.")
+def demo(host: str, port: int, scenario: str, db_path: str, no_serve: bool,
+         no_console: bool) -> None:
+    """Seed ~3 hours of synthetic traffic with a live incident into SQLite, then serve it.
+
+    The local console (the same commands as /llm-incident in Slack) runs in the foreground
+    while the server runs in the background; leave the console (Ctrl-D) to stop both.
+    """
     from llm_incident.apikeys import create_key
     from llm_incident.app import create_app
     from llm_incident.demo import SCENARIOS, seed_demo
@@ -118,11 +125,45 @@ def demo(host: str, port: int, scenario: str, db_path: str, no_serve: bool) -> N
             "Next steps:",
             f"  curl -H 'Authorization: Bearer {key}' '{base}/v1/changes?route=support.reply'",
             f"  curl -H 'Authorization: Bearer {key}' -d '[{{\"route\": \"support.reply\"}}]' {base}/v1/events",
+            "  in the console below: start support.reply cost tokens exploding · metrics support.reply",
             "",
         ])
     )
-    if not no_serve:
-        _run_server(create_app(settings, database=db), host, port)
+    if no_serve:
+        return
+    app = create_app(settings, database=db)
+    if no_console or not sys.stdin.isatty():
+        _run_server(app, host, port)
+        return
+    _serve_in_background(app, host, port)
+    _console(db, user=None)
+
+
+def _serve_in_background(app, host: str, port: int) -> None:
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    threading.Thread(target=server.run, name="llm-incident-server", daemon=True).start()
+
+
+def _console(database, user: str | None) -> None:
+    from llm_incident.console.shell import Shell
+
+    try:
+        import readline  # noqa: F401 - line editing and history for input()
+    except ImportError:  # pragma: no cover - not on every platform
+        pass
+    Shell(database, user=user).loop()
+
+
+@main.command()
+@click.option("--user", default=None, help="Who you are in the timeline (default: your login).")
+def shell(user: str | None) -> None:
+    """The local console: type /llm-incident commands, press buttons by number, no Slack needed."""
+    database, _ = _upgrade(_settings())
+    _console(database, user)
 
 
 @main.group()

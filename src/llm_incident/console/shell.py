@@ -33,7 +33,7 @@ class ConsoleDelivery:
         for post in posts:
             if post.target is Target.root:
                 incident = incidents.get_incident(session, post.incident)
-                incidents.set_root_message(session, incident, channel_id=CHANNEL,
+                incidents.set_root_message(session, incident, channel_id=incident.channel_id or CHANNEL,
                                            ts=f"console-{post.incident}")
         self.posts.extend(posts)
 
