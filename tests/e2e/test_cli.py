@@ -101,3 +101,55 @@ def test_serve_upgrades_and_answers_health(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=15)
+
+
+def test_shell_runs_commands_from_stdin(tmp_path):
+    env = {"LLM_INCIDENT_DATABASE_URL": f"sqlite:///{tmp_path / 'shell.db'}"}
+    seeded = run(["demo", "--no-serve", "--db", str(tmp_path / "shell.db")], {}, tmp_path)
+    assert seeded.returncode == 0, seeded.stderr
+    env_vars = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_INCIDENT_", "SLACK_"))}
+    env_vars.update(env)
+    script = "start support.reply cost tokens exploding 🔥\nmetrics support.reply 1h\n1\nyes\nlist\n"
+    result = subprocess.run([EXE, "shell", "--user", "ana"], input=script, env=env_vars,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Incident #1 started" in out and "== Summary ==" in out and "Triage: Cost" in out
+    assert "p95 tokens_out" in out and "× baseline" in out
+    assert "Incident #1 closed." in out and "No open incidents." in out
+
+
+@pytest.mark.timeout(90)
+def test_demo_serves_and_opens_the_console_on_a_terminal(tmp_path):
+    import pty
+
+    port = free_port()
+    main_fd, child_fd = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_INCIDENT_", "SLACK_"))}
+    proc = subprocess.Popen([EXE, "demo", "--port", str(port)], stdin=child_fd, stdout=child_fd,
+                            stderr=child_fd, env=env, cwd=tmp_path, close_fds=True)
+    os.close(child_fd)
+    seen = b""
+
+    def read_until(marker: bytes, seconds: float = 60) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + seconds
+        while marker not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+            try:
+                seen += os.read(main_fd, 65536)
+            except OSError:
+                break
+
+    try:
+        read_until(b"llm-incident> ")
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
+        os.write(main_fd, b"start support.reply cost tokens exploding\n")
+        read_until(b"Recent changes")
+        os.write(main_fd, b"\x04")  # Ctrl-D leaves the console and stops the demo
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main_fd)
+    assert b"Incident #1 started" in seen
