@@ -23,3 +23,13 @@ def test_fast_sqlite_datetime_matches_sqlalchemy(value):
     dialect = sqlite.dialect()
     reference = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     assert _sqlite_datetime(value) == reference(value)
+
+
+@pytest.mark.parametrize("value", [{}, {"a": 1, "nested": {"b": [1, 2.5, None, True]}},
+                                   {"text": "ünïcode ✓ \"quoted\""}])
+def test_fast_sqlite_json_reads_back_identically(value):
+    import json
+
+    from llm_incident.events.ingest import _sqlite_json
+
+    assert json.loads(_sqlite_json(value)) == value
