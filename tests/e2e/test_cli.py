@@ -122,6 +122,7 @@ def test_shell_runs_commands_from_stdin(tmp_path):
 @pytest.mark.timeout(90)
 def test_demo_serves_and_opens_the_console_on_a_terminal(tmp_path):
     import pty
+    import select
 
     port = free_port()
     main_fd, child_fd = pty.openpty()
@@ -131,23 +132,24 @@ def test_demo_serves_and_opens_the_console_on_a_terminal(tmp_path):
     os.close(child_fd)
     seen = b""
 
-    def read_until(marker: bytes, seconds: float = 60) -> None:
+    def read_until(marker: bytes, start: int = 0, seconds: float = 60) -> int:
+        """Read the terminal until `marker` shows up after `start`; returns where it ends."""
         nonlocal seen
         deadline = time.monotonic() + seconds
-        while marker not in seen:
+        while (found := seen.find(marker, start)) < 0:
             assert time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
-            try:
+            ready, _, _ = select.select([main_fd], [], [], 0.5)
+            if ready:
                 seen += os.read(main_fd, 65536)
-            except OSError:
-                break
+        return found + len(marker)
 
     try:
-        read_until(b"llm-incident> ")
+        prompt = read_until(b"llm-incident> ")
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
         os.write(main_fd, b"start support.reply cost tokens exploding\n")
-        read_until(b"Recent changes")
+        read_until(b"llm-incident> ", read_until(b"Recent changes", prompt))
         os.write(main_fd, b"\x04")  # Ctrl-D leaves the console and stops the demo
-        proc.wait(timeout=20)
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
