@@ -26,9 +26,15 @@ from llm_incident.metrics.breakdowns import (
 from llm_incident.metrics.compare import compare_windows
 from llm_incident.metrics.filters import compile_filter
 from llm_incident.metrics import percentiles as percentiles_module
-from llm_incident.metrics.percentiles import percentiles, reference_percentile
+from llm_incident.metrics.percentiles import (
+    nearest_rank,
+    percentiles,
+    reference_percentile,
+    select_ranks,
+)
 from llm_incident.metrics.scope import C, Scope, event_conditions
-from llm_incident.metrics.stats import window_stats
+from llm_incident.metrics import stats as stats_module
+from llm_incident.metrics.stats import stats_for, window_stats
 from llm_incident.metrics.windows import Window
 
 NOW = datetime(2026, 11, 26, 14, 0, tzinfo=timezone.utc)
@@ -313,3 +319,113 @@ def test_breakdowns_and_top_prompts(db):
     assert everything.to_dict()["top_prompts"][0]["prompt_id"] == "p1"
     assert everything.to_dict()["model_mix"][0]["model"] == "fast"
     assert [p.prompt_version for p in narrowed] == ["2"]
+
+
+# --- how the stats are computed: SQLite one-pass vs bounded path, exact durations, select_ranks ---
+
+
+def _spy(monkeypatch, module, name: str) -> list:
+    """Record the calls to `module.name` (still calling it)."""
+    calls: list = []
+    real = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_one_pass_and_bounded_path_give_identical_stats(db, seed, monkeypatch):
+    """The row limit decides the SQLite path (at the limit: one pass; one over: bounded); both
+    agree with each other and with the reference, exactly (cost to rounding of the sum order)."""
+    rnd = random.Random(seed)
+    route = f"paths.{seed}"
+    start = NOW - HOUR
+    events = _random_events(rnd, route, rnd.choice([1, 5, 60, 300]), start, HOUR)
+    if seed % 2:  # durations a microsecond figure represents exactly: no fallback for them
+        for event in events:
+            if event["duration_ms"] is not None:
+                event["duration_ms"] = round(event["duration_ms"], rnd.choice([0, 1, 3, 6]))
+    _store(db, events)
+    ref = _reference(_rows(db, route), start, NOW)
+    bounded = _spy(monkeypatch, stats_module, "_sqlite_bounded")
+    with db.read() as session:
+        n = ref["calls"]
+        at_limit = stats_for(session, route, start, NOW, fast_path_max_rows=n)
+        over_limit = stats_for(session, route, start, NOW, fast_path_max_rows=max(n - 1, 0))
+        default = window_stats(session, route, start, NOW)
+    if db.backend == "sqlite":
+        assert len(bounded) == (1 if n else 3)  # over the limit (an empty window: every call)
+    for stats in (at_limit, over_limit, default):
+        _assert_matches(stats, ref, 60.0)
+    one_pass, other = at_limit.to_dict(), over_limit.to_dict()
+    assert one_pass.pop("total_cost_usd") == pytest.approx(other.pop("total_cost_usd"), rel=1e-12)
+    assert one_pass == other
+
+
+def test_durations_travel_as_exact_microseconds_or_fall_back(sqlite_db, monkeypatch):
+    """Durations with at most 6 decimals are read in the one pass; one that microseconds cannot
+    represent (here 1/3 ms, and a negative one) sends durations to the exact SQL path."""
+    db = sqlite_db
+    fallback = _spy(monkeypatch, stats_module, "sqlite_percentiles")
+    nice = [0.0, 0.1, 2283.3, 7526.5, 1e-6, 123456.789012, 250.0, 250.0, 1e9]
+    _store(db, [{"route": "nice", "ts": NOW - timedelta(seconds=i + 1), "duration_ms": d}
+                for i, d in enumerate(nice)])
+    with db.read() as session:
+        stats = window_stats(session, "nice", NOW - HOUR, NOW)
+    assert not fallback
+    ranks = {p: reference_percentile(nice, p) for p in (50, 95, 99)}
+    assert (stats.p50_duration_ms, stats.p95_duration_ms, stats.p99_duration_ms) == (
+        ranks[50], ranks[95], ranks[99])
+
+    odd = [*nice, 1 / 3, 2 / 3 + 1000]
+    _store(db, [{"route": "odd", "ts": NOW - timedelta(seconds=i + 1), "duration_ms": d}
+                for i, d in enumerate(odd)])
+    with db.read() as session:
+        stats = window_stats(session, "odd", NOW - HOUR, NOW)
+    assert len(fallback) == 1
+    assert stats.p50_duration_ms == reference_percentile(odd, 50)
+    assert stats.p99_duration_ms == reference_percentile(odd, 99) == 1e9
+
+
+def test_large_window_matches_reference(db):
+    """Past SORT_BELOW values the percentiles come from select_ranks' sampled brackets."""
+    rnd = random.Random(11)
+    route = "large"
+    n = 2 * percentiles_module.SORT_BELOW + 37
+    pool = [round(rnd.lognormvariate(7, 1), 1) for _ in range(n // 4)]
+    _store(db, [{"route": route, "ts": NOW - timedelta(seconds=rnd.uniform(0, 3599)),
+                 "duration_ms": rnd.choice([None, rnd.choice(pool)]),
+                 "tokens_in": rnd.randint(0, 9000), "tokens_out": rnd.choice([None, 7, 900]),
+                 "model": rnd.choice(["a", "b", None])} for _ in range(n)])
+    ref = _reference(_rows(db, route), NOW - HOUR, NOW)
+    with db.read() as session:
+        stats = window_stats(session, route, NOW - HOUR, NOW)
+    _assert_matches(stats, ref, 60.0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_select_ranks_equals_sorting(seed):
+    """Every branch: plain sort, open and closed brackets, merged brackets, and a sample that
+    misleads (every sampled value an outlier) so everything is sorted after all."""
+    rnd = random.Random(seed)
+    n = rnd.choice([1, 2, 17, 1024, 1025, 3000, 20000])
+    kind = seed % 4
+    if kind == 0:
+        values = [rnd.uniform(0, 1e4) for _ in range(n)]
+    elif kind == 1:
+        values = [rnd.choice([1, 2, 2, 250, 7]) for _ in range(n)]
+    elif kind == 2:
+        values = sorted(rnd.randint(0, 10**12) for _ in range(n))
+    else:
+        values = [rnd.choice([rnd.randint(0, 100), rnd.uniform(0, 100)]) for _ in range(n)]
+        values[::percentiles_module.SAMPLE_STEP] = [-1] * len(
+            values[::percentiles_module.SAMPLE_STEP])
+    ps = rnd.sample([0, 0.1, 1, 7, 25, 50, 75, 90, 95, 99, 99.9, 100], 4)
+    ranks = [nearest_rank(p, n) for p in ps]
+    before = list(values)
+    assert select_ranks(values, ranks) == [sorted(values)[r - 1] for r in ranks]
+    assert values == before

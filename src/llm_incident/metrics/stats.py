@@ -12,23 +12,52 @@ Conventions (the numbers a responder quotes at 3 a.m.):
 - Cost counts priced events only (`priced` = the cost is known). `total_cost_usd` sums them,
   `cost_per_call_usd` = total / priced calls, and `unpriced_calls` says how many were left out.
 - retry_share = share of calls with attempt > 1. `model_mix` = calls per model ("unknown" = none).
+
+How (figures in bench/metrics.py):
+
+- SQLite, windows up to `FAST_PATH_MAX_ROWS` events: ONE statement over the covering index
+  `ix_events_route_ts_stats`. SQL counts what is cheap to count there (calls, flagged, errors,
+  retries, priced calls, cost); the columns behind percentiles, averages, model mix and error codes
+  come back as JSON arrays (`json_group_array` — far cheaper than a Python tuple per row) and
+  Python finishes them: `select_ranks` for percentiles, `Counter` for the mixes. duration_ms is a
+  REAL that JSON text would round, so it travels as whole microseconds, and the same statement
+  counts the durations microseconds do not represent exactly (any → durations take
+  `sqlite_percentiles` instead). A count capped at the limit, in the WHERE clause, is evaluated
+  once before the scan: a larger window makes the statement read nothing and take the bounded path.
+- Bounded path (larger SQLite windows, or SQLite < 3.38): one aggregate pass, percentiles column by
+  column on the covering indexes (`sqlite_percentiles`), one grouped query for model mix and error
+  codes — memory stays bounded whatever the window.
+- PostgreSQL: one statement: the aggregates, `percentile_disc` (its sorts spill to disk past
+  work_mem) and a grouped sub-select for model mix and error codes.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Float, Integer, case, cast, exists, func, literal_column, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from llm_incident.metrics.percentiles import pg_percentile, sqlite_percentiles
+from llm_incident.metrics.percentiles import (
+    nearest_rank,
+    pg_percentile,
+    raw_rows,
+    select_ranks,
+    sqlite_percentiles,
+)
 from llm_incident.metrics.scope import C, IS_ERROR, IS_FLAGGED, Scope, event_conditions
 
 DURATION_PS = (50.0, 95.0, 99.0)
 UNKNOWN = "unknown"
+# Largest SQLite window read in one pass into Python (about 200 bytes of JSON and Python objects
+# per event at the peak, so ~60 MB); larger windows take the bounded path.
+FAST_PATH_MAX_ROWS = 300_000
 
 
 @dataclass
@@ -70,37 +99,6 @@ class WindowStats:
         return data
 
 
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-_TOTALS = (
-    func.count().label("calls"),
-    _count_if(IS_FLAGGED).label("flagged"),
-    _count_if(IS_ERROR).label("errors"),
-    func.count(C.duration_ms).label("n_duration"),
-    func.count(C.tokens_in).label("n_tokens_in"),
-    func.sum(C.tokens_in).label("sum_tokens_in"),
-    func.count(C.tokens_out).label("n_tokens_out"),
-    func.sum(C.tokens_out).label("sum_tokens_out"),
-    func.sum(case((C.priced, C.cost_usd))).label("cost"),
-    _count_if(C.priced).label("priced"),
-    _count_if(C.attempt > 1).label("retries"),
-)
-
-
-def _pg_percentiles() -> tuple[ColumnElement[Any], ...]:
-    return (
-        *(pg_percentile(C.duration_ms, p).label(f"p{p:g}_duration") for p in DURATION_PS),
-        pg_percentile(C.tokens_in, 95.0).label("p95_tokens_in"),
-        pg_percentile(C.tokens_out, 95.0).label("p95_tokens_out"),
-    )
-
-
-def _share(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
 def window_stats(
     session: Session,
     route: str | None,
@@ -128,83 +126,201 @@ def stats_for(
     *,
     scope: Scope | None = None,
     where: ColumnElement[bool] | None = None,
+    fast_path_max_rows: int | None = None,
 ) -> WindowStats:
-    """`window_stats` with the dimension filters as a `Scope` (used by compare and breakdowns)."""
+    """`window_stats` with the dimension filters as a `Scope` (used by compare and breakdowns).
+    `fast_path_max_rows` overrides `FAST_PATH_MAX_ROWS` (tests)."""
     if start >= end:
         raise ValueError("window start must be before its end")
     conditions = event_conditions(route, start, end, scope, where)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    columns = _TOTALS + (_pg_percentiles() if postgres else ())
-    row = session.execute(select(*columns).where(*conditions)).one()._mapping
     stats = WindowStats(route=route, start=start, end=end)
-    minutes = (end - start).total_seconds() / 60
-    stats.calls = row["calls"]
-    stats.calls_per_min = stats.calls / minutes
-    if stats.empty:
-        return stats
-
-    stats.flagged, stats.errors, stats.retries = row["flagged"], row["errors"], row["retries"]
-    stats.flagged_rate = _share(stats.flagged, stats.calls)
-    stats.error_rate = _share(stats.errors, stats.calls)
-    stats.retry_share = _share(stats.retries, stats.calls)
-    stats.priced_calls = row["priced"]
-    stats.unpriced_calls = stats.calls - stats.priced_calls
-    stats.total_cost_usd = float(row["cost"] or 0.0)
-    if stats.priced_calls:
-        stats.cost_per_call_usd = stats.total_cost_usd / stats.priced_calls
-    if row["n_tokens_in"]:
-        stats.avg_tokens_in = int(row["sum_tokens_in"]) / row["n_tokens_in"]
-    if row["n_tokens_out"]:
-        stats.avg_tokens_out = int(row["sum_tokens_out"]) / row["n_tokens_out"]
-
-    if postgres:
-        details = _pg_details(session, conditions, row)
+    if session.get_bind().dialect.name == "postgresql":
+        _postgres(session, conditions, stats)
     else:
-        details = _sqlite_details(session, conditions, row)
-    durations, stats.p95_tokens_in, stats.p95_tokens_out, mix, codes = details
-    stats.p50_duration_ms, stats.p95_duration_ms, stats.p99_duration_ms = (
-        durations[p] for p in DURATION_PS)
-    stats.model_mix, stats.error_codes = _largest_first(mix), _largest_first(codes)
+        limit = FAST_PATH_MAX_ROWS if fast_path_max_rows is None else fast_path_max_rows
+        if sqlite3.sqlite_version_info < (3, 38, 0) or not _sqlite_one_pass(
+                session, conditions, stats, limit):
+            _sqlite_bounded(session, conditions, stats)
+    stats.calls_per_min = stats.calls / ((end - start).total_seconds() / 60)
     return stats
 
 
-_Details = tuple[dict[float, Any], Any, Any, dict[str, int], dict[str, int]]
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _set_counts(stats: WindowStats, calls: int, flagged: int, errors: int, retries: int,
+                priced: int, cost: float | None) -> None:
+    stats.calls, stats.flagged, stats.errors, stats.retries = calls, flagged, errors, retries
+    stats.flagged_rate = _share(flagged, calls)
+    stats.error_rate = _share(errors, calls)
+    stats.retry_share = _share(retries, calls)
+    stats.priced_calls, stats.unpriced_calls = priced, calls - priced
+    stats.total_cost_usd = float(cost or 0.0)
+    if priced:
+        stats.cost_per_call_usd = stats.total_cost_usd / priced
+
+
+def _set_durations(stats: WindowStats, durations: dict[float, Any]) -> None:
+    stats.p50_duration_ms, stats.p95_duration_ms, stats.p99_duration_ms = (
+        durations[p] for p in DURATION_PS)
+
+
+def _largest_first(counts: dict[Any, int]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for key, count in counts.items():
+        name = UNKNOWN if key is None else key
+        merged[name] = merged.get(name, 0) + count
+    return dict(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+# --- SQLite, one pass --------------------------------------------------------------------------
+
+_MICROS_PER_MS = literal_column("1000000.0", Float)
+# duration_ms in whole microseconds (+ 0.5 then truncation rounds a duration >= 0 to nearest).
+_DURATION_US = cast(C.duration_ms * _MICROS_PER_MS + literal_column("0.5", Float), Integer)
+
+_ONE_PASS = (
+    func.count(),
+    func.count().filter(IS_FLAGGED),
+    func.count().filter(IS_ERROR),
+    func.count().filter(C.attempt > 1),
+    func.count().filter(C.priced),
+    func.sum(C.cost_usd).filter(C.priced),
+    # Durations the microsecond figure does not give back exactly (as Python computes it below).
+    func.count().filter(_DURATION_US.op("/")(_MICROS_PER_MS) != C.duration_ms),
+    func.json_group_array(_DURATION_US).filter(C.duration_ms.is_not(None)),
+    func.json_group_array(C.tokens_in).filter(C.tokens_in.is_not(None)),
+    func.json_group_array(C.tokens_out).filter(C.tokens_out.is_not(None)),
+    func.json_group_array(C.model),
+    func.json_group_array(func.coalesce(C.error_code, UNKNOWN)).filter(IS_ERROR),
+)
+
+
+def _at_most(conditions: list[ColumnElement[bool]], limit: int) -> ColumnElement[bool]:
+    """True when at most `limit` events match; reads no more than limit + 1 of them."""
+    return ~exists(select(literal_column("1")).where(*conditions).offset(limit))
+
+
+def _sqlite_one_pass(session: Session, conditions: list[ColumnElement[bool]],
+                     stats: WindowStats, limit: int) -> bool:
+    """Fill `stats` from one statement; False (nothing filled) for an empty window or one over
+    `limit` events — the bounded path tells those apart."""
+    stmt = select(*_ONE_PASS).where(*conditions, _at_most(conditions, limit))
+    (row,) = raw_rows(session, stmt)
+    calls, flagged, errors, retries, priced, cost, inexact = row[:7]
+    if not calls:
+        return False
+    _set_counts(stats, calls, flagged, errors, retries, priced, cost)
+    micros, tokens_in, tokens_out, models, codes = map(json.loads, row[7:])
+    if inexact:  # durations with sub-microsecond digits: read them exactly instead
+        _set_durations(stats, sqlite_percentiles(session, C.duration_ms, DURATION_PS, conditions,
+                                                 len(micros)))
+    else:
+        picked = _at_ranks(micros, DURATION_PS)
+        _set_durations(stats, {p: None if v is None else float(v) / 1_000_000
+                               for p, v in zip(DURATION_PS, picked, strict=True)})
+    if tokens_in:
+        stats.avg_tokens_in = sum(tokens_in) / len(tokens_in)
+        (stats.p95_tokens_in,) = _at_ranks(tokens_in, (95.0,))
+    if tokens_out:
+        stats.avg_tokens_out = sum(tokens_out) / len(tokens_out)
+        (stats.p95_tokens_out,) = _at_ranks(tokens_out, (95.0,))
+    stats.model_mix = _largest_first(Counter(models))
+    stats.error_codes = _largest_first(Counter(codes))
+    return True
+
+
+def _at_ranks(values: list[Any], ps: tuple[float, ...]) -> list[Any]:
+    if not values:
+        return [None] * len(ps)
+    return select_ranks(values, [nearest_rank(p, len(values)) for p in ps])
+
+
+# --- SQLite, bounded memory --------------------------------------------------------------------
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+_TOTALS = (
+    func.count().label("calls"),
+    _count_if(IS_FLAGGED).label("flagged"),
+    _count_if(IS_ERROR).label("errors"),
+    _count_if(C.attempt > 1).label("retries"),
+    _count_if(C.priced).label("priced"),
+    func.sum(case((C.priced, C.cost_usd))).label("cost"),
+    func.count(C.duration_ms).label("n_duration"),
+    func.count(C.tokens_in).label("n_tokens_in"),
+    func.sum(C.tokens_in).label("sum_tokens_in"),
+    func.count(C.tokens_out).label("n_tokens_out"),
+    func.sum(C.tokens_out).label("sum_tokens_out"),
+)
 _ERROR_KEY = case((IS_ERROR, func.coalesce(C.error_code, UNKNOWN)))
 
 
-def _pg_details(session: Session, conditions: list[ColumnElement[bool]], row: Any) -> _Details:
-    """PostgreSQL computed the percentiles with the totals; add model mix and error codes."""
-    durations = {p: row[f"p{p:g}_duration"] for p in DURATION_PS}
-    mix, codes = _mix_and_codes(session, conditions)
-    return durations, row["p95_tokens_in"], row["p95_tokens_out"], mix, codes
+def _set_totals(stats: WindowStats, row: Any) -> None:
+    """Counts, rates, cost and token averages from a `_TOTALS` row (positional)."""
+    _set_counts(stats, *row[:6])
+    n_in, sum_in, n_out, sum_out = row[7:11]
+    if n_in:
+        stats.avg_tokens_in = int(sum_in) / n_in
+    if n_out:
+        stats.avg_tokens_out = int(sum_out) / n_out
 
 
-def _sqlite_details(session: Session, conditions: list[ColumnElement[bool]], row: Any) -> _Details:
-    """Percentiles column by column on the covering indexes, then model mix and error codes."""
-    durations = sqlite_percentiles(session, C.duration_ms, DURATION_PS, conditions,
-                                   row["n_duration"])
-    p95_in = sqlite_percentiles(session, C.tokens_in, (95.0,), conditions, row["n_tokens_in"])
-    p95_out = sqlite_percentiles(session, C.tokens_out, (95.0,), conditions, row["n_tokens_out"])
-    mix, codes = _mix_and_codes(session, conditions)
-    return durations, p95_in[95.0], p95_out[95.0], mix, codes
+def _sqlite_bounded(session: Session, conditions: list[ColumnElement[bool]],
+                    stats: WindowStats) -> None:
+    """Aggregates, then percentiles column by column on the covering indexes, then model mix and
+    error codes — the same read transaction, so one snapshot."""
+    (row,) = raw_rows(session, select(*_TOTALS).where(*conditions))
+    _set_totals(stats, row)
+    if stats.empty:
+        return
+    n_duration, n_in, n_out = row[6], row[7], row[9]
+    _set_durations(stats, sqlite_percentiles(session, C.duration_ms, DURATION_PS, conditions,
+                                             n_duration))
+    stats.p95_tokens_in = sqlite_percentiles(session, C.tokens_in, (95.0,), conditions, n_in)[95.0]
+    stats.p95_tokens_out = sqlite_percentiles(session, C.tokens_out, (95.0,), conditions,
+                                              n_out)[95.0]
+    grouped = raw_rows(session, select(C.model, _ERROR_KEY, func.count())
+                       .where(*conditions).group_by(C.model, _ERROR_KEY))
+    _set_mixes(stats, grouped)
 
 
-def _mix_and_codes(
-    session: Session, conditions: list[ColumnElement[bool]]
-) -> tuple[dict[str, int], dict[str, int]]:
-    """Calls per model and errors per code, from one grouped query."""
-    rows = session.execute(
-        select(C.model, _ERROR_KEY, func.count()).where(*conditions).group_by(C.model, _ERROR_KEY)
-    ).all()
-    mix: dict[str, int] = {}
-    codes: dict[str, int] = {}
-    for model_name, error_code, count in rows:
-        key = model_name if model_name is not None else UNKNOWN
-        mix[key] = mix.get(key, 0) + count
+def _set_mixes(stats: WindowStats, grouped: list[Any]) -> None:
+    """Model mix and error codes from (model, error key or None, count) groups."""
+    mix: Counter[Any] = Counter()
+    codes: Counter[Any] = Counter()
+    for model_name, error_code, count in grouped:
+        mix[model_name] += count
         if error_code is not None:
-            codes[error_code] = codes.get(error_code, 0) + count
-    return mix, codes
+            codes[error_code] += count
+    stats.model_mix, stats.error_codes = _largest_first(mix), _largest_first(codes)
 
 
-def _largest_first(counts: dict[str, int]) -> dict[str, int]:
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+_PG_PERCENTILES = (
+    *(pg_percentile(C.duration_ms, p) for p in DURATION_PS),
+    pg_percentile(C.tokens_in, 95.0),
+    pg_percentile(C.tokens_out, 95.0),
+)
+
+
+def _postgres(session: Session, conditions: list[ColumnElement[bool]],
+              stats: WindowStats) -> None:
+    """Aggregates, percentile_disc and (as JSON, from a grouped sub-select) model mix and error
+    codes in one statement."""
+    groups = (select(C.model.label("model"), _ERROR_KEY.label("code"), func.count().label("n"))
+              .where(*conditions).group_by(C.model, _ERROR_KEY).subquery())
+    mixes = select(func.json_agg(func.json_build_array(groups.c.model, groups.c.code,
+                                                       groups.c.n))).scalar_subquery()
+    (row,) = raw_rows(session, select(*_TOTALS, *_PG_PERCENTILES, mixes).where(*conditions))
+    _set_totals(stats, row)
+    if stats.empty:
+        return
+    durations = row[11:14]
+    _set_durations(stats, dict(zip(DURATION_PS, durations, strict=True)))
+    stats.p95_tokens_in, stats.p95_tokens_out = row[14:16]
+    _set_mixes(stats, row[16] or [])
