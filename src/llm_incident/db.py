@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 _WRITE_OPTION = "llm_incident_write"
+log = logging.getLogger("llm_incident.db")
 
 
 def normalize_url(url: str) -> str:
@@ -60,6 +62,9 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self.commit_hooks: list[Callable[[Session], None]] = []
+        """Called with the session after each `write()` commits (its `info` says what changed); errors are
+        logged, never raised."""
 
     @property
     def backend(self) -> str:
@@ -77,6 +82,11 @@ class Database:
         with Session(self.write_engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
+            for hook in list(self.commit_hooks):
+                try:
+                    hook(session)
+                except Exception:  # noqa: BLE001 - a hook must not fail a committed write
+                    log.exception("after-commit hook %r failed", hook)
 
     def dispose(self) -> None:
         self.engine.dispose()

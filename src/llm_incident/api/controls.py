@@ -1,0 +1,233 @@
+"""Route controls over HTTP: read with ETag / If-None-Match / `?wait=` long-poll, change by compare-and-set.
+
+  GET  /v1/controls[?env=&route=…&wait=]            every route's controls (JSON array)
+  GET  /v1/routes/{route}/controls[?env=prod&version=&wait=]
+  PUT  /v1/routes/{route}/controls  (POST too)      {"enabled": false, …, "expected_version": 3, "reason": …}
+
+A long-poll compares against the client's `If-None-Match` (or `version=` for one route): it answers 200 as
+soon as the state differs, else 304 after `wait` seconds (≤ 30).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from llm_incident.api.controls_watch import ControlsWatch, wait_until
+from llm_incident.api.deps import ApiError, parse_json, read_body, require_api_key, services
+from llm_incident.controls.models import Outcome
+from llm_incident.controls.service import change_controls, get_controls, list_controls
+from llm_incident.controls.values import DEFAULT_ENV, ControlError, ControlState
+
+MAX_WAIT = 30.0
+MAX_EXPIRES_IN = 30 * 24 * 3600.0
+DEFAULT_ACTOR = "api"
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    watch = controls_watch(app)
+    try:
+        yield
+    finally:
+        watch.detach()
+
+
+router = APIRouter(dependencies=[Depends(require_api_key)], tags=["controls"], lifespan=_lifespan)
+
+
+def controls_watch(app: FastAPI) -> ControlsWatch:
+    """The app's watch (created on first use), hooked to its database's commits."""
+    watch = getattr(app.state, "controls_watch", None)
+    if watch is None:
+        watch = app.state.controls_watch = ControlsWatch(app.state.services.db)
+    watch.attach()
+    return watch
+
+
+def control_json(state: ControlState) -> dict[str, Any]:
+    """The public shape: exactly these twelve keys."""
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "route": state.route, "env": state.env, "enabled": state.enabled, "max_tokens": state.max_tokens,
+        "model": state.model, "provider": state.provider, "retry_cap": state.retry_cap,
+        "fallback_message": state.fallback_message, "version": state.version,
+        "updated_at": iso(state.updated_at), "updated_by": state.updated_by, "expires_at": iso(state.expires_at),
+    }
+
+
+def control_etag(state: ControlState) -> str:
+    return f'"{quote(state.route, safe=".-_~")}:{quote(state.env, safe=".-_~")}:{state.version}"'
+
+
+def list_etag(states: list[ControlState], env: str | None) -> str:
+    """Changes whenever any listed version changes (versions only grow) or the list grows."""
+    scope = quote(env, safe=".-_~") if env is not None else "*"
+    return f'"controls:{scope}:{sum(s.version for s in states)}:{len(states)}"'
+
+
+def client_tags(header: str | None) -> set[str] | None:
+    """The entity tags of an `If-None-Match` header (weak prefix dropped); None when absent."""
+    if header is None:
+        return None
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def wait_seconds(wait: float | None) -> float:
+    if wait is None:
+        return 0.0
+    if not (0 <= wait <= MAX_WAIT):
+        raise ApiError(400, f"wait must be between 0 and {MAX_WAIT:g} seconds, got {wait:g}")
+    return wait
+
+
+async def _conditional(request: Request, read: Callable[[], T], etag_of: Callable[[T], str],
+                       body_of: Callable[[T], Any], wait: float, version_of: Callable[[T], int] | None = None,
+                       version: int | None = None) -> Response:
+    """200 with the body, or 304 when the client's tag (or `version`) still matches — after waiting up to
+    `wait` seconds for it to stop matching."""
+    tags = client_tags(request.headers.get("if-none-match"))
+
+    def unchanged(state: T) -> bool:
+        if version is not None and version_of is not None:
+            return version_of(state) == version
+        return tags is not None and ("*" in tags or etag_of(state) in tags)
+
+    if wait > 0 and (tags is not None or version is not None):
+        watch = controls_watch(request.app)
+        state, _ = await wait_until(watch, read, lambda s: not unchanged(s), wait, time.monotonic)
+    else:
+        state = await run_in_threadpool(read)
+    headers = {"ETag": etag_of(state), "Cache-Control": "no-cache"}
+    if unchanged(state):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(body_of(state), headers=headers)
+
+
+@router.get("/v1/controls")
+async def get_all_controls(
+    request: Request,
+    env: str | None = Query(None, description="only this env (default: every env)"),
+    route: list[str] | None = Query(None, description="only these routes (defaults for those never changed)"),
+    wait: float | None = Query(None, description="long-poll up to this many seconds (≤ 30)"),
+) -> Response:
+    """Every changed route's controls plus defaults (version 0) for the other known routes."""
+    svc = services(request)
+    seconds = wait_seconds(wait)
+
+    def read() -> list[ControlState]:
+        with svc.db.read() as session:
+            return list_controls(session, env=env, routes=route)
+
+    return await _conditional(request, read, lambda states: list_etag(states, env),
+                              lambda states: [control_json(s) for s in states], seconds)
+
+
+@router.get("/v1/routes/{route}/controls")
+async def get_route_controls(
+    request: Request,
+    route: str,
+    env: str = Query(DEFAULT_ENV),
+    version: int | None = Query(None, ge=0, description="the version the client has (alternative to ETag)"),
+    wait: float | None = Query(None, description="long-poll up to this many seconds (≤ 30)"),
+) -> Response:
+    """One route's controls; defaults with version 0 for a route never changed."""
+    svc = services(request)
+    seconds = wait_seconds(wait)
+
+    def read() -> ControlState:
+        with svc.db.read() as session:
+            return get_controls(session, route, env)
+
+    return await _conditional(request, read, control_etag, control_json, seconds,
+                              version_of=lambda s: s.version, version=version)
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    env: str
+    changes: dict[str, Any]
+    expected_version: int | None
+    reason: str
+    actor: str
+    incident: int | None
+    expires_at: datetime | None
+
+
+def _optional(payload: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = payload.pop(key, None)
+    if value is not None and (isinstance(value, bool) and kind is not bool or not isinstance(value, kind)):
+        raise ApiError(400, f"{key} must be {what}")
+    return value
+
+
+def parse_change(payload: Any, env: str | None, now: datetime) -> ChangeRequest:
+    """The change request from a JSON body; 400 for a wrong shape (values are checked by the domain)."""
+    if not isinstance(payload, dict):
+        raise ApiError(400, 'expected a JSON object, e.g. {"enabled": false, "reason": "…"}')
+    payload = dict(payload)
+    body_env = _optional(payload, "env", str, "a string")
+    if env is not None and body_env is not None and env != body_env:
+        raise ApiError(400, f"env is {env!r} in the query but {body_env!r} in the body")
+    expected = _optional(payload, "expected_version", int, "a whole number")
+    reason = _optional(payload, "reason", str, "a string") or ""
+    actor = _optional(payload, "actor", str, "a string") or DEFAULT_ACTOR
+    incident = _optional(payload, "incident", int, "an incident number")
+    expires_at_text = _optional(payload, "expires_at", str, "an RFC 3339 timestamp with offset")
+    expires_in = _optional(payload, "expires_in", (int, float), "a number of seconds")
+    expires_at = None
+    if expires_at_text is not None and expires_in is not None:
+        raise ApiError(400, "give expires_at or expires_in, not both")
+    if expires_at_text is not None:
+        try:
+            expires_at = datetime.fromisoformat(expires_at_text)
+        except ValueError:
+            raise ApiError(400, "expires_at must be an RFC 3339 timestamp, e.g. 2026-11-26T16:00:00Z") from None
+    elif expires_in is not None:
+        if not (math.isfinite(expires_in) and 0 < expires_in <= MAX_EXPIRES_IN):
+            raise ApiError(400, f"expires_in must be between 0 and {MAX_EXPIRES_IN:g} seconds")
+        expires_at = now + timedelta(seconds=expires_in)
+    return ChangeRequest(env=env or body_env or DEFAULT_ENV, changes=payload, expected_version=expected,
+                         reason=reason, actor=actor, incident=incident, expires_at=expires_at)
+
+
+@router.api_route("/v1/routes/{route}/controls", methods=["PUT", "POST"])
+async def put_route_controls(
+    request: Request, route: str, env: str | None = Query(None)
+) -> JSONResponse:
+    """Change controls; 200 `{controls, outcome, warnings, change_id}`, 409 on a version conflict."""
+    svc = services(request)
+    now = svc.clock()
+    req = parse_change(parse_json(await read_body(request, svc.settings.max_body_bytes)), env, now)
+
+    def save():
+        with svc.db.write() as session:
+            return change_controls(
+                session, route, req.env, req.changes, actor=req.actor, reason=req.reason, incident=req.incident,
+                expected_version=req.expected_version, expires_at=req.expires_at, now=now)
+
+    try:
+        result = await run_in_threadpool(save)
+    except ControlError as exc:
+        raise ApiError(400, str(exc)) from None
+    body = {"controls": control_json(result.controls), "outcome": result.outcome.value,
+            "warnings": list(result.warnings), "change_id": result.change_id}
+    headers = {"ETag": control_etag(result.controls)}
+    if result.outcome is Outcome.conflict:
+        message = (f"version conflict: expected {req.expected_version}, current is {result.controls.version}; "
+                   "re-read and retry")
+        return JSONResponse({"error": message, **body}, status_code=409, headers=headers)
+    return JSONResponse(body, headers=headers)

@@ -1,0 +1,235 @@
+"""`Controls`: the LLM app's copy of its route controls, read in microseconds, kept current in the background.
+
+A daemon thread loads `GET /v1/controls?env=…` and then long-polls it (`wait`, `If-None-Match`), so a flip on
+the server reaches `guard()` within a round trip. During an outage the last known good values stay in force and
+the thread retries with backoff (honouring `Retry-After`). Routes never fetched — before the first successful
+load, or outside `routes=` — get the fail-open default (`allowed=True`, no overrides) unless
+`fail_open=False`, in which case they are refused with the fallback message. Once a full load succeeded, a
+route the server does not list simply has no controls (allowed). Nothing here raises into the application
+after construction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+
+from llm_incident.client.decision import Decision
+from llm_incident.client.transport import auth_headers, base_url, retry_after_seconds, retry_delay
+
+__all__ = ["Controls", "Decision"]
+
+log = logging.getLogger("llm_incident.client")
+
+_BASE_BACKOFF = 0.5
+_MIN_POLL_INTERVAL = 1.0  # when the server (or a proxy) answers at once instead of long-polling
+_ALLOWED = Decision(version=0)
+
+
+def decision_from(item: dict[str, Any], default_fallback: str | None) -> Decision:
+    """A Decision from one control object of the HTTP API; ValueError/TypeError when malformed."""
+    def opt(key: str, kind: type) -> Any:
+        value = item.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
+            raise TypeError(f"{key} is {type(value).__name__}")
+        return value
+
+    enabled = opt("enabled", bool)
+    version = opt("version", int)
+    if enabled is None or version is None:
+        raise ValueError("enabled and version are required")
+    return Decision(allowed=enabled, fallback_message=opt("fallback_message", str) or default_fallback,
+                    max_tokens=opt("max_tokens", int), model=opt("model", str), provider=opt("provider", str),
+                    retry_cap=opt("retry_cap", int), version=version)
+
+
+class _Poller:
+    """The cache and the thread that refreshes it. Holds no reference to its `Controls`."""
+
+    def __init__(self, endpoint: str, headers: dict[str, str], params: dict[str, Any], *, covers_all: bool,
+                 unfetched: Decision, default_fallback: str | None, wait: float, timeout: float,
+                 max_retry_backoff: float, transport: httpx.BaseTransport | None) -> None:
+        self.endpoint, self.headers, self.params = endpoint, headers, params
+        self.covers_all, self.unfetched, self.default_fallback = covers_all, unfetched, default_fallback
+        self.wait, self.timeout, self.max_retry_backoff, self.transport = wait, timeout, max_retry_backoff, transport
+        self.state: tuple[dict[str, Decision], Decision] = ({}, unfetched)  # swapped whole, read lock-free
+        self.etag: str | None = None
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.failing = False
+        self.last_error: str | None = None
+        self.retry_after: float | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.run, name="llm-incident-controls", daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        try:
+            timeout = httpx.Timeout(self.timeout, read=self.wait + self.timeout)
+            with httpx.Client(headers=self.headers, timeout=timeout, transport=self.transport) as http:
+                attempt = 0
+                while not self.stop.is_set():
+                    try:
+                        delay = self.poll_once(http)
+                    except Exception as exc:  # noqa: BLE001 - anything else: back off and try again
+                        delay = self._failed(f"{type(exc).__name__}: {exc}")
+                    if delay is None:
+                        attempt = 0
+                        continue
+                    if delay < 0:  # failed: back off
+                        delay = retry_delay(attempt, self.retry_after, base=_BASE_BACKOFF,
+                                            cap=self.max_retry_backoff)
+                        attempt += 1
+                    if self.stop.wait(delay):
+                        break
+        except Exception:  # noqa: BLE001 - the refresher must not die silently
+            log.exception("llm-incident controls refresher stopped unexpectedly; keeping the last values")
+
+    def poll_once(self, http: httpx.Client) -> float | None:
+        """One request: None to poll again at once, a pause in seconds, or -1 to back off."""
+        self.retry_after = None
+        params, headers, sent_tag = dict(self.params), {}, self.etag
+        if sent_tag is not None:
+            params["wait"] = self.wait
+            headers["If-None-Match"] = sent_tag
+        started = time.monotonic()
+        try:
+            response = http.get(self.endpoint, params=params, headers=headers)
+        except httpx.RequestError as exc:
+            return self._failed(f"cannot reach {self.endpoint}: {type(exc).__name__}: {exc}")
+        if self.stop.is_set():
+            return None
+        if response.status_code == 304:
+            self._recovered()
+            # An instant 304 means the server (or a proxy) did not hold the request: pace ourselves.
+            return _MIN_POLL_INTERVAL if time.monotonic() - started < 0.05 else None
+        if response.status_code != 200:
+            self.retry_after = retry_after_seconds(response.headers.get("retry-after"))
+            return self._failed(f"{self.endpoint} answered HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            items = response.json()
+            if not isinstance(items, list):
+                raise ValueError("expected a JSON array")
+            self._load(items, response.headers.get("etag"))
+        except Exception as exc:  # noqa: BLE001 - keep the last good values
+            return self._failed(f"unexpected answer from {self.endpoint}: {exc}")
+        self._recovered()
+        # The same tag again in a 200 means If-None-Match was ignored: pace ourselves.
+        return _MIN_POLL_INTERVAL if sent_tag is not None and self.etag == sent_tag else None
+
+    def _load(self, items: list[Any], etag: str | None) -> None:
+        decisions: dict[str, Decision] = {}
+        env = self.params["env"]
+        for item in items:
+            try:
+                if item.get("env", env) == env:
+                    decisions[item["route"]] = decision_from(item, self.default_fallback)
+            except Exception as exc:  # noqa: BLE001 - skip one bad entry, keep the rest
+                log.warning("llm-incident controls: ignoring malformed entry %r: %s", item, exc)
+        self.state = (decisions, _ALLOWED if self.covers_all else self.unfetched)
+        self.etag = etag
+        self.ready.set()
+
+    def _failed(self, problem: str) -> float:
+        self.last_error = problem
+        if not self.failing:
+            self.failing = True
+            log.warning("llm-incident controls unavailable (%s); keeping the last known values", problem)
+        return -1.0
+
+    def _recovered(self) -> None:
+        if self.failing:
+            self.failing = False
+            log.info("llm-incident controls reachable again")
+
+
+class Controls:
+    """Route controls for one env, cached in memory and refreshed by a background long-poll.
+
+    `guard(route)` returns a `Decision` from memory (no I/O, never raises). Construction validates the
+    arguments (ValueError) and starts the refresher thread (unless `start=False`); `close()` stops it.
+    `routes=None` watches every route; a list watches only those. `fail_open` decides routes never fetched.
+    """
+
+    def __init__(self, url: str, api_key: str, *, env: str = "prod", routes: Iterable[str] | None = None,
+                 fail_open: bool = True, fallback_message: str | None = None, wait: float = 25.0,
+                 timeout: float = 10.0, max_retry_backoff: float = 30.0,
+                 transport: httpx.BaseTransport | None = None, start: bool = True) -> None:
+        if not isinstance(env, str) or not env.strip():
+            raise ValueError("env must be a non-empty string")
+        if not 0 < wait <= 30:
+            raise ValueError("wait must be > 0 and <= 30 seconds (the server's limit)")
+        if timeout <= 0 or max_retry_backoff < 0:
+            raise ValueError("timeout must be > 0 and max_retry_backoff >= 0")
+        if isinstance(routes, str):
+            routes = [routes]
+        watched = None if routes is None else sorted({str(r) for r in routes})
+        params: dict[str, Any] = {"env": env}
+        if watched is not None:
+            if not watched:
+                raise ValueError("routes must name at least one route (or be None for all)")
+            params["route"] = watched
+        self.url, self.env, self.routes, self.fail_open = base_url(url), env, watched, bool(fail_open)
+        unfetched = Decision(allowed=self.fail_open, fallback_message=fallback_message)
+        self._poller = _Poller(
+            f"{self.url}/v1/controls", auth_headers(api_key), params, covers_all=watched is None,
+            unfetched=unfetched, default_fallback=fallback_message, wait=wait, timeout=timeout,
+            max_retry_backoff=max_retry_backoff, transport=transport)
+        self._finalizer = weakref.finalize(self, self._poller.stop.set)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start the refresher thread (done by the constructor unless `start=False`); idempotent."""
+        if self._poller.thread is None:
+            self._poller.start()
+
+    def guard(self, route: str) -> Decision:
+        """The decision for `route` from the cache: microseconds, no I/O, never raises."""
+        try:
+            decisions, missing = self._poller.state
+            return decisions.get(route, missing)
+        except Exception:  # noqa: BLE001 - e.g. an unhashable route
+            return self._poller.unfetched
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the first successful load (True) or `timeout` seconds (False)."""
+        return self._poller.ready.wait(timeout)
+
+    @property
+    def ready(self) -> bool:
+        """Whether values have been loaded from the server at least once."""
+        return self._poller.ready.is_set()
+
+    @property
+    def stale(self) -> bool:
+        """True while the server cannot be reached (the last known values are in use)."""
+        return self._poller.failing
+
+    @property
+    def last_error(self) -> str | None:
+        return self._poller.last_error
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop the refresher (a long-poll in flight ends on its own, at most `wait` seconds later)."""
+        self._poller.stop.set()
+        thread = self._poller.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def __enter__(self) -> Controls:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Controls({self.url!r}, env={self.env!r}, ready={self.ready}, stale={self.stale})"
