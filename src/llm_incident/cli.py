@@ -46,7 +46,8 @@ def _upgrade(settings: Settings):
 def _run_server(app, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True,
+                timeout_graceful_shutdown=5)  # long-polls (controls ?wait=) end at shutdown
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -225,3 +226,31 @@ def keys_revoke(key_id_or_name: str) -> None:
         click.echo(f"llm-incident: no active key with id or name {key_id_or_name!r}", err=True)
         sys.exit(1)
     click.echo(f"revoked {len(rows)} key(s): " + ", ".join(f"#{r.id} {r.name}" for r in rows))
+
+
+@main.command("export-labels")
+@click.option("--incident", "number", type=int, default=None,
+              help="Incident number (default: the evidence of every incident).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True, help="JSON Lines, or CSV with metadata as a JSON string.")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="File to write (default: standard output).")
+def export_labels(number: int | None, fmt: str, output: str | None) -> None:
+    """Export labelled evidence (event fields + label, note, labeller) to seed an eval set."""
+    from llm_incident.evidence.export import export_rows, render
+    from llm_incident.incidents.service import IncidentError, get_incident
+
+    database, _ = _upgrade(_settings())
+    with database.read() as session:
+        try:
+            incident = get_incident(session, number) if number is not None else None
+        except IncidentError:
+            click.echo(f"llm-incident: there is no incident #{number}", err=True)
+            sys.exit(1)
+        rows = export_rows(session, incident)
+    text = render(rows, fmt)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).write_text(text, encoding="utf-8", newline="")
+    click.echo(f"wrote {len(rows)} evidence row(s) to {output}", err=True)

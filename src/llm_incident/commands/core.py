@@ -16,18 +16,33 @@ from sqlmodel import Session
 
 from llm_incident.changes import recent_changes
 from llm_incident.commands import views
+from llm_incident.commands import mitigations
 from llm_incident.commands.parse import (
+    ChangeControl,
     Close,
     Command,
     Help,
     ListIncidents,
     Metrics,
     ParseError,
+    ShowControls,
     Start,
     Status,
     parse_command,
 )
-from llm_incident.commands.replies import FieldKind, Modal, ModalField, Outcome, Post, Reply, Target
+from llm_incident.commands.replies import (
+    FieldKind,
+    Modal,
+    ModalField,
+    Outcome,
+    Post,
+    Reply,
+    Section,
+    Target,
+)
+from llm_incident.controls import service as controls
+from llm_incident.controls.models import Outcome as ChangeOutcome
+from llm_incident.controls.values import ControlError
 from llm_incident.db import Database
 from llm_incident.events.routes import known_routes
 from llm_incident.incidents import service as incidents
@@ -62,10 +77,12 @@ class Delivery(Protocol):
 class CommandCore:
     """One entry point for every adapter."""
 
-    def __init__(self, db: Database, delivery: Delivery, *, incident_channel: str | None = None):
+    def __init__(self, db: Database, delivery: Delivery, *, incident_channel: str | None = None,
+                 can_change: mitigations.Permission | None = None):
         self.db = db
         self.delivery = delivery
         self.incident_channel = incident_channel
+        self.can_change = can_change  # None: anyone may change controls
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -78,12 +95,17 @@ class CommandCore:
             return self.execute(command, ctx)
         except ParseError as exc:
             return Outcome(reply=views.error_reply(str(exc), exc.usage))
-        except (incidents.IncidentError, WindowError) as exc:
+        except (incidents.IncidentError, WindowError, ControlError) as exc:
             return Outcome(reply=views.error_reply(str(exc)))
 
     def submit(self, kind: str, values: dict[str, str | list[str]], context: str,
                ctx: Context) -> Outcome:
         """A submitted modal."""
+        if kind == "control":
+            text = mitigations.form_command(context, values)
+            if text is None:
+                return Outcome(reply=views.error_reply("enter a value (or `off`) and submit again"))
+            return self.run(text, ctx)
         if kind != "start":
             return Outcome(reply=views.error_reply(f"unknown form `{kind}`"))
         routes = tuple(_as_list(values.get("routes")))
@@ -110,6 +132,10 @@ class CommandCore:
                 return Outcome(reply=views.list_reply(incidents.list_open(session), ctx.now))
         if isinstance(command, Close):
             return self._close(command, ctx)
+        if isinstance(command, ChangeControl):
+            return self._change_control(command, ctx)
+        if isinstance(command, ShowControls):
+            return self._show_controls(command, ctx)
         raise AssertionError(f"unhandled command {command!r}")
 
     # -- handlers -----------------------------------------------------------------------------
@@ -152,6 +178,9 @@ class CommandCore:
             comparison = compare_windows(session, route, now=ctx.now, window=SNAPSHOT_WINDOW)
             posts.append(Post(n, Target.thread, views.metrics_reply(comparison),
                               key=f"incident:{n}:snapshot:{route}"))
+        for route in incident.routes:
+            state = controls.get_controls(session, route, mitigations.ENV)
+            posts.append(Post(n, Target.thread, mitigations.panel(state), key=panel_key(n, route)))
         if incident.routes:
             changes = recent_changes(session, list(incident.routes), until=ctx.now,
                                      lookback=CHANGES_LOOKBACK)
@@ -200,6 +229,93 @@ class CommandCore:
                                                  key=f"incident:{incident.number}:closed")])
             self.delivery.refresh_card(session, incident)
         return Outcome(reply=Reply(text=f"Incident #{incident.number} closed."))
+
+
+    def _show_controls(self, cmd: ShowControls, ctx: Context) -> Outcome:
+        with self.db.read() as session:
+            if cmd.route is None:
+                changed = [s for s in controls.list_controls(session) if s.version]
+                if not changed:
+                    return Outcome(reply=Reply(text="No route has changed controls; "
+                                                    "`controls <route>` shows one."))
+                lines = [f"• `{s.route}` ({s.env}): "
+                         + (", ".join(mitigations.active_mitigations(s)) or "defaults")
+                         for s in changed]
+                return Outcome(reply=Reply(text="Routes with changed controls",
+                                           blocks=(Section(title="Route controls",
+                                                                 text="\n".join(lines)),)))
+            state = controls.get_controls(session, cmd.route, mitigations.ENV)
+        return Outcome(reply=mitigations.panel(state))
+
+    def _change_control(self, cmd: ChangeControl, ctx: Context) -> Outcome:
+        changes = mitigations.requested_changes(cmd)
+        with self.db.write() as session:
+            incident = self._incident_here(session, ctx)
+            number = incident.number if incident else None
+            state = controls.get_controls(session, cmd.route, mitigations.ENV)
+            if cmd.form:
+                return Outcome(modal=mitigations.control_form(cmd, state, session, ctx.now))
+            if self.can_change is not None and not self.can_change(ctx.user):
+                controls.record_refusal(session, cmd.route, mitigations.ENV, changes,
+                                        actor=ctx.user, reason="not a responder",
+                                        incident=number, now=ctx.now)
+                return Outcome(reply=views.error_reply(
+                    "only responders (LLM_INCIDENT_RESPONDERS) may change route controls; "
+                    "ask the incident commander or a responder to do it"))
+            result = controls.change_controls(
+                session, cmd.route, mitigations.ENV, changes, actor=ctx.user,
+                reason=f"/llm-incident {cmd.verb} {cmd.route}", incident=number,
+                expected_version=cmd.expected_version,
+                expires_at=mitigations.expiry(cmd, ctx.now), now=ctx.now)
+            if result.outcome is ChangeOutcome.conflict:
+                return Outcome(reply=Reply(
+                    text=f"Not applied: `{cmd.route}` changed since that button was shown "
+                         f"(now version {result.controls.version}). Current controls:",
+                    blocks=mitigations.panel(result.controls).blocks))
+            if result.outcome is ChangeOutcome.unchanged:
+                return Outcome(reply=Reply(text=f"Nothing to do: `{cmd.route}` already has that."))
+            line = mitigations.describe_change(ctx.user, cmd, result)
+            if incident is not None:
+                self._record_in_incident(session, incident, cmd, result, line, ctx)
+        warnings = "".join(f"\n⚠️ {w}" for w in result.warnings)
+        reply = Reply(text=f"Done: {line}{warnings}", ephemeral=incident is not None)
+        return Outcome(reply=reply)
+
+    def _record_in_incident(self, session: Session, incident: Incident, cmd: ChangeControl,
+                            result: controls.ChangeResult, line: str, ctx: Context) -> None:
+        """Timeline entry, the thread line, the route's panel and the summary card."""
+        incidents.add_timeline(session, incident, actor=ctx.user, kind="control", now=ctx.now,
+                               text=line, before={cmd.route: result.before},
+                               after={cmd.route: result.after})
+        if cmd.route not in incident.routes:
+            incident.routes = [*incident.routes, cmd.route]
+        incidents.touch(session, incident, ctx.now)
+        n = incident.number
+        self.delivery.enqueue(session, [
+            Post(n, Target.thread, Reply(text=line, blocks=(Section(text=line),),
+                                         ephemeral=False),
+                 key=f"incident:{n}:control:{result.change_id}"),
+            Post(n, Target.thread, mitigations.panel(result.controls),
+                 key=panel_key(n, cmd.route), replace=True),
+        ])
+        self.delivery.refresh_card(session, incident)
+
+    def _incident_here(self, session: Session, ctx: Context) -> Incident | None:
+        """The open incident this command belongs to, if any (controls work without one)."""
+        try:
+            return incidents.find_incident(session, channel_id=ctx.channel, thread_ts=ctx.thread_ts)
+        except incidents.IncidentError:
+            return None
+
+
+def panel_key(incident: int, route: str) -> str:
+    return f"incident:{incident}:panel:{route}"
+
+
+def card(session: Session, incident: Incident, now: datetime | None = None) -> Reply:
+    """The summary card as it should look now (the outbox re-renders it on every change)."""
+    return views.summary_card(incident, now=now,
+                              mitigations=mitigations.mitigations_for(session, incident.routes))
 
 
 def start_modal(routes: list[str]) -> Modal:

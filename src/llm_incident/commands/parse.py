@@ -18,6 +18,13 @@ VERBS: dict[str, tuple[str, str]] = {
               "open an incident (no arguments: a form)"),
     "status": ("status [#N] <text>", "post a status update to the incident thread"),
     "metrics": ("metrics <route> [window]", "baseline vs now for a route (window: 30m, 1h, 24h…)"),
+    "kill": ("kill <route> [for <duration>]", "kill switch: the route answers its fallback message"),
+    "restore": ("restore <route>", "undo every mitigation on the route (back to defaults)"),
+    "clamp": ("clamp <route> <max_tokens>|off [for <duration>]", "cap output tokens"),
+    "model": ("model <route> <model>|off [for <duration>]", "switch the route's model"),
+    "provider": ("provider <route> <provider>|off [for <duration>]", "switch the route's provider"),
+    "retries": ("retries <route> <cap>|off [for <duration>]", "cap retries (0 = fail fast)"),
+    "controls": ("controls [route]", "show a route's controls with buttons (or every changed route)"),
     "list": ("list", "show open incidents"),
     "close": ("close [#N] [summary]", "close the incident and post its timeline"),
     "help": ("help", "this list"),
@@ -76,7 +83,28 @@ class Close:
     incident: int | None = None
 
 
-Command = Help | Start | Status | Metrics | ListIncidents | Close
+@dataclass(frozen=True)
+class ChangeControl:
+    """kill / restore / clamp / model / provider / retries. `value` None with `form` → ask."""
+
+    verb: str
+    route: str
+    value: str | int | None = None
+    duration: str | None = None
+    expected_version: int | None = None
+    form: bool = False
+
+
+@dataclass(frozen=True)
+class ShowControls:
+    route: str | None = None
+
+
+Command = Help | Start | Status | Metrics | ListIncidents | Close | ChangeControl | ShowControls
+
+CONTROL_VERBS = ("kill", "restore", "clamp", "model", "provider", "retries")
+_VALUE_VERBS = {"clamp": "max_tokens", "model": "model", "provider": "provider", "retries": "cap"}
+_VERSION = re.compile(r"@v(\d+)$")
 
 
 @dataclass
@@ -135,6 +163,13 @@ def parse_command(text: str, *, known_routes: Collection[str] = ()) -> Command:
     if verb == "close":
         number = _incident_ref(words)
         return Close(summary=words.rest(), incident=number)
+    if verb in CONTROL_VERBS:
+        return _parse_control(verb, words)
+    if verb == "controls":
+        route = words.take() if words.peek() else None
+        if words.rest():
+            raise ParseError("`controls` takes at most one route", verb)
+        return ShowControls(route)
     # metrics
     if words.peek() is None:
         raise ParseError("which route?", verb)
@@ -159,3 +194,39 @@ def _parse_start(words: _Words, known: set[str]) -> Start:
     suspicious = tuple(w for w in symptom.split()[:3] if _looks_like_route(w) and w not in known)
     return Start(routes=tuple(routes), incident_class=incident_class, symptom=symptom,
                  unknown_route_like=suspicious)
+
+
+def _parse_control(verb: str, words: _Words) -> ChangeControl:
+    """`<verb> <route> [value] [@vN] [for <duration>]` (the version guard comes from buttons)."""
+    if words.peek() is None:
+        raise ParseError("which route?", verb)
+    route = words.take()
+    args = words.rest().split()
+    version = None
+    if args and (m := _VERSION.match(args[-1])):
+        version = int(m.group(1))
+        args.pop()
+    duration = None
+    if len(args) >= 2 and args[-2].lower() == "for":
+        duration = args[-1].lower()
+        if not _WINDOW.match(duration):
+            raise ParseError(f"`{args[-1]}` is not a duration; use e.g. 30m, 2h, 1d", verb)
+        args = args[:-2]
+    if verb in ("kill", "restore"):
+        if args:
+            raise ParseError(f"unexpected `{' '.join(args)}`", verb)
+        if verb == "restore" and duration:
+            raise ParseError("restore is permanent; `for` applies to kill, clamp, model…", verb)
+        return ChangeControl(verb, route, duration=duration, expected_version=version)
+    if not args:
+        return ChangeControl(verb, route, duration=duration, expected_version=version, form=True)
+    if len(args) > 1:
+        raise ParseError(f"give one {_VALUE_VERBS[verb]}, not `{' '.join(args)}`", verb)
+    value: str | int = args[0]
+    if value.lower() == "off":
+        value = "off"
+    elif verb in ("clamp", "retries"):
+        if not value.isdigit():
+            raise ParseError(f"`{value}` is not a whole number", verb)
+        value = int(value)
+    return ChangeControl(verb, route, value=value, duration=duration, expected_version=version)

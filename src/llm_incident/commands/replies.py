@@ -111,12 +111,17 @@ class Target(StrEnum):
 
 @dataclass(frozen=True)
 class Post:
-    """A message to deliver durably (through the outbox); `key` makes delivery idempotent."""
+    """A message to deliver durably (through the outbox); `key` makes delivery idempotent.
+
+    With `replace`, the message earlier posted under the same key is updated in place (or, when
+    it has not gone out yet, goes out with this content instead).
+    """
 
     incident: int
     target: Target
     reply: Reply
     key: str
+    replace: bool = False
 
 
 @dataclass

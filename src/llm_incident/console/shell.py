@@ -10,8 +10,7 @@ from typing import TextIO
 
 from sqlmodel import Session
 
-from llm_incident.commands import views
-from llm_incident.commands.core import CommandCore, Context
+from llm_incident.commands.core import CommandCore, Context, card
 from llm_incident.commands.replies import Button, FieldKind, Modal, Outcome, Post, Target
 from llm_incident.console.render import render_modal_intro, render_reply
 from llm_incident.db import Database
@@ -104,13 +103,15 @@ class Shell:
         for post in posts:
             where = {Target.root: "summary card", Target.thread: "thread",
                      Target.origin: "channel"}[post.target]
-            self.say(f"\n── incident #{post.incident} · {where} ──")
+            updated = " (updated)" if post.replace else ""
+            self.say(f"\n── incident #{post.incident} · {where}{updated} ──")
             self.say(render_reply(post.reply, self.buttons))
         for number in cards:
             with self.db.read() as session:
                 incident = incidents.get_incident(session, number)
+                current = card(session, incident)
             self.say(f"\n── incident #{number} · summary card (updated) ──")
-            self.say(render_reply(views.summary_card(incident), self.buttons))
+            self.say(render_reply(current, self.buttons))
 
     def fill(self, modal: Modal) -> dict[str, str | list[str]] | None:
         """Ask for each field; None when cancelled."""

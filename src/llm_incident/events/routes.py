@@ -57,3 +57,15 @@ def known_routes(session: Session) -> list[str]:
 
 def is_known_route(session: Session, route: str) -> bool:
     return session.get(KnownRoute, route) is not None
+
+
+def seen_values(session: Session, route: str, column: str, *, since: datetime,
+                limit: int = 25) -> list[str]:
+    """Distinct non-null values of `column` (e.g. model, provider) on a route since a time."""
+    from llm_incident.events.models import Event
+
+    col = Event.__table__.c[column]
+    stmt = (select(col).where(Event.__table__.c.route == route, Event.__table__.c.ts >= since,
+                              col.is_not(None))
+            .group_by(col).order_by(col).limit(limit))
+    return [value for (value,) in session.execute(stmt)]

@@ -51,7 +51,8 @@ def add_timeline(
     return entry
 
 
-def _touch(session: Session, incident: Incident, now: datetime) -> None:
+def touch(session: Session, incident: Incident, now: datetime) -> None:
+    """Mark the incident changed (bumps `version`, `updated_at`)."""
     incident.version += 1
     incident.updated_at = now
     session.add(incident)
@@ -153,7 +154,7 @@ def post_status(session: Session, incident: Incident, *, actor: str, text: str,
         raise IncidentError(f"incident #{incident.number} is closed; status updates go to open ones")
     if not text.strip():
         raise IncidentError("a status update needs text: `status <what is happening>`")
-    _touch(session, incident, now)
+    touch(session, incident, now)
     return add_timeline(session, incident, actor=actor, kind="status", text=text.strip(), now=now)
 
 
@@ -165,7 +166,7 @@ def close_incident(session: Session, incident: Incident, *, actor: str, summary:
     incident.status = IncidentStatus.closed.value
     incident.closed_at = now
     incident.summary = summary.strip() or None
-    _touch(session, incident, now)
+    touch(session, incident, now)
     return add_timeline(session, incident, actor=actor, kind="close", now=now,
                         text=summary.strip() or "closed", before=before,
                         after=incident_state(incident))
