@@ -1,4 +1,4 @@
-"""The `llm-incident` command line: serve, demo, db, keys."""
+"""The `llm-incident` command line: serve, demo, shell, db, keys, export-labels."""
 
 from __future__ import annotations
 
