@@ -1,23 +1,49 @@
-"""The app factory: one ASGI app holding the HTTP API (and, as they land, Slack, dashboard, scheduler)."""
+"""The app factory: one ASGI app holding the HTTP API and Slack (then dashboard, scheduler)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from llm_incident import __version__
-from llm_incident.api import changes, health, ingest, search, traces
+from llm_incident.api import changes, controls, evidence, health, ingest, postmortem, search, traces
 from llm_incident.api import metrics as metrics_api
 from llm_incident.api.deps import ApiError, Services, utc_now
 from llm_incident.apikeys import KeyChecker
 from llm_incident.db import Database
 from llm_incident.observability import ServiceMetrics
 from llm_incident.settings import Settings
+from llm_incident.slack.mount import mount as mount_slack
+
+
+class Background(Protocol):
+    """Something that runs alongside the server (a worker thread, a socket connection)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start `app.state.lifecycle` in order at startup; stop them in reverse at shutdown."""
+    started: list[Background] = []
+    try:
+        for part in app.state.lifecycle:
+            await run_in_threadpool(part.start)
+            started.append(part)
+        yield
+    finally:
+        for part in reversed(started):
+            await run_in_threadpool(part.stop)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -59,12 +85,16 @@ def create_app(
         title="llm-incident",
         version=__version__,
         description="Incident response for LLM features: ingest, controls, metrics, Slack.",
+        lifespan=_lifespan,
     )
+    app.state.lifecycle = []
     app.state.services = Services(
         settings=settings, db=db, keys=KeyChecker(settings.api_keys), metrics=metrics, clock=clock
     )
     _install_error_handlers(app)
     _install_request_metrics(app, metrics)
-    for module in (health, ingest, traces, changes, search, metrics_api):
+    for module in (health, ingest, traces, changes, search, metrics_api, controls, evidence,
+                   postmortem):
         app.include_router(module.router)
+    mount_slack(app, settings, db, clock)
     return app

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+# event ids as our SDK (uuid4 hex), OTLP ingest (trace-span hex) and most apps write them
+DEFAULT_EVENT_ID_PATTERN = (r"\b(?:[0-9a-f]{32}(?:-[0-9a-f]{16})?"
+                            r"|[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12})\b")
 
 
 class SettingsError(Exception):
@@ -34,6 +39,9 @@ class Settings(BaseSettings):
     responders: CommaList = Field(default_factory=list, validation_alias="LLM_INCIDENT_RESPONDERS")
     api_keys: CommaList = Field(default_factory=list, validation_alias="LLM_INCIDENT_API_KEYS")
 
+    event_id_pattern: str = Field(
+        DEFAULT_EVENT_ID_PATTERN, validation_alias="LLM_INCIDENT_EVENT_ID_PATTERN"
+    )
     excerpt_max_chars: int = Field(
         2000, ge=0, le=100_000, validation_alias="LLM_INCIDENT_EXCERPT_MAX_CHARS"
     )
@@ -64,6 +72,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("event_id_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
     @property
     def slack_enabled(self) -> bool:

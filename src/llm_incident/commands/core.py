@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -17,14 +18,19 @@ from sqlmodel import Session
 from llm_incident.changes import recent_changes
 from llm_incident.commands import views
 from llm_incident.commands import mitigations
+from llm_incident.commands.labelling import Labelling
 from llm_incident.commands.parse import (
+    Attach,
     ChangeControl,
     Close,
     Command,
+    Events,
     Help,
     ListIncidents,
     Metrics,
+    Note,
     ParseError,
+    Sample,
     ShowControls,
     Start,
     Status,
@@ -43,12 +49,15 @@ from llm_incident.commands.replies import (
 from llm_incident.controls import service as controls
 from llm_incident.controls.models import Outcome as ChangeOutcome
 from llm_incident.controls.values import ControlError
+from llm_incident.evidence.service import EvidenceError, evidence_counts
+from llm_incident.metrics.filters import FilterError
 from llm_incident.db import Database
 from llm_incident.events.routes import known_routes
 from llm_incident.incidents import service as incidents
 from llm_incident.incidents.models import Incident, IncidentClass, Severity
 from llm_incident.metrics.compare import compare_windows
 from llm_incident.metrics.windows import WindowError, parse_span
+from llm_incident.settings import DEFAULT_EVENT_ID_PATTERN
 
 log = logging.getLogger(__name__)
 SNAPSHOT_WINDOW = timedelta(minutes=30)
@@ -78,11 +87,14 @@ class CommandCore:
     """One entry point for every adapter."""
 
     def __init__(self, db: Database, delivery: Delivery, *, incident_channel: str | None = None,
-                 can_change: mitigations.Permission | None = None):
+                 can_change: mitigations.Permission | None = None,
+                 event_id_pattern: str = DEFAULT_EVENT_ID_PATTERN):
         self.db = db
+        self.event_ids = re.compile(event_id_pattern)
         self.delivery = delivery
         self.incident_channel = incident_channel
         self.can_change = can_change  # None: anyone may change controls
+        self.labelling = Labelling(delivery)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -95,12 +107,21 @@ class CommandCore:
             return self.execute(command, ctx)
         except ParseError as exc:
             return Outcome(reply=views.error_reply(str(exc), exc.usage))
-        except (incidents.IncidentError, WindowError, ControlError) as exc:
+        except FilterError as exc:
+            return Outcome(reply=views.error_reply(f"bad filter at {exc}"))
+        except (incidents.IncidentError, WindowError, ControlError, EvidenceError) as exc:
             return Outcome(reply=views.error_reply(str(exc)))
 
     def submit(self, kind: str, values: dict[str, str | list[str]], context: str,
                ctx: Context) -> Outcome:
         """A submitted modal."""
+        if kind == "attach":
+            return self.run(attach_command(values), ctx)
+        if kind == "note":
+            note = _as_str(values.get("note"))
+            if not note:
+                return Outcome(reply=views.error_reply("the note is empty; nothing was saved"))
+            return self.run(f"note {context} {note}", ctx)
         if kind == "control":
             text = mitigations.form_command(context, values)
             if text is None:
@@ -136,6 +157,12 @@ class CommandCore:
             return self._change_control(command, ctx)
         if isinstance(command, ShowControls):
             return self._show_controls(command, ctx)
+        if isinstance(command, (Attach, Note, Sample)):
+            return self._evidence(command, ctx)
+        if isinstance(command, Events):
+            with self.db.read() as session:
+                incident = self._incident_here(session, ctx)
+                return Outcome(reply=self.labelling.events(session, command, ctx, incident))
         raise AssertionError(f"unhandled command {command!r}")
 
     # -- handlers -----------------------------------------------------------------------------
@@ -300,6 +327,32 @@ class CommandCore:
         ])
         self.delivery.refresh_card(session, incident)
 
+    def attach_form(self, message_text: str, ctx: Context) -> Outcome:
+        """The "Attach to incident" shortcut: a form prefilled with the event ids in a message."""
+        found = list(dict.fromkeys(self.event_ids.findall(message_text or "")))
+        with self.db.read() as session:
+            open_incidents = incidents.list_open(session)
+        if not open_incidents:
+            return Outcome(reply=views.error_reply("there is no open incident to attach to; "
+                                                   "`start` one first"))
+        if not found:
+            return Outcome(reply=views.error_reply(
+                "no event ids found in that message (LLM_INCIDENT_EVENT_ID_PATTERN); "
+                "use `attach #N <event_id…>` instead"))
+        return Outcome(modal=attach_modal(open_incidents, found, channel=ctx.channel))
+
+    def _evidence(self, cmd: Attach | Note | Sample, ctx: Context) -> Outcome:
+        with self.db.write() as session:
+            incident = incidents.find_incident(session, channel_id=ctx.channel,
+                                               number=getattr(cmd, "incident", None),
+                                               thread_ts=ctx.thread_ts)
+            if isinstance(cmd, Attach):
+                return Outcome(reply=self.labelling.attach(session, incident, cmd, ctx))
+            if isinstance(cmd, Sample):
+                return Outcome(reply=self.labelling.sample(session, incident, cmd, ctx))
+            answer = self.labelling.note(session, incident, cmd, ctx)
+            return Outcome(modal=answer) if isinstance(answer, Modal) else Outcome(reply=answer)
+
     def _incident_here(self, session: Session, ctx: Context) -> Incident | None:
         """The open incident this command belongs to, if any (controls work without one)."""
         try:
@@ -308,14 +361,46 @@ class CommandCore:
             return None
 
 
+def attach_modal(open_incidents: list[Incident], event_ids: list[str], *,
+                 channel: str | None) -> Modal:
+    options = tuple(f"#{i.number} — {i.symptom[:60] or 'no symptom'}" for i in open_incidents)
+    here = next((o for o, i in zip(options, open_incidents)
+                 if channel and channel in (i.channel_id, i.origin_channel_id)), options[0])
+    return Modal(
+        kind="attach", title="Attach to incident", submit="Attach",
+        fields=(
+            ModalField("incident", "Incident", FieldKind.select, options=options, initial=here),
+            ModalField("event_ids", "Event ids (space separated)", FieldKind.long_text,
+                       initial=" ".join(event_ids)),
+            ModalField("label", "Label", FieldKind.select, options=("none", "good", "bad"),
+                       initial="none"),
+            ModalField("note", "Note", FieldKind.long_text, required=False),
+        ),
+    )
+
+
+def attach_command(values: dict[str, str | list[str]]) -> str:
+    """`attach #N ids [label] [note]` from a submitted attach form."""
+    number = _as_str(values.get("incident")).split(" ", 1)[0]
+    label = _as_str(values.get("label"))
+    parts = ["attach", number, " ".join(_as_str(values.get("event_ids")).split())]
+    parts.append(label if label in ("good", "bad") else "none")
+    if note := _as_str(values.get("note")):
+        parts.append(note)
+    return " ".join(parts)
+
+
 def panel_key(incident: int, route: str) -> str:
     return f"incident:{incident}:panel:{route}"
 
 
 def card(session: Session, incident: Incident, now: datetime | None = None) -> Reply:
     """The summary card as it should look now (the outbox re-renders it on every change)."""
+    counts = evidence_counts(session, incident)
     return views.summary_card(incident, now=now,
-                              mitigations=mitigations.mitigations_for(session, incident.routes))
+                              mitigations=mitigations.mitigations_for(session, incident.routes),
+                              evidence=f"{counts.attached} attached · {counts.good} good · "
+                                       f"{counts.bad} bad")
 
 
 def start_modal(routes: list[str]) -> Modal:

@@ -25,6 +25,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "provider": ("provider <route> <provider>|off [for <duration>]", "switch the route's provider"),
     "retries": ("retries <route> <cap>|off [for <duration>]", "cap retries (0 = fail fast)"),
     "controls": ("controls [route]", "show a route's controls with buttons (or every changed route)"),
+    "attach": ("attach [#N] <event_id…> [good|bad|none] [note]",
+               "attach events to the incident as evidence, optionally labelled"),
+    "note": ("note [#N] <event_id> <text>", "add a note to an attached event"),
+    "events": ("events <filter> [limit N]", "find events with the filter language"),
+    "sample": ("sample <route> [n] [filter]", "post a random sample of the route's events to label"),
     "list": ("list", "show open incidents"),
     "close": ("close [#N] [summary]", "close the incident and post its timeline"),
     "help": ("help", "this list"),
@@ -100,7 +105,37 @@ class ShowControls:
     route: str | None = None
 
 
-Command = Help | Start | Status | Metrics | ListIncidents | Close | ChangeControl | ShowControls
+@dataclass(frozen=True)
+class Attach:
+    event_ids: tuple[str, ...]
+    label: str | None = None
+    note: str = ""
+    incident: int | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    event_id: str
+    text: str = ""
+    incident: int | None = None
+    form: bool = False
+
+
+@dataclass(frozen=True)
+class Events:
+    filter_text: str
+    limit: int = 10
+
+
+@dataclass(frozen=True)
+class Sample:
+    route: str
+    n: int = 20
+    filter_text: str = ""
+
+
+Command = (Help | Start | Status | Metrics | ListIncidents | Close | ChangeControl | ShowControls
+           | Attach | Note | Events | Sample)
 
 CONTROL_VERBS = ("kill", "restore", "clamp", "model", "provider", "retries")
 _VALUE_VERBS = {"clamp": "max_tokens", "model": "model", "provider": "provider", "retries": "cap"}
@@ -165,6 +200,18 @@ def parse_command(text: str, *, known_routes: Collection[str] = ()) -> Command:
         return Close(summary=words.rest(), incident=number)
     if verb in CONTROL_VERBS:
         return _parse_control(verb, words)
+    if verb == "attach":
+        return _parse_attach(words)
+    if verb == "note":
+        number = _incident_ref(words)
+        if words.peek() is None:
+            raise ParseError("which event?", verb)
+        event_id = words.take()
+        return Note(event_id, words.rest(), number, form=not words.rest())
+    if verb == "events":
+        return _parse_events(words)
+    if verb == "sample":
+        return _parse_sample(words)
     if verb == "controls":
         route = words.take() if words.peek() else None
         if words.rest():
@@ -230,3 +277,43 @@ def _parse_control(verb: str, words: _Words) -> ChangeControl:
             raise ParseError(f"`{value}` is not a whole number", verb)
         value = int(value)
     return ChangeControl(verb, route, value=value, duration=duration, expected_version=version)
+
+
+LABELS = ("good", "bad", "none")
+_LIMIT = re.compile(r"\s+limit\s+(\d+)\s*$", re.IGNORECASE)
+
+
+def _parse_attach(words: _Words) -> Attach:
+    """Event ids up to a `good`/`bad` word; the words after the label are the note."""
+    number = _incident_ref(words)
+    ids: list[str] = []
+    while (word := words.peek()) is not None and word.lower() not in LABELS:
+        ids.append(words.take())
+    if not ids:
+        raise ParseError("which event ids?", "attach")
+    label = words.take().lower() if words.peek() else None
+    return Attach(tuple(ids), None if label == "none" else label, words.rest(), number)
+
+
+def _parse_events(words: _Words) -> Events:
+    text = words.rest()
+    limit = 10
+    if m := _LIMIT.search(text):
+        limit, text = int(m.group(1)), text[: m.start()]
+    if not text.strip():
+        raise ParseError("give a filter, e.g. `events status = \"flagged\" limit 10`", "events")
+    if not 1 <= limit <= 20:
+        raise ParseError("limit is 1–20 (Slack shows at most 20 events with buttons)", "events")
+    return Events(text.strip(), limit)
+
+
+def _parse_sample(words: _Words) -> Sample:
+    if words.peek() is None:
+        raise ParseError("which route?", "sample")
+    route = words.take()
+    n = 20
+    if (word := words.peek()) is not None and word.isdigit():
+        n = int(words.take())
+        if not 1 <= n <= 30:
+            raise ParseError("a sample is 1–30 events", "sample")
+    return Sample(route, n, words.rest())

@@ -44,7 +44,7 @@ def title(incident: Incident) -> str:
 
 
 def summary_card(incident: Incident, *, mitigations: list[str] | None = None,
-                 now: datetime | None = None) -> Reply:
+                 evidence: str | None = None, now: datetime | None = None) -> Reply:
     """The live card at the top of the incident thread."""
     icon = STATUS_ICON.get(incident.status, "")
     fields = (
@@ -55,6 +55,7 @@ def summary_card(incident: Incident, *, mitigations: list[str] | None = None,
         ("Routes", ", ".join(f"`{r}`" for r in incident.routes) or "not named yet"),
         ("Started", when(incident.started_at)),
         ("Mitigations", "; ".join(mitigations or []) or "none"),
+        ("Evidence", evidence or "none attached"),
     )
     if incident.closed_at:
         fields += (("Closed", f"{when(incident.closed_at)} "

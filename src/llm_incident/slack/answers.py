@@ -1,0 +1,117 @@
+"""How the bot answers the person who asked: response_url, ephemeral message, or a DM.
+
+Answers are best effort and never raise: a failed answer is logged, the command already ran.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+from llm_incident.commands.replies import Modal, Reply
+from llm_incident.slack import blocks
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = (
+    "⚠️ Something went wrong on our side and the request may not have completed (reference "
+    "`{ref}`). Check the incident with `/llm-incident list`, then try again; if it keeps "
+    "failing, give the reference to whoever runs llm-incident."
+)
+FORM_TOO_SLOW = (
+    "⚠️ The form could not be opened ({error}); Slack allows 3 seconds for that. Run the "
+    "command again, or skip the form: `/llm-incident start <routes…> [class] <symptom>`."
+)
+
+
+@dataclass
+class Answer:
+    """Where to answer one request: its response_url if any, else the user in the channel/DM."""
+
+    client: WebClient
+    user: str
+    channel: str | None = None
+    response_url: str | None = None
+    trigger_id: str | None = None
+    thread_ts: str | None = None  # the incident thread the request came from, if any
+
+    def reply(self, reply: Reply) -> None:
+        """Show `reply` to the user (ephemeral unless `reply.ephemeral` is False)."""
+        message = blocks.message(reply)
+        if self.response_url:
+            try:
+                self._via_response_url(message, ephemeral=reply.ephemeral)
+                return
+            except Exception as exc:  # noqa: BLE001 - expired or unreachable: answer another way
+                log.warning("response_url answer failed (%s); answering in Slack instead", exc)
+        try:
+            if self.channel and not reply.ephemeral:
+                self.client.chat_postMessage(channel=self.channel, **message)
+                return
+            if self.channel:
+                try:
+                    self.client.chat_postEphemeral(channel=self.channel, user=self.user, **message)
+                    return
+                except SlackApiError as exc:  # e.g. the bot is not in the channel: DM instead
+                    log.info("ephemeral answer failed (%s); sending a DM",
+                             exc.response.get("error"))
+            self.client.chat_postMessage(channel=self.user, **message)
+        except Exception:  # noqa: BLE001 - answering must never take the worker down
+            log.exception("could not answer %s in %s", self.user, self.channel)
+
+    def _via_response_url(self, message: dict[str, Any], *, ephemeral: bool) -> None:
+        body = {**message, "response_type": "ephemeral" if ephemeral else "in_channel",
+                "replace_original": False}
+        response = WebhookClient(url=self.response_url or "").send_dict(body)
+        if response.status_code >= 300:
+            raise RuntimeError(f"response_url answered {response.status_code}: {response.body}")
+
+    def error(self, text: str) -> None:
+        self.reply(Reply(text=text))
+
+    def internal_error(self, ref: str) -> None:
+        self.error(INTERNAL_ERROR.format(ref=ref))
+
+    def open_modal(self, modal: Modal, *, ask_channel: bool) -> None:
+        """Open the form with this request's trigger_id (valid for 3 seconds)."""
+        metadata = encode_metadata(modal.context, channel=self.channel, thread_ts=self.thread_ts,
+                                   response_url=self.response_url)
+        view = blocks.modal_view(modal, private_metadata=metadata, ask_channel=ask_channel)
+        try:
+            if not self.trigger_id:
+                raise ValueError("no trigger_id")
+            self.client.views_open(trigger_id=self.trigger_id, view=view)
+        except (SlackApiError, ValueError) as exc:
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
+            log.warning("views.open failed: %s", error)
+            self.error(FORM_TOO_SLOW.format(error=error))
+
+
+def encode_metadata(context: str, *, channel: str | None, thread_ts: str | None = None,
+                    response_url: str | None = None) -> str:
+    """The modal's private_metadata: the core's context, where the form was opened from (the
+    submission has neither channel nor thread) and where to answer afterwards."""
+    data = {"context": context, "channel": channel, "thread_ts": thread_ts,
+            "response_url": response_url}
+    text = json.dumps({k: v for k, v in data.items() if v}, separators=(",", ":"))
+    if len(text) > blocks.MAX_METADATA:  # keep the context; drop the answer route
+        data.pop("response_url")
+        text = json.dumps({k: v for k, v in data.items() if v}, separators=(",", ":"))
+    return text
+
+
+def decode_metadata(text: str) -> dict[str, str]:
+    """Inverse of `encode_metadata`; a non-JSON value is taken as the bare context."""
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {"context": text}
+    if not isinstance(data, dict):
+        return {"context": text}
+    return {k: str(v) for k, v in data.items() if v is not None}

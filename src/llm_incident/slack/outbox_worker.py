@@ -1,0 +1,320 @@
+"""Deliver the Slack outbox: a background thread posting due rows in order, per incident.
+
+Failures: 429 → retry after `Retry-After`; 5xx, connection errors and Slack's transient errors →
+exponential backoff; `invalid_blocks` → once more as plain text; anything else (channel_not_found,
+not_in_channel, invalid_auth, …) → `dead`, logged loudly, never retried by itself.
+
+Exactly-once, as far as Slack allows: a row is marked sent in the same transaction that stores
+the message ts (and, for the root, the incident's thread). The remaining at-least-once window is
+a crash between Slack's answer and that commit: the row is then retried once its lease expires
+and the message appears twice (chat.postMessage has no idempotency key to close it; the
+chat.update of cards and replaced posts is harmless to repeat).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from llm_incident.commands.core import card
+from llm_incident.db import Database
+from llm_incident.incidents import service as incidents
+from llm_incident.incidents.models import Incident
+from llm_incident.slack import blocks, outbox
+from llm_incident.slack.dedupe import prune_seen
+from llm_incident.slack.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+                    "request_timeout", "team_added_to_org"}
+BLOCK_ERRORS = {"invalid_blocks", "invalid_blocks_format"}
+HOUSEKEEPING_EVERY = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Sent:
+    ts: str | None
+    channel: str | None = None
+    card_version: int | None = None  # the incident version a card update showed
+    rev: int = 0  # the content revision posted (a `replace` may change it meanwhile)
+
+
+@dataclass(frozen=True)
+class Wait:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Dead:
+    reason: str
+
+
+class OutboxWorker:
+    """Polls due rows and posts them; `wake()` after a commit makes it look at once."""
+
+    def __init__(self, db: Database, client: WebClient, *,
+                 clock: Callable[[], datetime] = outbox.utc_now,
+                 render_clock: Callable[[], datetime] | None = None,
+                 poll_seconds: float = 1.0, lease: timedelta = timedelta(seconds=60),
+                 backoff_base: float = 1.0, backoff_max: float = 300.0,
+                 max_attempts: int = 25) -> None:
+        self.db = db
+        self.client = client  # without retry handlers: the outbox schedules its own retries
+        self.clock = clock
+        self.render_clock = render_clock or clock
+        self.poll_seconds = poll_seconds
+        self.lease = lease
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_attempts = max_attempts
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_housekeeping: datetime | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="llm-incident-slack-outbox",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the message in flight, then stop; pending rows stay for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("Slack outbox worker did not stop within %.0f s", timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                wait = self.run_once()
+                self._housekeeping()
+            except Exception:  # noqa: BLE001 - the worker must outlive a bad pass (e.g. DB down)
+                log.exception("Slack outbox pass failed; trying again in %.0f s", self.poll_seconds)
+                wait = self.poll_seconds
+            if wait > 0:
+                self._wake.wait(wait)
+            self._wake.clear()
+
+    def _housekeeping(self) -> None:
+        now = self.clock()
+        if self._next_housekeeping is None or now >= self._next_housekeeping:
+            self._next_housekeeping = now + HOUSEKEEPING_EVERY
+            prune_seen(self.db, now=now)
+
+    # -- one pass -----------------------------------------------------------------------------
+
+    def run_once(self) -> float:
+        """Deliver the due head row of every incident; seconds until the next is due (0: go on)."""
+        delivered = False
+        wait = self.poll_seconds
+        for row in outbox.lane_heads(self.db):
+            if self._stop.is_set():
+                break
+            now = self.clock()
+            if row.next_attempt_at > now:
+                wait = min(wait, (row.next_attempt_at - now).total_seconds())
+                continue
+            if not outbox.claim(self.db, row, until=now + self.lease):
+                continue  # another worker took it
+            attempts = row.attempts + 1
+            try:
+                result = self.deliver(row)
+            except Exception as exc:  # noqa: BLE001 - classified below, never lost
+                self._failed(row, attempts, exc)
+                continue
+            if isinstance(result, Sent):
+                self._sent(row, result)
+                delivered = True
+            elif isinstance(result, Wait):
+                outbox.reschedule(self.db, row.id, at=now + timedelta(seconds=self.poll_seconds),
+                                  error=result.reason, attempts=row.attempts)
+            else:
+                self._dead(row, attempts, result.reason)
+        return 0.0 if delivered else max(wait, 0.01)
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    def deliver(self, row: OutboxMessage) -> Sent | Wait | Dead:
+        """One Slack call for the row (two for an origin note: permalink, then the post)."""
+        rev = int(row.payload.get("rev", 0))
+        with self.db.read() as session:
+            try:
+                incident = incidents.get_incident(session, row.incident_number or 0)
+            except incidents.IncidentError:
+                return Dead(f"incident #{row.incident_number} does not exist")
+            if row.kind == outbox.CARD:
+                current = card(session, incident, now=self.render_clock())
+        if row.kind == "root":
+            if not incident.channel_id:
+                return Dead("the incident has no channel (set LLM_INCIDENT_INCIDENT_CHANNEL)")
+            resp = self.client.chat_postMessage(channel=incident.channel_id, unfurl_links=False,
+                                                **self._message(row))
+            return Sent(ts=resp.get("ts"), channel=resp.get("channel") or incident.channel_id,
+                        rev=rev)
+        if not incident.thread_ts or not incident.channel_id:
+            if outbox.root_status(self.db, incident.number) == outbox.PENDING:
+                return Wait("waiting for the incident's root message")
+            return Dead(f"incident #{incident.number}'s root message was never posted")
+        if row.kind == "thread":
+            resp = self.client.chat_postMessage(channel=incident.channel_id,
+                                                thread_ts=incident.thread_ts,
+                                                unfurl_links=False, **self._message(row))
+            return Sent(ts=resp.get("ts"), rev=rev)
+        if row.kind == "origin":
+            if not incident.origin_channel_id:
+                return Dead("the incident has no origin channel")
+            message = self._with_thread_link(self._message(row), incident,
+                                             plain=bool(row.payload.get("plain")))
+            resp = self.client.chat_postMessage(channel=incident.origin_channel_id,
+                                                unfurl_links=False, **message)
+            return Sent(ts=resp.get("ts"), rev=rev)
+        if row.kind == outbox.CARD:
+            message = self._plain_if_asked(row, blocks.message(current))
+            self.client.chat_update(channel=incident.channel_id, ts=incident.thread_ts, **message)
+            return Sent(ts=incident.thread_ts, card_version=incident.version)
+        if row.kind == outbox.UPDATE:
+            target = outbox.sent_message(self.db, str(row.payload.get("target")))
+            if target is None or target.status != outbox.SENT or not target.result_ts:
+                return Dead(f"the message to update ({row.payload.get('target')}) was not sent")
+            channel = (incident.origin_channel_id if target.kind == "origin"
+                       else incident.channel_id)
+            self.client.chat_update(channel=channel, ts=target.result_ts, **self._message(row))
+            return Sent(ts=target.result_ts, rev=rev)
+        return Dead(f"unknown outbox row kind {row.kind!r}")
+
+    def _message(self, row: OutboxMessage) -> dict[str, Any]:
+        return self._plain_if_asked(row, dict(row.payload.get("message") or {"text": " "}))
+
+    @staticmethod
+    def _plain_if_asked(row: OutboxMessage, message: dict[str, Any]) -> dict[str, Any]:
+        if row.payload.get("plain"):
+            return {"text": message.get("text") or " "}
+        return message
+
+    def _with_thread_link(self, message: dict[str, Any], incident: Incident,
+                          *, plain: bool) -> dict[str, Any]:
+        try:
+            link = self.client.chat_getPermalink(channel=incident.channel_id,
+                                                 message_ts=incident.thread_ts)["permalink"]
+            where = f"<{link}|open the incident thread> in <#{incident.channel_id}>"
+        except (SlackApiError, KeyError, TypeError) as exc:
+            log.warning("no permalink for incident #%s (%s); linking the channel instead",
+                        incident.number, exc)
+            where = f"the thread is in <#{incident.channel_id}>"
+        text = f"{message.get('text', '')} → {where}"
+        if plain:
+            return {"text": text}
+        extra = {"type": "section", "text": blocks.mrkdwn(f"→ {where}")}
+        body = list(message.get("blocks") or [])[: blocks.MAX_BLOCKS - 1] + [extra]
+        return {"text": text, "blocks": body}
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def _sent(self, row: OutboxMessage, result: Sent) -> None:
+        """Mark the row sent in the same transaction that stores what Slack answered."""
+        now = self.clock()
+        with self.db.write() as session:
+            current = session.get(OutboxMessage, row.id, with_for_update=True)
+            if current is None or current.status != outbox.PENDING:
+                return
+            changed = (int(current.payload.get("version", 0)) > result.card_version
+                       if result.card_version is not None
+                       else int(current.payload.get("rev", 0)) > result.rev)
+            if changed and row.kind in (outbox.CARD, outbox.UPDATE):
+                current.next_attempt_at = now  # changed while we sent it: update once more
+                session.add(current)
+                return
+            if row.kind == "root" and result.ts:
+                incident = incidents.get_incident(session, row.incident_number or 0)
+                incidents.set_root_message(session, incident, channel_id=result.channel or "",
+                                           ts=result.ts)
+            current.status = outbox.SENT
+            current.result_ts = result.ts
+            current.sent_at = now
+            current.last_error = None
+            session.add(current)
+            if changed:  # replaced while being posted: edit the posted message in place
+                session.add(OutboxMessage(
+                    key=f"{row.key}:update:{result.ts}"[:200], kind=outbox.UPDATE,
+                    incident_number=row.incident_number, next_attempt_at=now, created_at=now,
+                    payload={"target": row.key, "message": current.payload.get("message")}))
+
+    def _failed(self, row: OutboxMessage, attempts: int, exc: Exception) -> None:
+        now = self.clock()
+        if isinstance(exc, SlackApiError):
+            status = getattr(exc.response, "status_code", 0)
+            error = str((exc.response.data or {}).get("error", "")) if isinstance(
+                exc.response.data, dict) else ""
+            what = f"Slack answered {status} {error}".strip()
+            if status == 429:
+                delay = _retry_after(exc.response.headers)
+                log.info("Slack rate-limited %s; retrying in %.0f s", row.key, delay)
+                outbox.reschedule(self.db, row.id, at=now + timedelta(seconds=delay), error=what,
+                                  attempts=attempts - 1)  # a rate limit is not a failed attempt
+                return
+            if error in BLOCK_ERRORS and not row.payload.get("plain"):
+                log.warning("Slack rejected the blocks of %s (%s); sending it as plain text",
+                            row.key, error)
+                outbox.reschedule(self.db, row.id, at=now, error=what,
+                                  payload={**row.payload, "plain": True})
+                return
+            if status < 500 and error not in TRANSIENT_ERRORS:
+                self._dead(row, attempts, what)
+                return
+        else:
+            what = f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, (OSError, TimeoutError, ConnectionError)):
+                log.exception("unexpected error delivering %s", row.key)
+        if attempts >= self.max_attempts:
+            self._dead(row, attempts, f"{what} (gave up after {attempts} attempts)")
+            return
+        delay = self._backoff(attempts)
+        log.warning("delivering %s failed (%s); attempt %d, retrying in %.1f s",
+                    row.key, what, attempts, delay)
+        outbox.reschedule(self.db, row.id, at=now + timedelta(seconds=delay), error=what)
+
+    def _backoff(self, attempts: int) -> float:
+        delay = min(self.backoff_base * 2 ** max(attempts - 1, 0), self.backoff_max)
+        return delay * random.uniform(0.8, 1.2)
+
+    def _dead(self, row: OutboxMessage, attempts: int, reason: str) -> None:
+        log.error(
+            "SLACK MESSAGE NOT DELIVERED: %s (%s, incident #%s) is dead after %d attempt(s): %s. "
+            "It will not be retried; fix the cause (e.g. invite the bot to the channel) and set "
+            "its status back to 'pending' in slack_outbox to resend it.",
+            row.key, row.kind, row.incident_number, attempts, reason)
+        outbox.mark_dead(self.db, row.id, error=reason)
+
+
+def _retry_after(headers: Any) -> float:
+    """Seconds from a Retry-After header (default 30, at most 15 minutes)."""
+    value = None
+    if headers:
+        for name, raw in dict(headers).items():
+            if str(name).lower() == "retry-after":
+                value = raw[0] if isinstance(raw, (list, tuple)) else raw
+    try:
+        return min(max(float(value), 0.0), 900.0) if value is not None else 30.0
+    except (TypeError, ValueError):
+        return 30.0

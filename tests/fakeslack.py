@@ -1,0 +1,240 @@
+"""A local fake of the Slack Web API over real HTTP, recording every call.
+
+    with FakeSlack() as slack:
+        settings_for(db, slack_api_url=slack.api_url, ...)
+        slack.fail("chat.postMessage", times=2, status=429, retry_after=1)
+        slack.wait_for(lambda: len(slack.posts()) >= 3)
+
+`response_url(name)` gives a URL on the fake whose posts are recorded too (`responses()`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+JSON_ARGS = ("blocks", "view", "attachments", "metadata")
+BOT_USER = "UBOT0001"
+
+
+@dataclass
+class Call:
+    """One request to the fake: an API method call or a response_url post."""
+
+    method: str
+    args: dict[str, Any]
+    status: int = 200
+    token: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and not self.args.get("_failed")
+
+
+@dataclass
+class Failure:
+    times: int
+    status: int = 500
+    retry_after: int | None = None
+    error: str | None = None
+
+
+class FakeSlack:
+    """The fake server; thread-safe; use as a context manager."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: list[Call] = []
+        self._responses: list[Call] = []
+        self._failures: dict[str, list[Failure]] = {}
+        self._ts = itertools.count(1)
+        self._views = itertools.count(1)
+        self.usergroups: dict[str, list[str]] = {}  # answers usergroups.users.list
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.api_url = f"{self.url}/api/"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- control ------------------------------------------------------------------------------
+
+    def fail(self, method: str, *, times: int = 1, status: int = 500,
+             retry_after: int | None = None, error: str | None = None) -> None:
+        """The next `times` calls of `method` fail: HTTP `status` (429 with Retry-After), or
+        HTTP 200 with `{"ok": false, "error": error}` when `error` is given."""
+        with self._lock:
+            self._failures.setdefault(method, []).append(
+                Failure(times=times, status=200 if error else status, retry_after=retry_after,
+                        error=error))
+
+    def heal(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
+    def response_url(self, name: str = "r") -> str:
+        return f"{self.url}/response/{name}"
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    def calls(self, method: str | None = None, *, ok_only: bool = True) -> list[Call]:
+        with self._lock:
+            return [c for c in self._calls
+                    if (method is None or c.method == method) and (c.ok or not ok_only)]
+
+    def posts(self, **where: Any) -> list[dict[str, Any]]:
+        """Successful chat.postMessage calls matching `where` (e.g. thread_ts=…): their
+        arguments plus the `ts` the fake gave the message."""
+        return [{**c.args, "ts": c.result.get("ts")} for c in self.calls("chat.postMessage")
+                if all(c.args.get(k) == v for k, v in where.items())]
+
+    def responses(self, name: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [c.args for c in self._responses if name is None or c.method == name]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0,
+                 what: str = "condition") -> Any:
+        """Poll `predicate` until truthy (returned) or fail after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; "
+                                     f"calls: {[c.method for c in self.calls(ok_only=False)]}")
+            time.sleep(0.02)
+
+    # -- server -------------------------------------------------------------------------------
+
+    def _next_failure(self, method: str) -> Failure | None:
+        with self._lock:
+            queue = self._failures.get(method) or []
+            while queue and queue[0].times <= 0:
+                queue.pop(0)
+            if not queue:
+                return None
+            queue[0].times -= 1
+            return queue[0]
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "url": "https://acme.slack.test/", "team": "Acme",
+                    "user": "llm-incident", "team_id": "T0001", "user_id": BOT_USER,
+                    "bot_id": "B0001"}
+        if method == "chat.postMessage":
+            n = next(self._ts)
+            ts = f"{1_700_000_000 + n}.{n:06d}"
+            return {"ok": True, "channel": args.get("channel"), "ts": ts,
+                    "message": {"text": args.get("text"), "ts": ts, "bot_id": "B0001"}}
+        if method == "chat.update":
+            return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts"),
+                    "text": args.get("text")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"{1_800_000_000 + next(self._ts)}.000001"}
+        if method == "chat.getPermalink":
+            ts = str(args.get("message_ts", "")).replace(".", "")
+            return {"ok": True, "channel": args.get("channel"),
+                    "permalink": f"https://acme.slack.test/archives/{args.get('channel')}/p{ts}"}
+        if method in ("views.open", "views.publish", "views.update", "views.push"):
+            view = dict(args.get("view") or {})
+            view.update(id=f"V{next(self._views):08d}", hash="h1")
+            return {"ok": True, "view": view}
+        if method == "users.info":
+            user = args.get("user", "U0")
+            return {"ok": True, "user": {"id": user, "name": user.lower(),
+                                         "real_name": f"User {user}", "tz": "UTC"}}
+        if method == "usergroups.users.list":
+            group = args.get("usergroup", "")
+            if group not in self.usergroups:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": list(self.usergroups[group])}
+        if method == "apps.connections.open":
+            return {"ok": False, "error": "not_supported_by_fake"}
+        return {"ok": False, "error": "unknown_method"}
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode("utf-8")
+                args = _parse_args(raw, self.headers.get("Content-Type", ""))
+                token = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or None
+                token = token or args.pop("token", None)
+                if self.path.startswith("/response/"):
+                    name = self.path.removeprefix("/response/")
+                    with fake._lock:
+                        fake._responses.append(Call(method=name, args=args))
+                    self._send(200, b"ok", "text/plain")
+                    return
+                method = self.path.removeprefix("/api/").split("?")[0]
+                failure = fake._next_failure(method)
+                if failure is not None:
+                    with fake._lock:
+                        fake._calls.append(Call(method, {**args, "_failed": True},
+                                                status=failure.status, token=token))
+                    if failure.error:
+                        self._json(200, {"ok": False, "error": failure.error})
+                    elif failure.status == 429:
+                        self._json(429, {"ok": False, "error": "ratelimited"},
+                                   {"Retry-After": str(failure.retry_after or 1)})
+                    else:
+                        self._send(failure.status, b"<html>upstream error</html>", "text/html")
+                    return
+                with fake._lock:
+                    answer = fake._answer(method, args)
+                    fake._calls.append(Call(method, args, token=token, result=answer))
+                self._json(200, answer)
+
+            def _json(self, status: int, body: dict[str, Any],
+                      headers: dict[str, str] | None = None) -> None:
+                self._send(status, json.dumps(body).encode(), "application/json", headers)
+
+            def _send(self, status: int, body: bytes, content_type: str,
+                      headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+def _parse_args(raw: str, content_type: str) -> dict[str, Any]:
+    if "json" in content_type:
+        args = json.loads(raw or "{}")
+    else:
+        args = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+    for key in JSON_ARGS:
+        if isinstance(args.get(key), str):
+            try:
+                args[key] = json.loads(args[key])
+            except ValueError:
+                pass
+    return args
