@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.e2e.slackenv import INCIDENTS, WAR_ROOM, opening_thread, seed, slack_server, texts
 from tests.fakeslack import FakeSlack
+from tests.support import TEST_KEY
 
 
 @pytest.fixture
@@ -97,4 +99,48 @@ def test_a_panel_form_button_opens_a_form_whose_submission_applies_the_change(db
                                                                     "duration": "1h"}))
         answer = env.response("clamp")
     assert "clamped `support.reply` to 800 output tokens" in answer["text"]
+    assert [e.kind for e in env.timeline(1)] == ["start", "control"]
+
+
+def test_every_control_verb_through_slack_and_the_control_plane(db, slack):
+    seed(db)
+    with slack_server(db, slack) as env:
+        started(env)
+        steps = [
+            ("kill support.reply", {"enabled": False}),
+            ("clamp support.reply 512 for 2h", {"max_tokens": 512}),
+            ("model support.reply gpt-4o-mini", {"model": "gpt-4o-mini"}),
+            ("provider support.reply azure-openai", {"provider": "azure-openai"}),
+            ("retries support.reply 0", {"retry_cap": 0}),
+            ("restore support.reply", {"enabled": True, "max_tokens": None, "model": None,
+                                       "provider": None, "retry_cap": None}),
+        ]
+        headers = {"Authorization": f"Bearer {TEST_KEY}"}
+        for n, (text, expected) in enumerate(steps):
+            env.sender.command(text, channel=INCIDENTS, response=f"step{n}")
+            assert env.response(f"step{n}")["text"].startswith("Done:"), text
+            state = httpx.get(f"{env.url}/v1/routes/support.reply/controls", headers=headers).json()
+            assert {k: state[k] for k in expected} == expected, text
+            assert state["version"] == n + 1
+        kinds = [e.kind for e in env.timeline(1)]
+    assert kinds == ["start"] + ["control"] * len(steps)
+
+
+def test_double_click_on_kill_applies_once_and_posts_once(db, slack):
+    seed(db)
+    with slack_server(db, slack) as env:
+        root, panel = started(env)
+        kill = next(e for b in panel["blocks"] if b["type"] == "actions" for e in b["elements"]
+                    if e["text"]["text"] == "Kill route")
+        message = {"ts": panel["ts"], "thread_ts": root["ts"], "text": panel["text"],
+                   "blocks": panel["blocks"]}
+        for name in ("first", "second"):
+            env.sender.interactive(env.sender.button_payload(kill, message=message,
+                                                             channel=INCIDENTS, response=name))
+        answers = sorted(env.response(n)["text"][:12] for n in ("first", "second"))
+        env.slack.wait_for(env.outbox_settled)
+        lines = [p for p in env.slack.posts(thread_ts=root["ts"])
+                 if "killed `support.reply`" in p["text"]]
+    assert answers == ["Done: <@U0AL", "Not applied:"]
+    assert len(lines) == 1
     assert [e.kind for e in env.timeline(1)] == ["start", "control"]
