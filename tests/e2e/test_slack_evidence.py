@@ -82,12 +82,13 @@ def test_events_and_sample_labelling_update_progress_in_place(db, slack):
                            response="events")
         listing = env.response("events")
         assert [b["text"]["text"] for b in buttons(listing)][:2] == ["👍 Good", "👎 Bad"]
-        env.sender.command("sample support.reply 4", channel=INCIDENTS, response="sample")
-        assert "Posted 4 events" in env.response("sample")["text"]
+        env.sender.command("sample support.reply", channel=INCIDENTS, response="sample")
+        assert "Posted 20 events" in env.response("sample")["text"]
         thread_before = opening_thread(1)
-        posts = env.thread(root, thread_before + 5)[thread_before:]
+        posts = env.thread(root, thread_before + 21)[thread_before:]
         progress, first = posts[0], posts[1]
-        assert "0/4 labelled, 0 bad" in progress["text"]
+        assert "0/20 labelled, 0 bad" in progress["text"]
+        assert len({p["ts"] for p in posts}) == 21
         bad = next(b for b in buttons(first) if b["text"]["text"] == "👎 Bad")
         msg = {"ts": first["ts"], "thread_ts": root["ts"], "text": first["text"],
                "blocks": first["blocks"]}
@@ -98,10 +99,28 @@ def test_events_and_sample_labelling_update_progress_in_place(db, slack):
         def updated(ts):
             return [c.args for c in env.slack.calls("chat.update") if c.args["ts"] == ts]
 
-        assert "1/4 labelled, 1 bad" in env.slack.wait_for(lambda: updated(progress["ts"]))[-1][
+        assert "1/20 labelled, 1 bad" in env.slack.wait_for(lambda: updated(progress["ts"]))[-1][
             "text"]
         assert "labelled *bad* by <@U0ALICE>" in texts(
             env.slack.wait_for(lambda: updated(first["ts"]))[-1])
         card = env.slack.wait_for(lambda: [u for u in updated(root["ts"])
                                            if "1 attached · 0 good · 1 bad" in texts(u)])
         assert card
+
+
+def test_attach_by_command_known_unknown_and_relabel(db, slack):
+    seed(db)
+    with slack_server(db, slack) as env:
+        start(env)
+        env.sender.command("attach seed-sr-100 seed-sr-101 nope-1 bad loops on the disclaimer",
+                           channel=INCIDENTS, response="attach")
+        first = env.response("attach")
+        assert "2 event(s) attached or updated, 1 unknown" in first["text"]
+        assert "`nope-1`" in texts(first) and "*bad* — loops on the disclaimer" in texts(first)
+        env.sender.command("attach seed-sr-100 good fine on a second look", channel=INCIDENTS,
+                           response="relabel")
+        env.response("relabel")
+        item = evidence(env)["seed-sr-100"]
+        assert (item.label, item.note) == ("good", "fine on a second look")
+        lines = [e.text for e in env.timeline(1) if e.kind == "evidence"]
+        assert "relabelled seed-sr-100 bad → good" in lines[-1]
