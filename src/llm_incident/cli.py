@@ -1,4 +1,4 @@
-"""The `llm-incident` command line: serve, demo, shell, db, keys, export-labels."""
+"""The `llm-incident` command line: serve, demo, shell, db, keys, export-labels, postmortem."""
 
 from __future__ import annotations
 
@@ -254,3 +254,51 @@ def export_labels(number: int | None, fmt: str, output: str | None) -> None:
         return
     Path(output).write_text(text, encoding="utf-8", newline="")
     click.echo(f"wrote {len(rows)} evidence row(s) to {output}", err=True)
+
+
+def _incident_number(text: str) -> int:
+    """`3` or `#3` → 3; a usage error otherwise."""
+    raw = text.strip().removeprefix("#")
+    if not raw.isdigit() or int(raw) < 1:
+        raise click.BadParameter(f"{text!r} is not an incident number (write 3 or #3)")
+    return int(raw)
+
+
+@main.command()
+@click.argument("incident")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the Markdown to this file instead of standard output.")
+@click.option("--charts", "charts_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write a PNG chart per impacted route into this directory.")
+def postmortem(incident: str, output: str | None, charts_dir: str | None) -> None:
+    """Print the postmortem of INCIDENT (3 or #3) as Markdown; an open one gives a draft as of now."""
+    from llm_incident.incidents.postmortem import compile_postmortem, render_markdown, route_charts
+    from llm_incident.incidents.service import IncidentError
+
+    number = _incident_number(incident)
+    database, _ = _upgrade(_settings())
+    with database.read() as session:
+        try:
+            pm = compile_postmortem(session, number, now=_now())
+        except IncidentError:
+            click.echo(f"llm-incident: there is no incident #{number}", err=True)
+            sys.exit(1)
+        charts = route_charts(session, pm) if charts_dir else {}
+    text = render_markdown(pm)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, encoding="utf-8", newline="")
+        click.echo(f"wrote the postmortem of incident #{number} to {output}", err=True)
+    if charts_dir:
+        folder = Path(charts_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for route, png in charts.items():
+            path = folder / f"incident-{number}-{_file_part(route)}.png"
+            path.write_bytes(png)
+            click.echo(f"wrote {path}", err=True)
+
+
+def _file_part(route: str) -> str:
+    """A route name safe as part of a file name."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in route) or "route"

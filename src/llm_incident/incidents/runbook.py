@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from llm_incident.incidents.models import Incident, IncidentClass
 
 RUNBOOK_TITLE = "LLM Incident Runbook"
+SUMMARY, TRIAGE, MITIGATION_OPTIONS, EVIDENCE, FOLLOW_UPS = (
+    "Summary", "Triage", "Mitigation options", "Evidence", "Follow-ups")
+"""The runbook template's section headings, verbatim (the postmortem reuses them)."""
+FOLLOW_UP_PROMPTS = ("Permanent fix", "Tests/evals to add", "Guardrails to tighten")
+"""What the Follow-ups section asks of humans."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def runbook(incident: Incident, *, current_mitigation: str = "none yet") -> list
     """The runbook template pre-filled from the incident."""
     started = incident.started_at.strftime("%Y-%m-%d %H:%M UTC")
     return [
-        RunbookSection("Summary", (
+        RunbookSection(SUMMARY, (
             f"Symptom: {incident.symptom or '_to fill_'}",
             f"Start time: {started}",
             f"Affected routes: {_or_blank(incident.routes)}",
@@ -80,16 +85,16 @@ def runbook(incident: Incident, *, current_mitigation: str = "none yet") -> list
             + (f" (envs: {', '.join(incident.envs)})" if incident.envs else ""),
             f"Current mitigation: {current_mitigation}",
         )),
-        RunbookSection("Triage", (
+        RunbookSection(TRIAGE, (
             "Recent deploy or prompt change? (see the change log below)",
             "Model/provider changes?",
             "Metrics deltas (baseline vs now): flagged_rate, p95_duration_ms, p95_tokens_out, "
             "cost_per_call",
         )),
-        RunbookSection("Mitigation options", (
+        RunbookSection(MITIGATION_OPTIONS, (
             "Kill switch route", "Clamp max tokens", "Switch model", "Switch provider",
             "Disable retries, set cap",
         )),
-        RunbookSection("Evidence", ("Example event IDs", "Labels + notes")),
-        RunbookSection("Follow-ups", ("Permanent fix", "Tests/evals to add", "Guardrails to tighten")),
+        RunbookSection(EVIDENCE, ("Example event IDs", "Labels + notes")),
+        RunbookSection(FOLLOW_UPS, FOLLOW_UP_PROMPTS),
     ]

@@ -1,0 +1,35 @@
+"""`GET /v1/incidents/{n}/postmortem`: the incident's postmortem as Markdown, or its data as JSON."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from llm_incident.api.deps import ApiError, require_api_key, services
+from llm_incident.incidents.postmortem import compile_postmortem, render_markdown
+from llm_incident.incidents.service import IncidentError
+
+router = APIRouter(dependencies=[Depends(require_api_key)], tags=["postmortem"])
+MARKDOWN = "text/markdown; charset=utf-8"
+
+
+@router.get("/v1/incidents/{number}/postmortem", response_class=Response,
+            responses={200: {"content": {"text/markdown": {}, "application/json": {}}}})
+def get_postmortem(
+    request: Request, number: int,
+    format: Literal["markdown", "json"] = Query("markdown",  # noqa: A002 - the query name
+                                                description="markdown, or json for the data"),
+) -> Response:
+    """The postmortem (a draft as of now while the incident is open); 404 if no such incident."""
+    svc = services(request)
+    with svc.db.read() as session:
+        try:
+            pm = compile_postmortem(session, number, now=svc.clock())
+        except IncidentError:
+            raise ApiError(404, f"there is no incident #{number}") from None
+    if format == "json":
+        body: dict[str, Any] = pm.to_dict()
+        return JSONResponse(body)
+    return Response(render_markdown(pm), media_type=MARKDOWN)

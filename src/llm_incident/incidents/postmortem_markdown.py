@@ -1,0 +1,305 @@
+"""The postmortem as Markdown: a pure function of `Postmortem`, byte for byte the same for the same
+data. Sections follow the runbook template (Summary, Triage, Mitigations, Evidence, Follow-ups),
+then the timeline. Times are UTC; Slack mentions (`<@U1>`) become `@U1`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from llm_incident.incidents.postmortem_model import (
+    ChangeRow,
+    Decision,
+    Entry,
+    Postmortem,
+    RouteMetrics,
+)
+from llm_incident.incidents.runbook import EVIDENCE, FOLLOW_UPS, SUMMARY, TRIAGE
+from llm_incident.metrics.compare import COMPARED, MULTIPLE, fmt
+
+MITIGATIONS = "Mitigations"  # the runbook's "Mitigation options", as taken
+TABLE_STATS = ("calls", "flagged_rate", "error_rate", "p95_duration_ms", "p95_tokens_out",
+               "avg_tokens_in", "avg_tokens_out", "cost_per_call_usd", "retry_share")
+TIMELINE_LIMIT = 100
+CELL_CHARS = 200
+_MENTION = re.compile(r"<([@#!])([^>|]+)(?:\|[^>]*)?>")
+
+
+def render_markdown(pm: Postmortem) -> str:
+    """The full postmortem draft (ends with one newline)."""
+    parts = [_title(pm), _summary(pm), _triage(pm), _mitigations(pm), _evidence(pm),
+             _follow_ups(pm), _timeline(pm)]
+    return "\n\n".join(p.strip("\n") for p in parts) + "\n"
+
+
+# --- formatting helpers ----------------------------------------------------------------------
+
+
+def when(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def span(value: timedelta) -> str:
+    """`1h 5m`, `12m`, `45s`, `2d 3h 0m`."""
+    seconds = int(value.total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)}s"
+    minutes = seconds // 60
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    out = [f"{days}d"] * bool(days) + [f"{hours}h"] * bool(days or hours) + [f"{minutes}m"]
+    return " ".join(out)
+
+
+def plain(text: str) -> str:
+    """Slack markup to plain text: `<@U1>` → `@U1`, `<#C1|name>` → `#C1`."""
+    return _MENTION.sub(lambda m: m.group(1) + m.group(2), text)
+
+
+def cell(value: Any) -> str:
+    """A value fit for a Markdown table cell: one line, pipes escaped, at most CELL_CHARS."""
+    text = " ".join(plain("" if value is None else str(value)).split())
+    if len(text) > CELL_CHARS:
+        text = text[: CELL_CHARS - 1] + "…"
+    return text.replace("|", "\\|") or "—"
+
+
+def table(header: tuple[str, ...], rows: list[tuple[Any, ...]], align: str = "") -> str:
+    """A Markdown table; `align` gives one of l/r per column (default all left)."""
+    marks = ["---:" if a == "r" else "---" for a in align.ljust(len(header), "l")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def value(v: Any) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def change_text(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """`enabled: true → false; max_tokens: none → 800` over the fields that changed (all
+    requested fields when none did)."""
+    names = [k for k in after if before.get(k) != after[k]] or list(after)
+    return "; ".join(f"{k}: {value(before.get(k))} → {value(after[k])}" for k in names)
+
+
+_WORDS = {
+    "enabled": lambda v: "re-enabled" if v else "killed",
+    "max_tokens": lambda v: "removed the token clamp on" if v is None else
+    f"clamped max_tokens to {v:,} on",
+    "model": lambda v: "removed the model override on" if v is None else f"switched model to {v} on",
+    "provider": lambda v: "removed the provider override on" if v is None else
+    f"switched provider to {v} on",
+    "retry_cap": lambda v: "removed the retry cap on" if v is None else f"capped retries at {v} on",
+    "fallback_message": lambda v: "cleared the fallback message of" if v is None else
+    "set the fallback message of",
+}
+
+
+def action_text(d: Decision) -> str:
+    """`@U2 killed `support.reply` (until …)`, `clamped max_tokens to 800 on …`."""
+    names = [k for k in d.after if d.before.get(k) != d.after[k]] or list(d.after)
+    verbs = [_WORDS[k](d.after[k]) if k in _WORDS else f"set {k} to {value(d.after[k])} on"
+             for k in names]
+    route = f"`{d.route}`" + ("" if d.env == "prod" else f" ({d.env})")
+    until = f" (until {when(d.expires_at)})" if d.expires_at else ""
+    who = "expired:" if d.kind == "expiry" else f"@{plain(d.actor)}"
+    return f"{who} {', '.join(verbs)} {route}{until}"
+
+
+def delta_text(stat: str, now: float | None, base: float | None) -> str:
+    """Change vs baseline: `+2.0 pts` for rates, `8.1×` for big moves, else `+12%`."""
+    if now is None or base is None:
+        return "—"
+    if COMPARED[stat][1] == "rate":
+        points = round((now - base) * 100, 1)
+        return "±0.0 pts" if points == 0 else f"{points:+.1f} pts"
+    if base == 0:
+        return "±0%" if now == 0 else "new"
+    ratio = now / base
+    if ratio >= MULTIPLE:
+        return f"{ratio:.1f}×"
+    percent = round((ratio - 1) * 100)
+    return "±0%" if percent == 0 else f"{percent:+d}%"
+
+
+def _bullets(lines: list[str], empty: str) -> str:
+    return "\n".join(f"- {line}" for line in lines) if lines else empty
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+def _title(pm: Postmortem) -> str:
+    head = f"# Postmortem — incident #{pm.number}: {plain(pm.symptom) or 'no symptom given'}"
+    if pm.draft:
+        head += (f"\n\n> **Draft as of {when(pm.as_of)}**: the incident is still open; numbers "
+                 "run up to that time.")
+    return head
+
+
+def _summary(pm: Postmortem) -> str:
+    routes = ", ".join(f"`{r}`" for r in pm.routes) or "none named"
+    customers = ", ".join(pm.customer_tiers) or "not recorded"
+    if pm.envs:
+        customers += f" (envs: {', '.join(pm.envs)})"
+    first = "none (nothing was mitigated)"
+    if pm.first_mitigation_at is not None and pm.time_to_mitigate is not None:
+        first = f"{when(pm.first_mitigation_at)} (time to mitigate: {span(pm.time_to_mitigate)})"
+    closed = when(pm.closed_at) if pm.closed_at else f"still open (as of {when(pm.as_of)})"
+    active = ("; ".join(f"`{a.route}`{'' if a.env == 'prod' else f' ({a.env})'} {a.description}"
+                        for a in pm.still_active)
+              or "none: every impacted route is back to its default controls")
+    rows = [
+        ("Symptom", plain(pm.symptom) or "not given"),
+        ("Class / severity", f"{pm.incident_class} / {pm.severity}"),
+        ("Commander", f"@{pm.commander}"),
+        ("Affected routes", routes),
+        ("Affected customers", customers),
+        ("Start time", when(pm.started_at)),
+        ("First mitigation", first),
+        ("Closed", closed),
+        ("Duration", span(pm.duration)),
+        ("Current mitigation", active),
+    ]
+    out = [f"## {SUMMARY}", "\n".join(f"- **{name}:** {text}" for name, text in rows)]
+    out += ["### Closing summary", plain(pm.summary) if pm.summary else
+            ("_Not closed yet._" if pm.draft else "_No summary given at close._")]
+    out += ["### Status updates",
+            _bullets([f"{when(e.ts)} — @{plain(e.actor)}: {plain(e.text)}"
+                      for e in pm.status_updates], "_None posted._")]
+    return "\n\n".join(out)
+
+
+def _changes(rows: list[ChangeRow]) -> str:
+    return table(("when (UTC)", "route", "kind", "what", "ref", "by"),
+                 [(f"{c.ts:%Y-%m-%d %H:%M}", f"`{c.route}`", c.kind, c.description, c.ref,
+                   c.author) for c in rows])
+
+
+def _triage(pm: Postmortem) -> str:
+    hours = pm.change_lookback.total_seconds() / 3600
+    out = [f"## {TRIAGE}",
+           f"### Recent deploys, prompt and model changes ({hours:g} h before the start)",
+           _changes(pm.changes_before) if pm.changes_before
+           else "_None recorded for these routes._"]
+    if pm.changes_during:
+        out += ["### Changes recorded during the incident", _changes(pm.changes_during)]
+    out += ["### Model / provider in use"]
+    if pm.usage:
+        out.append(table(("route", "model", "provider", "baseline calls", "incident calls"),
+                         [(f"`{u.route}`", u.model, u.provider, f"{u.baseline_calls:,}",
+                           f"{u.incident_calls:,}") for u in pm.usage], "lllrr"))
+    else:
+        out.append("_No calls recorded on these routes._")
+    out += ["### Metrics: baseline vs during vs after", _windows(pm)]
+    for metrics in pm.metrics:
+        out += [f"#### `{metrics.route}`", _metrics_table(metrics)]
+        unpriced = [(name, s.unpriced_calls) for name in ("baseline", "during", "after")
+                    if (s := metrics.phase(name)) is not None and s.unpriced_calls]
+        if unpriced:
+            out.append("_Cost per call counts priced calls only; unpriced calls (unknown "
+                       "model): " + ", ".join(f"{n} {c:,}" for n, c in unpriced) + "._")
+    return "\n\n".join(out)
+
+
+def _windows(pm: Postmortem) -> str:
+    if not pm.phases:
+        return "_The incident has no time span yet: no metrics._"
+    end = "now" if pm.draft else "close"
+    meaning = {"baseline": "same length, just before the start",
+               "during": "start → first mitigation" if pm.phase("after") else f"start → {end} "
+               "(nothing mitigated)",
+               "after": f"first mitigation → {end}"}
+    rows = [(p.name, when(p.start), when(p.end), span(p.end - p.start), meaning[p.name])
+            for p in pm.phases]
+    return (table(("window", "from", "to (exclusive)", "length", "what"), rows) + "\n\n"
+            + (f"Events of env `{pm.envs[0]}` only." if len(pm.envs) == 1 else "Events of every env."))
+
+
+def _metrics_table(metrics: RouteMetrics) -> str:
+    base, during, after = metrics.baseline, metrics.during, metrics.after
+    rows = []
+    for stat in TABLE_STATS:
+        label, kind = COMPARED[stat]
+        b = getattr(base, stat) if base else None
+        d = getattr(during, stat) if during else None
+        a = getattr(after, stat) if after else None
+        rows.append((label, fmt(b, kind) if base else "—",
+                     fmt(d, kind) if during else "—", delta_text(stat, d, b) if during else "—",
+                     fmt(a, kind) if after else "—", delta_text(stat, a, b) if after else "—"))
+    return table(("metric", "baseline", "during", "Δ during", "after", "Δ after"), rows,
+                 "lrrrrr")
+
+
+def _mitigations(pm: Postmortem) -> str:
+    actions = [f"{when(d.ts)} — {action_text(d)}" for d in pm.mitigations]
+    out = [f"## {MITIGATIONS}", "### Actions taken",
+           _bullets(actions, "_No control changes were applied._"),
+           "### Routing and control decisions"]
+    if pm.decisions:
+        out.append(table(("when (UTC)", "route", "who", "before → after", "outcome", "expires",
+                          "reason"),
+                         [(f"{d.ts:%Y-%m-%d %H:%M}", f"`{d.route}`" + (
+                             "" if d.env == "prod" else f" ({d.env})"),
+                           "expiry" if d.kind == "expiry" else f"@{d.actor}",
+                           change_text(d.before, d.after), d.outcome,
+                           f"{d.expires_at:%Y-%m-%d %H:%M}" if d.expires_at else None, d.reason)
+                          for d in pm.decisions]))
+    else:
+        out.append("_No control requests were made for this incident._")
+    out += ["### Still active",
+            _bullets([f"`{a.route}`{'' if a.env == 'prod' else f' ({a.env})'}: {a.description}"
+                      for a in pm.still_active],
+                     "_None: every impacted route is back to its default controls._")]
+    return "\n\n".join(out)
+
+
+def _evidence(pm: Postmortem) -> str:
+    c = pm.evidence_counts
+    out = [f"## {EVIDENCE}",
+           f"{c.attached:,} event(s) attached · {c.bad:,} labelled bad · {c.good:,} labelled "
+           f"good · {c.unlabelled:,} unlabelled."]
+    if pm.evidence:
+        out.append(table(("event id", "label", "note", "route", "model", "status", "tokens_out",
+                          "duration", "labelled by"),
+                         [(f"`{e.event_id}`", e.label or "unlabelled", e.note, e.route, e.model,
+                           e.status, None if e.tokens_out is None else f"{e.tokens_out:,}",
+                           None if e.duration_ms is None else fmt(e.duration_ms, "ms"),
+                           f"@{e.labelled_by}") for e in pm.evidence],
+                         "llllllrrl"))
+    if pm.evidence_more:
+        out.append(f"_…and {pm.evidence_more:,} more: `llm-incident export-labels --incident "
+                   f"{pm.number}` exports them all._")
+    return "\n\n".join(out)
+
+
+def _follow_ups(pm: Postmortem) -> str:
+    derived = [f"- [ ] {plain(line)}" for line in pm.follow_ups]
+    human = [f"- [ ] {prompt}: _to fill_" for prompt in pm.human_follow_ups]
+    out = [f"## {FOLLOW_UPS}", "### From what happened",
+           "\n".join(derived) or "_Nothing derived from the data._",
+           "### For the team", "\n".join(human)]
+    return "\n\n".join(out)
+
+
+def _entry(e: Entry) -> str:
+    return f"- {when(e.ts)} — @{plain(e.actor)} · {e.kind}: {plain(e.text)}"
+
+
+def _timeline(pm: Postmortem) -> str:
+    entries = pm.timeline
+    if len(entries) <= TIMELINE_LIMIT:
+        lines = [_entry(e) for e in entries]
+    else:
+        head, tail = entries[: TIMELINE_LIMIT - 10], entries[-10:]
+        omitted = len(entries) - len(head) - len(tail)
+        lines = [_entry(e) for e in head] + [f"- _… {omitted:,} entries omitted …_"]
+        lines += [_entry(e) for e in tail]
+    return "\n\n".join(["## Timeline", "\n".join(lines) or "_Empty._"])
