@@ -6,6 +6,10 @@
         slack.wait_for(lambda: len(slack.posts()) >= 3)
 
 `response_url(name)` gives a URL on the fake whose posts are recorded too (`responses()`).
+File uploads work as in Slack: files.getUploadURLExternal hands out an upload URL on the fake, the
+raw POST to it is recorded with its bytes, files.completeUploadExternal shares the file
+(`uploads()`). canvases.create succeeds unless `canvases_allowed` is False (then it answers
+`team_tier_cannot_create_channel_canvases`, as on a free workspace).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-JSON_ARGS = ("blocks", "view", "attachments", "metadata")
+JSON_ARGS = ("blocks", "view", "attachments", "metadata", "files")
 BOT_USER = "UBOT0001"
 
 
@@ -59,6 +63,9 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._views = itertools.count(1)
         self.usergroups: dict[str, list[str]] = {}  # answers usergroups.users.list
+        self.canvases_allowed = True
+        self._files: dict[str, dict[str, Any]] = {}  # file id → filename, bytes, where shared
+        self._file_ids = itertools.count(1)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -107,6 +114,14 @@ class FakeSlack:
     def responses(self, name: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             return [c.args for c in self._responses if name is None or c.method == name]
+
+    def uploads(self, **where: Any) -> list[dict[str, Any]]:
+        """Files shared by files.completeUploadExternal (in order), matching `where` (e.g.
+        thread_ts=…): id, filename, title, data (the uploaded bytes), channel, thread_ts,
+        initial_comment."""
+        with self._lock:
+            done = [f for f in self._files.values() if f.get("shared")]
+        return [f for f in done if all(f.get(k) == v for k, v in where.items())]
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0,
                  what: str = "condition") -> Any:
@@ -165,6 +180,26 @@ class FakeSlack:
             if group not in self.usergroups:
                 return {"ok": False, "error": "no_such_subteam"}
             return {"ok": True, "users": list(self.usergroups[group])}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._file_ids):08d}"
+            self._files[file_id] = {"id": file_id, "filename": args.get("filename"),
+                                    "length": int(args.get("length") or 0), "data": None}
+            return {"ok": True, "file_id": file_id, "upload_url": f"{self.url}/upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            shared = []
+            for item in args.get("files") or []:
+                f = self._files.get(item.get("id"))
+                if f is None or f["data"] is None:
+                    return {"ok": False, "error": "file_not_found"}
+                f.update(title=item.get("title"), channel=args.get("channel_id"),
+                         thread_ts=args.get("thread_ts"),
+                         initial_comment=args.get("initial_comment"), shared=len(self._files))
+                shared.append({"id": f["id"], "title": f["title"], "name": f["filename"]})
+            return {"ok": True, "files": shared}
+        if method == "canvases.create":
+            if not self.canvases_allowed:
+                return {"ok": False, "error": "team_tier_cannot_create_channel_canvases"}
+            return {"ok": True, "canvas_id": f"F{next(self._file_ids):08d}"}
         if method == "apps.connections.open":
             return {"ok": False, "error": "not_supported_by_fake"}
         return {"ok": False, "error": "unknown_method"}
@@ -180,6 +215,9 @@ class FakeSlack:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
+                if self.path.startswith("/upload/"):
+                    self._upload(self.path.removeprefix("/upload/"), self.rfile.read(length))
+                    return
                 raw = self.rfile.read(length).decode("utf-8")
                 args = _parse_args(raw, self.headers.get("Content-Type", ""))
                 token = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or None
@@ -208,6 +246,23 @@ class FakeSlack:
                     answer = fake._answer(method, args)
                     fake._calls.append(Call(method, args, token=token, result=answer))
                 self._json(200, answer)
+
+            def _upload(self, file_id: str, data: bytes) -> None:
+                """The raw upload step; `fail("upload", …)` makes it fail."""
+                failure = fake._next_failure("upload")
+                with fake._lock:
+                    fake._calls.append(Call("upload", {"file_id": file_id, "bytes": len(data),
+                                                       "_failed": failure is not None},
+                                            status=failure.status if failure else 200))
+                    known = fake._files.get(file_id)
+                    if failure is None and known is not None:
+                        known["data"] = data
+                if failure is not None:
+                    self._send(failure.status, b"upstream error", "text/plain")
+                elif known is None:
+                    self._send(404, b"unknown upload", "text/plain")
+                else:
+                    self._send(200, b"OK - " + str(len(data)).encode(), "text/plain")
 
             def _json(self, status: int, body: dict[str, Any],
                       headers: dict[str, str] | None = None) -> None:

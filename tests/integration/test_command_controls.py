@@ -151,6 +151,6 @@ def test_controls_verb_and_changes_outside_an_incident(db):
     assert "has sent no events yet" in done.reply.text
     assert delivery.drain() == ([], [])
     listing = core.run("controls", ctx()).reply
-    assert "`never.seen` (prod): provider anthropic" in listing.blocks[0].text
+    assert "`never.seen` (prod): provider switched to anthropic" in listing.blocks[0].text
     panel = core.run("controls support.reply", ctx()).reply
     assert isinstance(panel.blocks[0], Section) and "support.reply" in panel.blocks[0].title

@@ -105,8 +105,13 @@ def test_status_list_and_close_address_the_channel_incident_or_number(core, db):
     closed = core_.run("close #1 clamp fixed it", ctx(minutes=42))
     assert closed.reply.text == "Incident #1 closed."
     posts, cards = delivery.drain()
-    timeline = texts(posts[-1].reply)
+    by_key = {p.key: p for p in posts}
+    timeline = texts(by_key["incident:1:closed"].reply)
     assert "closed after 42m" in timeline and "clamp fixed it" in timeline
+    assert "Time to mitigate" in texts(by_key["incident:1:postmortem"].reply)
+    files = by_key["incident:1:postmortem-files"].attachments
+    assert [a.kind for a in files] == ["postmortem_markdown", "postmortem_charts",
+                                       "postmortem_canvas"]
     assert "status: rolling back 'v42'" in timeline
     assert "already closed" in core_.run("close #1", ctx()).reply.text
 

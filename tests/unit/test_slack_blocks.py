@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_incident.commands.core import start_modal
+from llm_incident.commands.forms import start_modal
 from llm_incident.commands.replies import (
     Actions,
     Button,

@@ -18,7 +18,15 @@ from sqlmodel import Session
 from llm_incident.changes import recent_changes
 from llm_incident.commands import views
 from llm_incident.commands import mitigations
+from llm_incident.commands.forms import (
+    as_list,
+    as_str,
+    attach_command,
+    attach_modal,
+    start_modal,
+)
 from llm_incident.commands.labelling import Labelling
+from llm_incident.commands.postmortem_posts import close_posts
 from llm_incident.commands.parse import (
     Attach,
     ChangeControl,
@@ -37,9 +45,7 @@ from llm_incident.commands.parse import (
     parse_command,
 )
 from llm_incident.commands.replies import (
-    FieldKind,
     Modal,
-    ModalField,
     Outcome,
     Post,
     Reply,
@@ -118,7 +124,7 @@ class CommandCore:
         if kind == "attach":
             return self.run(attach_command(values), ctx)
         if kind == "note":
-            note = _as_str(values.get("note"))
+            note = as_str(values.get("note"))
             if not note:
                 return Outcome(reply=views.error_reply("the note is empty; nothing was saved"))
             return self.run(f"note {context} {note}", ctx)
@@ -129,15 +135,15 @@ class CommandCore:
             return self.run(text, ctx)
         if kind != "start":
             return Outcome(reply=views.error_reply(f"unknown form `{kind}`"))
-        routes = tuple(_as_list(values.get("routes")))
+        routes = tuple(as_list(values.get("routes")))
         start = Start(
             routes=routes,
-            incident_class=IncidentClass(_as_str(values.get("incident_class")) or "unknown"),
-            symptom=_as_str(values.get("symptom")),
+            incident_class=IncidentClass(as_str(values.get("incident_class")) or "unknown"),
+            symptom=as_str(values.get("symptom")),
         )
-        return self._start(start, ctx, severity=Severity(_as_str(values.get("severity")) or "sev2"),
-                           envs=tuple(_as_list(values.get("envs"))),
-                           tiers=tuple(_as_list(values.get("customer_tiers"))))
+        return self._start(start, ctx, severity=Severity(as_str(values.get("severity")) or "sev2"),
+                           envs=tuple(as_list(values.get("envs"))),
+                           tiers=tuple(as_list(values.get("customer_tiers"))))
 
     def execute(self, command: Command, ctx: Context) -> Outcome:
         if isinstance(command, Help):
@@ -253,7 +259,8 @@ class CommandCore:
             entries = incidents.timeline(session, incident)
             self.delivery.enqueue(session, [Post(incident.number, Target.thread,
                                                  views.timeline_reply(incident, entries),
-                                                 key=f"incident:{incident.number}:closed")])
+                                                 key=f"incident:{incident.number}:closed"),
+                                            *close_posts(session, incident, now=ctx.now)])
             self.delivery.refresh_card(session, incident)
         return Outcome(reply=Reply(text=f"Incident #{incident.number} closed."))
 
@@ -361,35 +368,6 @@ class CommandCore:
             return None
 
 
-def attach_modal(open_incidents: list[Incident], event_ids: list[str], *,
-                 channel: str | None) -> Modal:
-    options = tuple(f"#{i.number} — {i.symptom[:60] or 'no symptom'}" for i in open_incidents)
-    here = next((o for o, i in zip(options, open_incidents)
-                 if channel and channel in (i.channel_id, i.origin_channel_id)), options[0])
-    return Modal(
-        kind="attach", title="Attach to incident", submit="Attach",
-        fields=(
-            ModalField("incident", "Incident", FieldKind.select, options=options, initial=here),
-            ModalField("event_ids", "Event ids (space separated)", FieldKind.long_text,
-                       initial=" ".join(event_ids)),
-            ModalField("label", "Label", FieldKind.select, options=("none", "good", "bad"),
-                       initial="none"),
-            ModalField("note", "Note", FieldKind.long_text, required=False),
-        ),
-    )
-
-
-def attach_command(values: dict[str, str | list[str]]) -> str:
-    """`attach #N ids [label] [note]` from a submitted attach form."""
-    number = _as_str(values.get("incident")).split(" ", 1)[0]
-    label = _as_str(values.get("label"))
-    parts = ["attach", number, " ".join(_as_str(values.get("event_ids")).split())]
-    parts.append(label if label in ("good", "bad") else "none")
-    if note := _as_str(values.get("note")):
-        parts.append(note)
-    return " ".join(parts)
-
-
 def panel_key(incident: int, route: str) -> str:
     return f"incident:{incident}:panel:{route}"
 
@@ -401,36 +379,3 @@ def card(session: Session, incident: Incident, now: datetime | None = None) -> R
                               mitigations=mitigations.mitigations_for(session, incident.routes),
                               evidence=f"{counts.attached} attached · {counts.good} good · "
                                        f"{counts.bad} bad")
-
-
-def start_modal(routes: list[str]) -> Modal:
-    return Modal(
-        kind="start",
-        title="Start an LLM incident",
-        submit="Start",
-        fields=(
-            ModalField("symptom", "Symptom", FieldKind.long_text,
-                       hint="What users see, e.g. 'support.reply answers are 8x longer'"),
-            ModalField("incident_class", "Class", FieldKind.select,
-                       options=tuple(c.value for c in IncidentClass), initial="unknown"),
-            ModalField("routes", "Affected routes", FieldKind.multi_select,
-                       options=tuple(routes[:100]), required=False),
-            ModalField("envs", "Environments (comma separated)", FieldKind.text, required=False),
-            ModalField("customer_tiers", "Customer tiers (comma separated)", FieldKind.text,
-                       required=False),
-            ModalField("severity", "Severity", FieldKind.select,
-                       options=tuple(s.value for s in Severity), initial="sev2"),
-        ),
-    )
-
-
-def _as_str(value: str | list[str] | None) -> str:
-    if isinstance(value, list):
-        return value[0] if value else ""
-    return (value or "").strip()
-
-
-def _as_list(value: str | list[str] | None) -> list[str]:
-    if isinstance(value, list):
-        return [v for v in value if v]
-    return [part.strip() for part in (value or "").split(",") if part.strip()]

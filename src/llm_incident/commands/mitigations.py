@@ -25,7 +25,7 @@ from llm_incident.commands.replies import (
     Section,
 )
 from llm_incident.controls.service import ChangeResult, get_controls
-from llm_incident.controls.values import DEFAULTS, ControlState
+from llm_incident.controls.values import DEFAULTS, ControlState, describe_active
 from llm_incident.events.routes import seen_values
 from llm_incident.metrics.windows import parse_span
 
@@ -78,18 +78,7 @@ def describe_change(actor: str, cmd: ChangeControl, result: ChangeResult) -> str
 
 def active_mitigations(state: ControlState) -> list[str]:
     """Plain words for every control that differs from its default."""
-    items = []
-    if not state.enabled:
-        items.append("killed")
-    if state.max_tokens is not None:
-        items.append(f"max_tokens {state.max_tokens:,}")
-    if state.model:
-        items.append(f"model {state.model}")
-    if state.provider:
-        items.append(f"provider {state.provider}")
-    if state.retry_cap is not None:
-        items.append(f"retry cap {state.retry_cap}")
-    return items
+    return describe_active(state)
 
 
 def mitigations_for(session: Session, routes: list[str]) -> list[str]:

@@ -110,6 +110,20 @@ class Target(StrEnum):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file a post asks for; its content is rendered at delivery time from the store (by the
+    post's incident), so a delivery delayed by an outage still sends the current draft.
+
+    Kinds: `postmortem_markdown` (the draft), `postmortem_charts` (a PNG per impacted route),
+    `postmortem_canvas` (the draft as a canvas where the workspace allows it).
+    """
+
+    filename: str
+    title: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class Post:
     """A message to deliver durably (through the outbox); `key` makes delivery idempotent.
 
@@ -122,6 +136,7 @@ class Post:
     reply: Reply
     key: str
     replace: bool = False
+    attachments: tuple[Attachment, ...] = ()  # files to render and send with the post
 
 
 @dataclass

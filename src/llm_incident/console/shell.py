@@ -106,6 +106,9 @@ class Shell:
             updated = " (updated)" if post.replace else ""
             self.say(f"\n── incident #{post.incident} · {where}{updated} ──")
             self.say(render_reply(post.reply, self.buttons))
+            if post.attachments:
+                self.say(f"(the files go to Slack; `llm-incident postmortem {post.incident}` "
+                         "prints the full draft)")
         for number in cards:
             with self.db.read() as session:
                 incident = incidents.get_incident(session, number)

@@ -126,3 +126,20 @@ def validate_expiry(expires_at: Any, now: datetime) -> datetime | None:
     if expires_at <= now:
         raise ControlError("expires_at must be in the future")
     return expires_at
+
+
+def describe_active(state: ControlState) -> list[str]:
+    """Plain words for each control that differs from its default, e.g. "killed",
+    "max_tokens clamped to 800" (the card, panels, Home tab and postmortem all say it this way)."""
+    parts = []
+    if not state.enabled:
+        parts.append("killed")
+    if state.max_tokens is not None:
+        parts.append(f"max_tokens clamped to {state.max_tokens:,}")
+    if state.model:
+        parts.append(f"model switched to {state.model}")
+    if state.provider:
+        parts.append(f"provider switched to {state.provider}")
+    if state.retry_cap is not None:
+        parts.append(f"retry cap {state.retry_cap}")
+    return parts

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from llm_incident.changes import recent_changes
 from llm_incident.controls.models import ControlChange
 from llm_incident.controls.service import get_controls
-from llm_incident.controls.values import DEFAULT_ENV, ControlState
+from llm_incident.controls.values import DEFAULT_ENV, ControlState, describe_active
 from llm_incident.events.models import Event
 from llm_incident.evidence.models import Evidence
 from llm_incident.evidence.service import evidence_counts, evidence_order
@@ -114,17 +114,7 @@ def still_active_mitigations(session: Session, incident: Incident) -> list[tuple
 
 def describe_controls(state: ControlState) -> str:
     """Plain words for the controls that differ from their defaults ("" when none do)."""
-    parts = []
-    if not state.enabled:
-        parts.append("killed")
-    if state.max_tokens is not None:
-        parts.append(f"max_tokens clamped to {state.max_tokens:,}")
-    if state.model:
-        parts.append(f"model switched to {state.model}")
-    if state.provider:
-        parts.append(f"provider switched to {state.provider}")
-    if state.retry_cap is not None:
-        parts.append(f"retry cap {state.retry_cap}")
+    parts = describe_active(state)
     if parts and state.expires_at is not None:
         parts[-1] += f" (until {state.expires_at:%Y-%m-%d %H:%M} UTC)"
     return ", ".join(parts)

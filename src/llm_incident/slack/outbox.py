@@ -8,7 +8,8 @@ Row kinds: `root` (the incident's summary card, posted once), `thread` (a reply 
 `origin` (a note in the channel the command came from, with a link to the thread), `card`
 (re-render the summary card from the database and `chat.update` the root; one pending row per
 incident, coalesced), `update` (a `Post` with `replace`: `chat.update` of the message sent under
-`payload.target`; one pending row per target, coalesced).
+`payload.target`; one pending row per target, coalesced), `files` (a `Post` with attachments:
+files rendered from the store and uploaded to the thread, see postmortem_delivery).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from llm_incident.slack.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
-CARD, UPDATE = "card", "update"
+CARD, UPDATE, FILES = "card", "update", "files"
 
 
 def utc_now() -> datetime:
@@ -56,9 +57,15 @@ class SlackDelivery:
             key = post.key[:200]
             if post.replace and _replace(session, key, message, now):
                 continue
+            payload: dict[str, Any] = {"message": message}
+            kind = post.target.value
+            if post.attachments:  # rendered and uploaded at delivery (postmortem_delivery)
+                kind = FILES
+                payload["attachments"] = [{"filename": a.filename, "title": a.title,
+                                           "kind": a.kind} for a in post.attachments]
             _insert_once(session, OutboxMessage(
-                key=key, kind=post.target.value, incident_number=post.incident,
-                payload={"message": message}, next_attempt_at=now, created_at=now))
+                key=key, kind=kind, incident_number=post.incident,
+                payload=payload, next_attempt_at=now, created_at=now))
         self._wake_after_commit(session)
 
     def refresh_card(self, session: Session, incident: Incident) -> None:

@@ -28,7 +28,7 @@ from llm_incident.commands.core import card
 from llm_incident.db import Database
 from llm_incident.incidents import service as incidents
 from llm_incident.incidents.models import Incident
-from llm_incident.slack import blocks, outbox
+from llm_incident.slack import blocks, outbox, postmortem_delivery
 from llm_incident.slack.dedupe import prune_seen
 from llm_incident.slack.models import OutboxMessage
 
@@ -156,7 +156,8 @@ class OutboxWorker:
     # -- delivery -----------------------------------------------------------------------------
 
     def deliver(self, row: OutboxMessage) -> Sent | Wait | Dead:
-        """One Slack call for the row (two for an origin note: permalink, then the post)."""
+        """One Slack call for the row (two for an origin note: permalink, then the post; a few
+        for a `files` row: uploads, then a canvas — see postmortem_delivery)."""
         rev = int(row.payload.get("rev", 0))
         with self.db.read() as session:
             try:
@@ -181,6 +182,10 @@ class OutboxWorker:
                                                 thread_ts=incident.thread_ts,
                                                 unfurl_links=False, **self._message(row))
             return Sent(ts=resp.get("ts"), rev=rev)
+        if row.kind == outbox.FILES:
+            postmortem_delivery.deliver_files(self.db, self.client, row, incident,
+                                              now=self.render_clock())
+            return Sent(ts=None, rev=rev)
         if row.kind == "origin":
             if not incident.origin_channel_id:
                 return Dead("the incident has no origin channel")

@@ -1,0 +1,103 @@
+"""Deliver a `files` outbox row: render the postmortem from the store and upload it to the thread.
+
+At delivery time (not at close) the worker compiles the incident's postmortem and renders the
+Markdown draft and a chart PNG per impacted route; each goes up with `files_upload_v2`
+(files.getUploadURLExternal → raw POST → files.completeUploadExternal), then the draft is offered
+as a canvas (canvases.create). Slack refusing the canvas (free tier, missing scope, …) is fine:
+it is logged at info and the file is already there.
+
+Idempotent on retry: every finished step is stored in the row's payload (`uploaded`: name → file
+id, `canvas`: id or why not) before the next, so a retry after a 429/5xx or a crash sends only
+what is missing. Errors propagate to the worker, which retries or gives up as for any post.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from llm_incident.db import Database
+from llm_incident.incidents.models import Incident
+from llm_incident.incidents.postmortem import compile_postmortem, render_markdown, route_charts
+from llm_incident.slack.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+MARKDOWN, CHARTS, CANVAS = "postmortem_markdown", "postmortem_charts", "postmortem_canvas"
+RETRYABLE_CANVAS_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+                           "request_timeout"}
+
+
+
+def deliver_files(db: Database, client: WebClient, row: OutboxMessage, incident: Incident, *,
+                  now: datetime) -> None:
+    """Upload what the row's attachments ask for that is not uploaded yet, then the canvas."""
+    payload = dict(row.payload)
+    uploaded: dict[str, str] = dict(payload.get("uploaded") or {})
+    attachments = list(payload.get("attachments") or [])
+    comment = (payload.get("message") or {}).get("text")
+    with db.read() as session:
+        pm = compile_postmortem(session, incident.number, now=now)
+        markdown = render_markdown(pm)
+        wants_charts = any(a.get("kind") == CHARTS for a in attachments)
+        charts = route_charts(session, pm) if wants_charts else {}
+    for name, title, content in _files(attachments, markdown, charts):
+        if name in uploaded:
+            continue
+        resp = client.files_upload_v2(
+            channel=incident.channel_id, thread_ts=incident.thread_ts, filename=name,
+            title=title, content=content,
+            initial_comment=comment if not uploaded else None)
+        uploaded[name] = str((resp.get("file") or {}).get("id") or "uploaded")
+        payload["uploaded"] = uploaded
+        _save(db, row.id, payload)
+    canvas = next((a for a in attachments if a.get("kind") == CANVAS), None)
+    if canvas is not None and "canvas" not in payload:
+        payload["canvas"] = _canvas(client, incident, canvas["title"], markdown)
+        _save(db, row.id, payload)
+
+
+def _files(attachments: list[dict[str, Any]], markdown: str,
+           charts: dict[str, bytes]) -> Iterator[tuple[str, str, bytes]]:
+    """(filename, title, bytes) per file, in attachment order; charts expand per route."""
+    for a in attachments:
+        if a.get("kind") == MARKDOWN:
+            yield a["filename"], a["title"], markdown.encode("utf-8")
+        elif a.get("kind") == CHARTS:
+            for route, png in charts.items():
+                yield (a["filename"].replace("{route}", route),
+                       a["title"].replace("{route}", route), png)
+
+
+def _canvas(client: WebClient, incident: Incident, title: str, markdown: str) -> str:
+    """The canvas id, or `refused: <error>` when the workspace does not allow it (logged at
+    info). Rate limits and Slack outages raise, so the worker retries the canvas alone."""
+    try:
+        resp = client.canvases_create(
+            title=title, channel_id=incident.channel_id,
+            document_content={"type": "markdown", "markdown": markdown})
+    except SlackApiError as exc:
+        status = getattr(exc.response, "status_code", 0)
+        data = exc.response.data if isinstance(exc.response.data, dict) else {}
+        error = str(data.get("error") or status)
+        if status == 429 or status >= 500 or error in RETRYABLE_CANVAS_ERRORS:
+            raise
+        log.info("no canvas for incident #%s (Slack answered %s); the Markdown file is in the "
+                 "thread", incident.number, error)
+        return f"refused: {error}"
+    return str(resp.get("canvas_id") or "created")
+
+
+def _save(db: Database, row_id: int | None, payload: dict[str, Any]) -> None:
+    """Store delivery progress in the row (a new dict: the column is plain JSON)."""
+    with db.write() as session:
+        current = session.get(OutboxMessage, row_id)
+        if current is not None:
+            current.payload = {**current.payload, **{k: payload[k] for k in
+                                                     ("uploaded", "canvas") if k in payload}}
+            session.add(current)
