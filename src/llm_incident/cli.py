@@ -66,7 +66,8 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
 def serve(host: str, port: int) -> None:
-    """Upgrade the database, then serve the HTTP API (/v1/..., /healthz, /metrics)."""
+    """Upgrade the database, then serve the HTTP API (/v1/…, /healthz, /metrics) and Slack
+    (POST /slack/events, or Socket Mode with SLACK_APP_TOKEN) on one server."""
     from llm_incident.app import create_app
 
     settings = _settings()
