@@ -146,4 +146,3 @@ class Outcome:
     reply: Reply | None = None
     posts: list[Post] = field(default_factory=list)
     modal: Modal | None = None
-    refresh_card: int | None = None  # incident whose summary card should be re-rendered
