@@ -81,9 +81,11 @@ def _sqlite_url(tmp_path: Path) -> Iterator[str]:
 
 
 def settings_for(db: Database, **overrides: object) -> Settings:
-    """Settings for tests: Slack off unless asked, one bootstrap API key, the given database."""
+    """Settings for tests: Slack and the scheduler off unless asked, one bootstrap API key, the
+    given database."""
     values: dict[str, object] = {
         "database_url": db.url,
+        "scheduler": False,
         "api_keys": [TEST_KEY],
         "slack_bot_token": None,
         "slack_signing_secret": None,

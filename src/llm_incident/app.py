@@ -1,4 +1,4 @@
-"""The app factory: one ASGI app holding the HTTP API and Slack (then dashboard, scheduler)."""
+"""The app factory: one ASGI app holding the HTTP API, Slack and the scheduler."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from llm_incident.apikeys import KeyChecker
 from llm_incident.db import Database
 from llm_incident.observability import ServiceMetrics
 from llm_incident.settings import Settings
+from llm_incident.scheduler.setup import build_scheduler
 from llm_incident.slack.mount import mount as mount_slack
 
 
@@ -96,5 +97,10 @@ def create_app(
     for module in (health, ingest, traces, changes, search, metrics_api, controls, evidence,
                    postmortem):
         app.include_router(module.router)
-    mount_slack(app, settings, db, clock)
+    jobs = build_scheduler(settings, db, clock)  # loads the alert rules: RuleError when bad
+    slack = mount_slack(app, settings, db, clock, jobs.alert_config)
+    jobs.context.delivery = slack.delivery if slack else None
+    app.state.scheduler = jobs.scheduler
+    if jobs.scheduler is not None:
+        app.state.lifecycle.append(jobs.scheduler)
     return app

@@ -1,4 +1,4 @@
-"""The `llm-incident` command line: serve, demo, shell, db, keys, export-labels, postmortem."""
+"""The `llm-incident` command line: serve, demo, shell, db, keys, alerts, export-labels, postmortem."""
 
 from __future__ import annotations
 
@@ -66,14 +66,22 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
 def serve(host: str, port: int) -> None:
-    """Upgrade the database, then serve the HTTP API (/v1/…, /healthz, /metrics) and Slack
-    (POST /slack/events, or Socket Mode with SLACK_APP_TOKEN) on one server."""
+    """Upgrade the database, then serve the HTTP API (/v1/…, /healthz, /metrics), Slack
+    (POST /slack/events, or Socket Mode with SLACK_APP_TOKEN) and the scheduler (alerts,
+    reminders, mitigation expiry; with PostgreSQL one replica leads) on one server."""
     from llm_incident.app import create_app
+
+    from llm_incident.alerts.rules import RuleError
 
     settings = _settings()
     db, revision = _upgrade(settings)
     click.echo(f"database {db.backend} at revision {revision}")
-    _run_server(create_app(settings, database=db), host, port)
+    try:
+        app = create_app(settings, database=db)
+    except RuleError as exc:
+        click.echo(f"llm-incident: {exc}", err=True)
+        sys.exit(2)
+    _run_server(app, host, port)
 
 
 @main.command()
@@ -303,3 +311,29 @@ def postmortem(incident: str, output: str | None, charts_dir: str | None) -> Non
 def _file_part(route: str) -> str:
     """A route name safe as part of a file name."""
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in route) or "route"
+
+
+@main.group()
+def alerts() -> None:
+    """Alert rules (LLM_INCIDENT_ALERT_RULES plus the built-in ones) and their evaluation."""
+
+
+@alerts.command("check")
+@click.option("--dry-run", is_flag=True, help="Evaluate and print; store and post nothing.")
+@click.option("--all", "show_all", is_flag=True, help="Print every rule × route, not only "
+              "those above ok or not judged.")
+def alerts_check(dry_run: bool, show_all: bool) -> None:
+    """Run one alert evaluation now, as the scheduler does: state changes are stored and their
+    messages queued for Slack (the server's outbox posts them)."""
+    from llm_incident.alerts.rules import RuleError
+    from llm_incident.cli_alerts import run_check
+
+    settings = _settings()
+    database, _ = _upgrade(settings)
+    try:
+        code = run_check(settings, database, now=_now(), dry_run=dry_run, show_all=show_all,
+                         echo=click.echo)
+    except RuleError as exc:
+        click.echo(f"llm-incident: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(code)

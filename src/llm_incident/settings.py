@@ -15,6 +15,9 @@ DEFAULT_EVENT_ID_PATTERN = (r"\b(?:[0-9a-f]{32}(?:-[0-9a-f]{16})?"
                             r"|[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12})\b")
 
 
+REMINDER_MINUTES = {"sev1": 15, "sev2": 30, "sev3": 60, "sev4": 120}
+
+
 class SettingsError(Exception):
     """Raised with one readable line per invalid variable."""
 
@@ -52,12 +55,42 @@ class Settings(BaseSettings):
         5 * 1024 * 1024, ge=1024, validation_alias="LLM_INCIDENT_MAX_BODY_BYTES"
     )
 
+    scheduler: bool = Field(True, validation_alias="LLM_INCIDENT_SCHEDULER")
+    alert_rules: str | None = Field(None, validation_alias="LLM_INCIDENT_ALERT_RULES")
+    alert_interval_seconds: int = Field(
+        60, ge=1, le=86_400, validation_alias="LLM_INCIDENT_ALERT_INTERVAL_SECONDS"
+    )
+    status_reminder_minutes: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: dict(REMINDER_MINUTES),
+        validation_alias="LLM_INCIDENT_STATUS_REMINDER_MINUTES",
+    )
+    mitigation_check_minutes: int = Field(
+        5, ge=1, le=1440, validation_alias="LLM_INCIDENT_MITIGATION_CHECK_MINUTES"
+    )
+    followup_days: int = Field(7, ge=1, le=365, validation_alias="LLM_INCIDENT_FOLLOWUP_DAYS")
+
     @field_validator("responders", "api_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("status_reminder_minutes", mode="before")
+    @classmethod
+    def _reminders(cls, value: object) -> object:
+        """"sev1=15,sev2=30" → {"sev1": 15, …}; unnamed severities keep their default; 0 = off."""
+        if not isinstance(value, str):
+            return value
+        minutes = dict(REMINDER_MINUTES)
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, _, number = part.partition("=")
+            name = name.strip().lower()
+            if name not in REMINDER_MINUTES or not number.strip().isdigit():
+                raise ValueError(f"{part!r}: write severity=minutes, e.g. sev1=15,sev2=30 "
+                                 f"(severities: {', '.join(REMINDER_MINUTES)}; 0 = off)")
+            minutes[name] = int(number)
+        return minutes
 
     @field_validator("slack_app_token")
     @classmethod

@@ -14,14 +14,16 @@ router = APIRouter(tags=["service"])
 
 @router.get("/healthz")
 def healthz(request: Request) -> JSONResponse:
-    """200 when the database answers, 503 otherwise."""
+    """200 when the database answers, 503 otherwise; says whether this process runs the jobs."""
     svc = services(request)
     try:
         with svc.db.read() as session:
             session.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any DB failure means unhealthy
         return JSONResponse({"status": "error", "database": str(exc)[:200]}, status_code=503)
-    return JSONResponse({"status": "ok", "version": __version__, "database": svc.db.backend})
+    scheduler = getattr(request.app.state, "scheduler", None)
+    return JSONResponse({"status": "ok", "version": __version__, "database": svc.db.backend,
+                         "scheduler": scheduler.status() if scheduler else "off"})
 
 
 @router.get("/metrics")

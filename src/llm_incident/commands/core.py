@@ -16,8 +16,8 @@ from typing import Protocol
 from sqlmodel import Session
 
 from llm_incident.changes import recent_changes
-from llm_incident.commands import views
-from llm_incident.commands import mitigations
+from llm_incident.commands import changelog, mitigations, views
+from llm_incident.commands.alerting import AlertCommands, AlertConfig
 from llm_incident.commands.forms import (
     as_list,
     as_str,
@@ -28,6 +28,7 @@ from llm_incident.commands.forms import (
 from llm_incident.commands.labelling import Labelling
 from llm_incident.commands.postmortem_posts import close_posts
 from llm_incident.commands.parse import (
+    Alerts,
     Attach,
     ChangeControl,
     Close,
@@ -38,6 +39,7 @@ from llm_incident.commands.parse import (
     Metrics,
     Note,
     ParseError,
+    RecordChange,
     Sample,
     ShowControls,
     Start,
@@ -94,13 +96,15 @@ class CommandCore:
 
     def __init__(self, db: Database, delivery: Delivery, *, incident_channel: str | None = None,
                  can_change: mitigations.Permission | None = None,
-                 event_id_pattern: str = DEFAULT_EVENT_ID_PATTERN):
+                 event_id_pattern: str = DEFAULT_EVENT_ID_PATTERN,
+                 alerts: AlertConfig | None = None):
         self.db = db
         self.event_ids = re.compile(event_id_pattern)
         self.delivery = delivery
         self.incident_channel = incident_channel
         self.can_change = can_change  # None: anyone may change controls
         self.labelling = Labelling(delivery)
+        self.alerts = AlertCommands(db, alerts or AlertConfig(), self._start)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -165,6 +169,10 @@ class CommandCore:
             return self._show_controls(command, ctx)
         if isinstance(command, (Attach, Note, Sample)):
             return self._evidence(command, ctx)
+        if isinstance(command, Alerts):
+            return self.alerts.run(command, ctx)
+        if isinstance(command, RecordChange):
+            return changelog.record(self.db, command, ctx)
         if isinstance(command, Events):
             with self.db.read() as session:
                 incident = self._incident_here(session, ctx)
@@ -179,7 +187,10 @@ class CommandCore:
         return Outcome(modal=start_modal(routes))
 
     def _start(self, cmd: Start, ctx: Context, *, severity: Severity = Severity.sev2,
-               envs: tuple[str, ...] = (), tiers: tuple[str, ...] = ()) -> Outcome:
+               envs: tuple[str, ...] = (), tiers: tuple[str, ...] = (),
+               trigger: dict | None = None) -> Outcome:
+        """Start an incident; `trigger` (an alert's rule, metric and route) is kept in its
+        timeline for the mitigation check."""
         channel = self.incident_channel or ctx.channel
         request = incidents.StartRequest(
             commander=ctx.user, symptom=cmd.symptom, incident_class=cmd.incident_class,
@@ -188,6 +199,10 @@ class CommandCore:
         )
         with self.db.write() as session:
             incident, created = incidents.start_incident(session, request, now=ctx.now)
+            if created and trigger:
+                incidents.add_timeline(session, incident, actor=ctx.user, kind="trigger",
+                                       now=ctx.now, text=f"started from alert {trigger['alert']}",
+                                       after=trigger)
             if created:
                 self.delivery.enqueue(session, self._opening_posts(session, incident, ctx))
         where = f" in <#{channel}>" if channel and channel != ctx.channel else ""

@@ -30,6 +30,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "note": ("note [#N] <event_id> <text>", "add a note to an attached event"),
     "events": ("events <filter> [limit N]", "find events with the filter language"),
     "sample": ("sample <route> [n] [filter]", "post a random sample of the route's events to label"),
+    "change": ("change <route> [deploy|prompt|model|config] <text>",
+               "record a deploy, prompt or model change for a route (triage and postmortem)"),
+    "alerts": ("alerts [start <alert id>]",
+               "alert rules and what is firing; `start` opens an incident from an alert"),
     "list": ("list", "show open incidents"),
     "close": ("close [#N] [summary]", "close the incident and post its timeline"),
     "help": ("help", "this list"),
@@ -134,8 +138,22 @@ class Sample:
     filter_text: str = ""
 
 
+@dataclass(frozen=True)
+class Alerts:
+    start: int | None = None  # an alert id: start an incident from it
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    route: str
+    kind: str
+    text: str
+
+
+CHANGE_KINDS = ("deploy", "prompt", "model", "config", "other")
+
 Command = (Help | Start | Status | Metrics | ListIncidents | Close | ChangeControl | ShowControls
-           | Attach | Note | Events | Sample)
+           | Attach | Note | Events | Sample | Alerts | RecordChange)
 
 CONTROL_VERBS = ("kill", "restore", "clamp", "model", "provider", "retries")
 _VALUE_VERBS = {"clamp": "max_tokens", "model": "model", "provider": "provider", "retries": "cap"}
@@ -212,6 +230,10 @@ def parse_command(text: str, *, known_routes: Collection[str] = ()) -> Command:
         return _parse_events(words)
     if verb == "sample":
         return _parse_sample(words)
+    if verb == "alerts":
+        return _parse_alerts(words)
+    if verb == "change":
+        return _parse_change(words)
     if verb == "controls":
         route = words.take() if words.peek() else None
         if words.rest():
@@ -225,6 +247,28 @@ def parse_command(text: str, *, known_routes: Collection[str] = ()) -> Command:
     if not _WINDOW.match(window) or words.rest():
         raise ParseError(f"`{window}` is not a window; use e.g. 30m, 1h, 24h, 7d", verb)
     return Metrics(route=route, window=window)
+
+
+def _parse_alerts(words: _Words) -> Alerts:
+    if words.peek() is None:
+        return Alerts()
+    if words.take().lower() != "start" or not re.fullmatch(r"\d+", words.rest()):
+        raise ParseError("write `alerts` or `alerts start <alert id>` (the id is on the alert)",
+                         "alerts")
+    return Alerts(start=int(words.rest()))
+
+
+def _parse_change(words: _Words) -> RecordChange:
+    if words.peek() is None:
+        raise ParseError("which route?", "change")
+    route = words.take()
+    kind = "other"
+    if (word := words.peek()) is not None and word.lower() in CHANGE_KINDS:
+        kind = words.take().lower()
+    if not words.rest():
+        raise ParseError("say what changed, e.g. `change support.reply prompt v14 shipped`",
+                         "change")
+    return RecordChange(route=route, kind=kind, text=words.rest())
 
 
 def _parse_start(words: _Words, known: set[str]) -> Start:

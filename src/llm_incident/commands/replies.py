@@ -107,6 +107,7 @@ class Target(StrEnum):
     root = "root"        # the incident's summary card (posted once, then updated in place)
     thread = "thread"    # a reply in the incident's thread
     origin = "origin"    # the channel the command was typed in (e.g. the link to the thread)
+    channel = "channel"  # a top-level message in `Post.channel` (alerts; a user ID for a DM)
 
 
 @dataclass(frozen=True)
@@ -131,12 +132,13 @@ class Post:
     it has not gone out yet, goes out with this content instead).
     """
 
-    incident: int
+    incident: int | None  # None only for Target.channel posts that belong to no incident
     target: Target
     reply: Reply
     key: str
     replace: bool = False
     attachments: tuple[Attachment, ...] = ()  # files to render and send with the post
+    channel: str | None = None  # Target.channel: where to post
 
 
 @dataclass

@@ -102,9 +102,10 @@ class Shell:
         posts, cards = self.delivery.drain()
         for post in posts:
             where = {Target.root: "summary card", Target.thread: "thread",
-                     Target.origin: "channel"}[post.target]
+                     Target.origin: "channel", Target.channel: f"to {post.channel}"}[post.target]
             updated = " (updated)" if post.replace else ""
-            self.say(f"\n── incident #{post.incident} · {where}{updated} ──")
+            about = f"incident #{post.incident}" if post.incident is not None else "alert"
+            self.say(f"\n── {about} · {where}{updated} ──")
             self.say(render_reply(post.reply, self.buttons))
             if post.attachments:
                 self.say(f"(the files go to Slack; `llm-incident postmortem {post.incident}` "

@@ -178,3 +178,16 @@ def set_root_message(session: Session, incident: Incident, *, channel_id: str, t
     incident.thread_ts = ts
     session.add(incident)
     session.flush()
+
+
+def mark_mitigated(session: Session, incident: Incident, *, actor: str, text: str,
+                   now: datetime) -> TimelineEntry | None:
+    """Open → mitigated (the symptom is under control); None when it was not open."""
+    if incident.status != IncidentStatus.open.value:
+        return None
+    before = incident_state(incident)
+    incident.status = IncidentStatus.mitigated.value
+    incident.mitigated_at = now
+    touch(session, incident, now)
+    return add_timeline(session, incident, actor=actor, kind="mitigated", now=now, text=text,
+                        before=before, after=incident_state(incident))

@@ -20,6 +20,7 @@ from slack_bolt import App, BoltRequest
 from slack_sdk.signature import SignatureVerifier
 from starlette.concurrency import run_in_threadpool
 
+from llm_incident.commands.alerting import AlertConfig
 from llm_incident.commands.core import CommandCore
 from llm_incident.db import Database
 from llm_incident.settings import Settings
@@ -53,6 +54,7 @@ class SlackRuntime:
 
     bolt: App
     worker: OutboxWorker
+    delivery: SlackDelivery
     executor: ThreadPoolExecutor
     mode: str
     app_token: str | None = None
@@ -99,21 +101,22 @@ class SlackRuntime:
         self.bolt.listener_runner.listener_executor.shutdown(wait=False)
 
 
-def mount(app: FastAPI, settings: Settings, db: Database,
-          clock: Callable[[], datetime]) -> SlackRuntime | None:
+def mount(app: FastAPI, settings: Settings, db: Database, clock: Callable[[], datetime],
+          alerts: AlertConfig | None = None) -> SlackRuntime | None:
     """Wire Slack into `app` when configured; log one line saying how to enable it otherwise."""
     mode = slack_mode(settings)
     if mode is None:
         log.info(DISABLED)
         return None
     worker = OutboxWorker(db, web_client(settings, retries=False), render_clock=clock)
-    core = CommandCore(db, SlackDelivery(wake=worker.wake),
+    delivery = SlackDelivery(wake=worker.wake)
+    core = CommandCore(db, delivery,
                        incident_channel=settings.incident_channel,
                        can_change=responders_permission(settings.responders, web_client(settings)),
-                       event_id_pattern=settings.event_id_pattern)
+                       event_id_pattern=settings.event_id_pattern, alerts=alerts)
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slack-work")
     bolt = build_bolt_app(settings, core, db, executor=executor, clock=clock)
-    runtime = SlackRuntime(bolt=bolt, worker=worker, executor=executor, mode=mode,
+    runtime = SlackRuntime(bolt=bolt, worker=worker, delivery=delivery, executor=executor, mode=mode,
                            app_token=settings.slack_app_token)
     if mode == "http":
         _add_events_route(app, bolt, SignatureVerifier(settings.slack_signing_secret or ""))

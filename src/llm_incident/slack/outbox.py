@@ -5,7 +5,8 @@ command's own transaction, so a post exists if and only if its change was commit
 `OutboxWorker` (outbox_worker.py) delivers them.
 
 Row kinds: `root` (the incident's summary card, posted once), `thread` (a reply in its thread),
-`origin` (a note in the channel the command came from, with a link to the thread), `card`
+`origin` (a note in the channel the command came from, with a link to the thread), `channel` (a
+top-level message in `channel`, e.g. an alert, or a DM when it is a user ID), `card`
 (re-render the summary card from the database and `chat.update` the root; one pending row per
 incident, coalesced), `update` (a `Post` with `replace`: `chat.update` of the message sent under
 `payload.target`; one pending row per target, coalesced), `files` (a `Post` with attachments:
@@ -33,7 +34,7 @@ from llm_incident.slack.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
-CARD, UPDATE, FILES = "card", "update", "files"
+CARD, UPDATE, FILES, CHANNEL = "card", "update", "files", "channel"
 
 
 def utc_now() -> datetime:
@@ -64,7 +65,7 @@ class SlackDelivery:
                 payload["attachments"] = [{"filename": a.filename, "title": a.title,
                                            "kind": a.kind} for a in post.attachments]
             _insert_once(session, OutboxMessage(
-                key=key, kind=kind, incident_number=post.incident,
+                key=key, kind=kind, incident_number=post.incident, channel=post.channel,
                 payload=payload, next_attempt_at=now, created_at=now))
         self._wake_after_commit(session)
 

@@ -159,6 +159,12 @@ class OutboxWorker:
         """One Slack call for the row (two for an origin note: permalink, then the post; a few
         for a `files` row: uploads, then a canvas — see postmortem_delivery)."""
         rev = int(row.payload.get("rev", 0))
+        if row.kind == outbox.CHANNEL:
+            if not row.channel:
+                return Dead("the message has no channel")
+            resp = self.client.chat_postMessage(channel=row.channel, unfurl_links=False,
+                                                **self._message(row))
+            return Sent(ts=resp.get("ts"), channel=resp.get("channel") or row.channel, rev=rev)
         with self.db.read() as session:
             try:
                 incident = incidents.get_incident(session, row.incident_number or 0)

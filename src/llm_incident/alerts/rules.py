@@ -1,0 +1,245 @@
+"""Alert rules: what to watch on which routes, and at which levels; loaded from TOML or YAML.
+
+A rule file (`LLM_INCIDENT_ALERT_RULES`, `.toml`, `.yaml` or `.yml`) holds `defaults` (true:
+keep the built-in rules below, the default; false: only the file's) and a list `rules`. A file rule
+with the id of a built-in one replaces it. Fields of a rule:
+
+- `id` (unique), `route` (a route name, or `"*"`: every route with traffic in the window),
+  `metric` (see METRICS; `error_code_rate` also needs `error_code`, e.g. "429"), `window` ("15m"),
+- `compare`: `ratio` (now ÷ baseline, the `baseline` window: previous | day | week) or `absolute`,
+- `warning`, `critical` (levels, critical ≥ warning), `floor` (ratio rules: the value must also be
+  at least this to alert, so 0.1 % → 0.3 % is not news), `min_calls` (fewer calls in the window,
+  or in a ratio rule's baseline: no judgement, the state is kept), optional `filter` (the filter
+  language), `cooldown` ("30m": after a notification, wait this long before another one for the
+  same rule and route unless the level rose).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from llm_incident.incidents.models import IncidentClass
+from llm_incident.metrics.filters import FilterError, parse_filter
+from llm_incident.metrics.stats import WindowStats
+from llm_incident.metrics.windows import BASELINE_KINDS, WindowError, parse_span
+
+ALL_ROUTES = "*"
+
+
+class RuleError(ValueError):
+    """A rule file or rule that cannot be used; the message names the rule and the field."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A number an alert watches: how to read it from window stats, how to show it."""
+
+    label: str
+    kind: str  # number format for metrics.compare.fmt: rate, ms, count, usd
+    incident_class: IncidentClass
+    read: Callable[[WindowStats, "AlertRule"], float | None]
+
+
+def _cost_per_hour(stats: WindowStats, _rule: AlertRule) -> float | None:
+    if not stats.priced_calls:
+        return None
+    return stats.total_cost_usd / ((stats.end - stats.start).total_seconds() / 3600)
+
+
+def _code_rate(stats: WindowStats, rule: AlertRule) -> float | None:
+    if not stats.calls:
+        return None
+    return stats.error_codes.get(str(rule.error_code), 0) / stats.calls
+
+
+METRICS: dict[str, Metric] = {
+    "flagged_rate": Metric("flagged rate", "rate", IncidentClass.quality,
+                           lambda s, _r: s.flagged_rate),
+    "p95_tokens_out": Metric("p95 tokens_out", "count", IncidentClass.cost,
+                             lambda s, _r: s.p95_tokens_out),
+    "p95_duration_ms": Metric("p95 duration", "ms", IncidentClass.latency,
+                              lambda s, _r: s.p95_duration_ms),
+    "cost_per_hour": Metric("cost per hour", "usd", IncidentClass.cost, _cost_per_hour),
+    "error_rate": Metric("error rate", "rate", IncidentClass.provider,
+                         lambda s, _r: s.error_rate),
+    "error_code_rate": Metric("error rate of code", "rate", IncidentClass.provider, _code_rate),
+}
+
+
+class AlertRule(BaseModel):
+    """One rule; see the module docstring for the meaning of each field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    route: str = ALL_ROUTES
+    metric: Literal["flagged_rate", "p95_tokens_out", "p95_duration_ms", "cost_per_hour",
+                    "error_rate", "error_code_rate"]
+    error_code: str | None = None
+    window: str = "15m"
+    compare: Literal["ratio", "absolute"] = "ratio"
+    baseline: str = "day"
+    warning: float = Field(gt=0)
+    critical: float = Field(gt=0)
+    floor: float = Field(default=0.0, ge=0)
+    min_calls: int = Field(default=50, ge=1)
+    filter: str | None = None
+    cooldown: str = "30m"
+
+    @field_validator("window", "cooldown")
+    @classmethod
+    def _span(cls, value: str) -> str:
+        try:
+            parse_span(value)
+        except WindowError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("error_code", mode="before")
+    @classmethod
+    def _code_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, value: str) -> str:
+        if value not in BASELINE_KINDS:
+            raise ValueError(f"must be one of {', '.join(BASELINE_KINDS)}")
+        return value
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            try:
+                parse_filter(value)
+            except FilterError as exc:
+                raise ValueError(f"bad filter at {exc}") from None
+            return value
+        return None
+
+    @model_validator(mode="after")
+    def _levels(self) -> AlertRule:
+        if self.critical < self.warning:
+            raise ValueError(f"critical ({self.critical:g}) is below warning ({self.warning:g})")
+        if self.metric == "error_code_rate" and not self.error_code:
+            raise ValueError("metric error_code_rate needs error_code (e.g. \"429\")")
+        return self
+
+    @property
+    def window_span(self) -> timedelta:
+        return parse_span(self.window)
+
+    @property
+    def cooldown_span(self) -> timedelta:
+        return parse_span(self.cooldown)
+
+    @property
+    def watched(self) -> Metric:
+        return METRICS[self.metric]
+
+    def label(self) -> str:
+        """The metric as a responder reads it, e.g. "error rate of code 429"."""
+        if self.metric == "error_code_rate":
+            return f"{self.watched.label} {self.error_code}"
+        return self.watched.label
+
+    def describe(self) -> str:
+        """One line: "flagged rate over 15m ≥ 2× day baseline (warning), ≥ 4× (critical)"."""
+        route = "every route" if self.route == ALL_ROUTES else f"`{self.route}`"
+        if self.compare == "ratio":
+            levels = f"≥ {self.warning:g}× / {self.critical:g}× the {self.baseline} baseline"
+        else:
+            fmt = _absolute(self.watched.kind)
+            levels = f"≥ {fmt(self.warning)} / {fmt(self.critical)}"
+        extra = f", filter `{self.filter}`" if self.filter else ""
+        return (f"{self.label()} over {self.window} on {route}: warning/critical {levels}, "
+                f"min {self.min_calls} calls{extra}")
+
+
+def _absolute(kind: str) -> Callable[[float], str]:
+    from llm_incident.metrics.compare import fmt
+
+    return lambda value: fmt(value, kind)
+
+
+DEFAULT_RULES: tuple[AlertRule, ...] = (
+    AlertRule(id="flagged-rate", metric="flagged_rate", warning=2, critical=4, floor=0.02),
+    AlertRule(id="p95-tokens-out", metric="p95_tokens_out", warning=2, critical=4),
+    AlertRule(id="p95-duration", metric="p95_duration_ms", warning=2, critical=3),
+    AlertRule(id="cost-per-hour", metric="cost_per_hour", warning=2, critical=5, window="1h"),
+    AlertRule(id="error-rate", metric="error_rate", compare="absolute", warning=0.05,
+              critical=0.20),
+    AlertRule(id="rate-limited", metric="error_code_rate", error_code="429",
+              compare="absolute", warning=0.02, critical=0.10),
+)
+
+
+def parse_rules(data: Any, *, source: str = "rules") -> tuple[AlertRule, ...]:
+    """Rules from a decoded file (`{"defaults": bool, "rules": [...]}`), defaults merged in."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RuleError(f"{source}: expected a table/mapping with `rules` (and `defaults`)")
+    unknown = sorted(set(data) - {"defaults", "rules"})
+    if unknown:
+        raise RuleError(f"{source}: unknown key(s) {', '.join(unknown)}; expected defaults, rules")
+    keep_defaults = data.get("defaults", True)
+    if not isinstance(keep_defaults, bool):
+        raise RuleError(f"{source}: `defaults` must be true or false")
+    items = data.get("rules") or []
+    if not isinstance(items, list):
+        raise RuleError(f"{source}: `rules` must be a list")
+    parsed: list[AlertRule] = []
+    for index, item in enumerate(items):
+        name = item.get("id", f"#{index + 1}") if isinstance(item, dict) else f"#{index + 1}"
+        try:
+            parsed.append(AlertRule.model_validate(item))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'rule'}: "
+                f"{err['msg'].removeprefix('Value error, ')}"
+                for err in exc.errors())
+            raise RuleError(f"{source}: rule {name}: {problems}") from None
+    ids = [rule.id for rule in parsed]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise RuleError(f"{source}: rule id(s) used twice: {', '.join(repeated)}")
+    base = [r for r in DEFAULT_RULES if r.id not in ids] if keep_defaults else []
+    return (*base, *parsed)
+
+
+def load_rules(path: str | Path | None) -> tuple[AlertRule, ...]:
+    """The built-in rules, or those of the file at `path` (merged as `parse_rules` says)."""
+    if path is None:
+        return DEFAULT_RULES
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise RuleError(f"cannot read alert rules {file}: {exc.strerror or exc}") from None
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(raw.decode("utf-8"))
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(raw)
+        elif suffix == ".json":
+            data = json.loads(raw)
+        else:
+            raise RuleError(f"alert rules {file}: use a .toml, .yaml/.yml or .json file")
+    except RuleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every parser's own error, shown as one line
+        raise RuleError(f"alert rules {file} are not valid {suffix[1:]}: {exc}") from None
+    return parse_rules(data, source=str(file))

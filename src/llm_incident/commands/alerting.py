@@ -1,0 +1,65 @@
+"""`/llm-incident alerts`: the rules and their state; `alerts start N`: an incident from alert N."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from llm_incident.alerts import service as alerts
+from llm_incident.alerts.evaluate import CRITICAL, OK
+from llm_incident.alerts.rules import DEFAULT_RULES, METRICS, AlertRule
+from llm_incident.commands import alert_views
+from llm_incident.commands.parse import Alerts, Start
+from llm_incident.commands.replies import Outcome
+from llm_incident.db import Database
+from llm_incident.incidents.models import Severity
+from llm_incident.incidents.service import IncidentError
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    """What the commands need to know about alerting."""
+
+    rules: tuple[AlertRule, ...] = DEFAULT_RULES
+    enabled: bool = False  # LLM_INCIDENT_ALERT_CHANNEL is set
+    interval_seconds: int = 60
+
+
+# start(command, context, severity=…, trigger=…) → Outcome (CommandCore._start)
+Starter = Callable[..., Outcome]
+
+
+class AlertCommands:
+    def __init__(self, db: Database, config: AlertConfig, start: Starter) -> None:
+        self.db, self.config, self.start = db, config, start
+
+    def run(self, cmd: Alerts, ctx) -> Outcome:
+        if cmd.start is None:
+            return self.show()
+        return self.start_from(cmd.start, ctx)
+
+    def show(self) -> Outcome:
+        with self.db.read() as session:
+            stored = alerts.states(session)
+        return Outcome(reply=alert_views.alerts_list_reply(
+            self.config.rules, stored, enabled=self.config.enabled,
+            interval=self.config.interval_seconds))
+
+    def start_from(self, alert_id: int, ctx) -> Outcome:
+        """Start an incident pre-filled from the alert: its route, the class its metric points
+        to, the alert line as symptom. Pressing twice (or two people) gives the same incident."""
+        with self.db.read() as session:
+            note = alerts.get_notification(session, alert_id)
+        if note is None:
+            raise IncidentError(f"there is no alert {alert_id}; `alerts` lists what is firing")
+        if note.level == OK:
+            raise IncidentError(f"alert {alert_id} is a resolved notice; nothing to start")
+        rule = alerts.rule_for(self.config.rules, note.rule_id)
+        symptom = alert_views.alert_text(note, rule).split(" ", 2)[-1]  # without icon and level
+        command = Start(routes=(note.route,), incident_class=METRICS[note.metric].incident_class,
+                        symptom=f"{note.level}: {symptom}")
+        severity = Severity.sev1 if note.level == CRITICAL else Severity.sev2
+        trigger = {"alert": note.id, "rule": note.rule_id, "metric": note.metric,
+                   "route": note.route, "level": note.level}
+        return self.start(command, replace(ctx, request_key=f"alert:{note.id}"),
+                          severity=severity, trigger=trigger)

@@ -1,0 +1,67 @@
+"""The alert job: evaluate every rule, store the state changes, post one message per change.
+
+Evaluation reads in one transaction; the changes, their notification rows and their posts are
+written in another (compare-and-set on the state, so a racing evaluator adds nothing). A route
+with an open incident gets the alert in the incident's thread (and timeline) instead of the
+alert channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session
+
+from llm_incident.alerts import service as alerts
+from llm_incident.alerts.evaluate import Observation, observe_all, series
+from llm_incident.alerts.models import AlertNotification
+from llm_incident.commands import alert_views
+from llm_incident.commands.replies import Post, Target
+from llm_incident.incidents import service as incidents
+from llm_incident.incidents.models import Incident
+from llm_incident.scheduler.context import JobContext
+
+
+@dataclass
+class AlertRun:
+    observations: list[Observation]
+    notifications: list[AlertNotification] = field(default_factory=list)
+    held: list[alerts.Pending] = field(default_factory=list)
+
+
+def run_alerts(jc: JobContext, now: datetime, *, dry_run: bool = False) -> AlertRun:
+    """One evaluation at `now`; with `dry_run` nothing is stored or posted."""
+    with jc.db.read() as session:
+        observations = observe_all(session, jc.rules, now)
+    if dry_run:
+        return AlertRun(observations)
+    with jc.db.write() as session:
+        sent, held = alerts.record(session, observations, now)
+        posts = [_post(session, jc, note, now) for note in sent]
+        posts = [p for p in posts if p is not None]
+        if jc.delivery is not None and posts:
+            jc.delivery.enqueue(session, posts)
+    return AlertRun(observations, sent, held)
+
+
+def _open_incident(session: Session, route: str) -> Incident | None:
+    return next((i for i in incidents.list_open(session) if route in i.routes), None)
+
+
+def _post(session: Session, jc: JobContext, note: AlertNotification, now: datetime
+          ) -> Post | None:
+    rule = alerts.rule_for(jc.rules, note.rule_id)
+    trend = alert_views.sparkline(series(session, rule, note.route, now)) if rule else ""
+    incident = _open_incident(session, note.route)
+    if incident is not None:
+        note.incident_number = incident.number
+        session.add(note)
+        reply = alert_views.alert_reply(note, rule, trend=trend, incident=incident.number)
+        incidents.add_timeline(session, incident, actor=jc.actor, kind="alert", now=now,
+                               text=reply.text, after={"alert": note.id, "level": note.level})
+        return Post(incident.number, Target.thread, reply, key=f"alert:{note.id}")
+    if not jc.alert_channel:
+        return None
+    reply = alert_views.alert_reply(note, rule, trend=trend)
+    return Post(None, Target.channel, reply, key=f"alert:{note.id}", channel=jc.alert_channel)

@@ -1,0 +1,25 @@
+"""What every scheduled job gets: the store, where posts go, the rules and the timings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llm_incident.alerts.rules import DEFAULT_RULES, AlertRule
+from llm_incident.commands.core import Delivery
+from llm_incident.db import Database
+from llm_incident.settings import REMINDER_MINUTES
+
+
+@dataclass
+class JobContext:
+    """`delivery` None: nothing is posted (Slack off), state is still kept."""
+
+    db: Database
+    delivery: Delivery | None = None
+    rules: tuple[AlertRule, ...] = DEFAULT_RULES
+    alert_channel: str | None = None
+    reminder_minutes: dict[str, int] = field(
+        default_factory=lambda: dict(REMINDER_MINUTES))
+    mitigation_check_minutes: int = 5
+    followup_days: int = 7
+    actor: str = "llm-incident"  # who the timeline says acted
