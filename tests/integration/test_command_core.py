@@ -148,3 +148,18 @@ def test_start_form_and_submission(core, db):
         incident = incidents.get_incident(session, 1)
     assert (incident.severity, incident.envs, incident.routes) == (
         "sev1", ["prod", "staging"], ["support.reply"])
+
+
+def test_change_verb_records_the_change_for_triage_and_postmortem(core, db):
+    core_, _ = core
+    reply = core_.run("change support.reply deploy v2.3.1 rolled out",
+                      ctx(minutes=1)).reply
+    assert reply.text == ("Recorded a deploy change on `support.reply` at 14:01 UTC: "
+                          "v2.3.1 rolled out")
+    from llm_incident.changes import recent_changes
+
+    with db.read() as session:
+        changes = recent_changes(session, ["support.reply"], until=NOW + timedelta(minutes=2),
+                                 lookback=timedelta(hours=1))
+    assert [(c.kind, c.description, c.author) for c in changes][0] == (
+        "deploy", "v2.3.1 rolled out", "U_ANA")
