@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,8 @@ from llm_incident.observability import ServiceMetrics
 from llm_incident.settings import Settings
 from llm_incident.scheduler.setup import build_scheduler
 from llm_incident.slack.mount import mount as mount_slack
+
+log = logging.getLogger(__name__)
 
 
 class Background(Protocol):
@@ -100,6 +103,9 @@ def create_app(
     jobs = build_scheduler(settings, db, clock)  # loads the alert rules: RuleError when bad
     slack = mount_slack(app, settings, db, clock, jobs.alert_config)
     jobs.context.delivery = slack.delivery if slack else None
+    if settings.alert_channel and slack is None:
+        log.warning("LLM_INCIDENT_ALERT_CHANNEL is set but Slack is disabled: alerts are "
+                    "evaluated and kept (see `/llm-incident alerts`), nothing is posted")
     app.state.scheduler = jobs.scheduler
     if jobs.scheduler is not None:
         app.state.lifecycle.append(jobs.scheduler)

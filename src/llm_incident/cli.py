@@ -146,7 +146,7 @@ def demo(host: str, port: int, scenario: str, db_path: str, no_serve: bool,
         _run_server(app, host, port)
         return
     _serve_in_background(app, host, port)
-    _console(db, user=None)
+    _console(db, None, settings)
 
 
 def _serve_in_background(app, host: str, port: int) -> None:
@@ -158,22 +158,33 @@ def _serve_in_background(app, host: str, port: int) -> None:
     threading.Thread(target=server.run, name="llm-incident-server", daemon=True).start()
 
 
-def _console(database, user: str | None) -> None:
+def _console(database, user: str | None, settings: Settings) -> None:
+    from llm_incident.alerts.rules import RuleError, load_rules
+    from llm_incident.commands.alerting import AlertConfig
     from llm_incident.console.shell import Shell
+
+    try:
+        alerts = AlertConfig(rules=load_rules(settings.alert_rules),
+                             enabled=bool(settings.alert_channel),
+                             interval_seconds=settings.alert_interval_seconds)
+    except RuleError as exc:
+        click.echo(f"llm-incident: {exc}", err=True)
+        sys.exit(2)
 
     try:
         import readline  # noqa: F401 - line editing and history for input()
     except ImportError:  # pragma: no cover - not on every platform
         pass
-    Shell(database, user=user).loop()
+    Shell(database, user=user, alerts=alerts).loop()
 
 
 @main.command()
 @click.option("--user", default=None, help="Who you are in the timeline (default: your login).")
 def shell(user: str | None) -> None:
     """The local console: type /llm-incident commands, press buttons by number, no Slack needed."""
-    database, _ = _upgrade(_settings())
-    _console(database, user)
+    settings = _settings()
+    database, _ = _upgrade(settings)
+    _console(database, user, settings)
 
 
 @main.group()

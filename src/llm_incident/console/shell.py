@@ -10,6 +10,7 @@ from typing import TextIO
 
 from sqlmodel import Session
 
+from llm_incident.commands.alerting import AlertConfig
 from llm_incident.commands.core import CommandCore, Context, card
 from llm_incident.commands.replies import Button, FieldKind, Modal, Outcome, Post, Target
 from llm_incident.console.render import render_modal_intro, render_reply
@@ -50,10 +51,11 @@ class Shell:
 
     def __init__(self, db: Database, *, user: str | None = None, out: TextIO = sys.stdout,
                  read: Callable[[str], str] = input,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 alerts: AlertConfig | None = None) -> None:
         self.db = db
         self.delivery = ConsoleDelivery()
-        self.core = CommandCore(db, self.delivery)
+        self.core = CommandCore(db, self.delivery, alerts=alerts)
         self.user = user or getpass.getuser()
         self.out = out
         self.read = read
