@@ -100,7 +100,7 @@ def create_app(
     for module in (health, ingest, traces, changes, search, metrics_api, controls, evidence,
                    postmortem):
         app.include_router(module.router)
-    jobs = build_scheduler(settings, db, clock)  # loads the alert rules: RuleError when bad
+    jobs = build_scheduler(settings, db, clock, metrics)  # loads the alert rules: RuleError when bad
     slack = mount_slack(app, settings, db, clock, jobs.alert_config)
     jobs.context.delivery = slack.delivery if slack else None
     if settings.alert_channel and slack is None:

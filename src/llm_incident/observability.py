@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
@@ -29,6 +29,24 @@ class ServiceMetrics:
             "llm_incident_events_ingested",
             "Events offered to ingest, by outcome",
             ["source", "outcome"],
+            registry=self.registry,
+        )
+
+        self.job_runs = Counter(
+            "llm_incident_scheduler_job_runs",
+            "Scheduled job runs in this process (only the leader runs them), by outcome",
+            ["job", "outcome"],
+            registry=self.registry,
+        )
+        self.job_seconds = Histogram(
+            "llm_incident_scheduler_job_duration_seconds",
+            "Scheduled job run time",
+            ["job"],
+            registry=self.registry,
+        )
+        self.scheduler_leader = Gauge(
+            "llm_incident_scheduler_leader",
+            "1 when this process runs the scheduled jobs",
             registry=self.registry,
         )
 

@@ -117,6 +117,9 @@ def test_served_scheduler_alerts_and_a_restart_neither_loses_nor_doubles(db, tmp
         with live_server(app) as url:
             wait_for(lambda: app.state.scheduler.status()["last_runs"].keys()
                      >= {"alerts", "status-nudges", "expiry", "mitigation-checks"})
+            metrics = httpx.get(f"{url}/metrics").text
+            assert "llm_incident_scheduler_leader 1.0" in metrics
+            assert 'llm_incident_scheduler_job_runs_total{job="alerts",outcome="ok"}' in metrics
             return httpx.get(f"{url}/healthz").json()
 
     health = serve_once(NOW)

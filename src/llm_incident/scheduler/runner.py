@@ -18,6 +18,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from llm_incident.observability import ServiceMetrics
 from llm_incident.scheduler.alert_job import run_alerts
 from llm_incident.scheduler.context import JobContext
 from llm_incident.scheduler.expiry import revert_expired_controls
@@ -41,8 +42,10 @@ class Scheduler:
 
     def __init__(self, jc: JobContext, *, leadership: Leadership, alerts_on: bool,
                  alert_interval_seconds: int = 60,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 metrics: ServiceMetrics | None = None) -> None:
         self.jc, self.leadership, self.clock = jc, leadership, clock
+        self.metrics = metrics
         tick = min(TICK_SECONDS, alert_interval_seconds)
         self.jobs: dict[str, tuple[Job, int]] = {
             "expiry": (revert_expired_controls, tick),
@@ -81,6 +84,8 @@ class Scheduler:
         if leading != self._leading:
             log.info("scheduler: %s", "leading" if leading else "standing by")
             self._leading = leading
+        if self.metrics is not None:
+            self.metrics.scheduler_leader.set(1 if leading else 0)
         if not leading:
             return False
         job, _seconds = self.jobs[name]
@@ -91,9 +96,13 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - one failed run must not stop the others
             log.exception("scheduler job %s failed; it runs again at its next interval", name)
             error = str(exc)[:500]
+        seconds = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.job_runs.labels(name, "error" if error else "ok").inc()
+            self.metrics.job_seconds.labels(name).observe(seconds)
         with self._lock:
             self.runs[name] = {"at": self.clock().isoformat(), "error": error,
-                               "seconds": round(time.perf_counter() - started, 4)}
+                               "seconds": round(seconds, 4)}
         return True
 
     def status(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from datetime import datetime
 from llm_incident.alerts.rules import load_rules
 from llm_incident.commands.alerting import AlertConfig
 from llm_incident.db import Database
+from llm_incident.observability import ServiceMetrics
 from llm_incident.scheduler.context import JobContext
 from llm_incident.scheduler.leader import Leadership
 from llm_incident.scheduler.runner import Scheduler
@@ -31,13 +32,14 @@ def job_context(settings: Settings, db: Database) -> JobContext:
                       followup_days=settings.followup_days)
 
 
-def build_scheduler(settings: Settings, db: Database,
-                    clock: Callable[[], datetime]) -> SchedulerParts:
+def build_scheduler(settings: Settings, db: Database, clock: Callable[[], datetime],
+                    metrics: ServiceMetrics | None = None) -> SchedulerParts:
     jc = job_context(settings, db)
     config = AlertConfig(rules=jc.rules, enabled=bool(settings.alert_channel),
                          interval_seconds=settings.alert_interval_seconds)
     scheduler = None
     if settings.scheduler:
         scheduler = Scheduler(jc, leadership=Leadership(db), alerts_on=config.enabled,
-                              alert_interval_seconds=settings.alert_interval_seconds, clock=clock)
+                              alert_interval_seconds=settings.alert_interval_seconds, clock=clock,
+                              metrics=metrics)
     return SchedulerParts(jc, config, scheduler)
