@@ -392,10 +392,10 @@ def test_durations_travel_as_exact_microseconds_or_fall_back(sqlite_db, monkeypa
 
 
 def test_large_window_matches_reference(db):
-    """Past SORT_BELOW values the percentiles come from select_ranks' sampled brackets."""
+    """Past SORT_BELOW values per rank the percentiles come from select_ranks' brackets."""
     rnd = random.Random(11)
     route = "large"
-    n = 2 * percentiles_module.SORT_BELOW + 37
+    n = 3 * percentiles_module.SORT_BELOW + 37
     pool = [round(rnd.lognormvariate(7, 1), 1) for _ in range(n // 4)]
     _store(db, [{"route": route, "ts": NOW - timedelta(seconds=rnd.uniform(0, 3599)),
                  "duration_ms": rnd.choice([None, rnd.choice(pool)]),
@@ -412,7 +412,7 @@ def test_select_ranks_equals_sorting(seed):
     """Every branch: plain sort, open and closed brackets, merged brackets, and a sample that
     misleads (every sampled value an outlier) so everything is sorted after all."""
     rnd = random.Random(seed)
-    n = rnd.choice([1, 2, 17, 1024, 1025, 3000, 20000])
+    n = rnd.choice([1, 2, 17, 1024, 4096, 4097, 20000])
     kind = seed % 4
     if kind == 0:
         values = [rnd.uniform(0, 1e4) for _ in range(n)]
@@ -429,3 +429,26 @@ def test_select_ranks_equals_sorting(seed):
     before = list(values)
     assert select_ranks(values, ranks) == [sorted(values)[r - 1] for r in ranks]
     assert values == before
+
+
+def test_model_mix_is_exact_for_any_model_name(db):
+    """Model names holding the PostgreSQL separator (or JSON-special characters), NULL models and
+    a literal "unknown" model are counted exactly; scoped and filtered calls (other statement
+    shapes, built once and reused) agree with the reference too."""
+    route = "odd.models"
+    names = ["a\x1fb", "a", "b", None, "unknown", 'q"uo\\te', "é,ü", "a\x1fb"]
+    _store(db, [{"route": route, "ts": NOW - timedelta(minutes=i + 1), "model": m,
+                 "env": "prod" if i % 2 else "staging"} for i, m in enumerate(names)])
+    rows = _rows(db, route)
+    with db.read() as session:
+        stats = window_stats(session, route, NOW - HOUR, NOW)
+        for _ in range(2):
+            staging = window_stats(session, route, NOW - HOUR, NOW, env="staging")
+            where = window_stats(session, route, NOW - HOUR, NOW, where=C.model.is_not(None))
+    _assert_matches(stats, _reference(rows, NOW - HOUR, NOW), 60.0)
+    assert stats.model_mix == {"a\x1fb": 2, "unknown": 2, "a": 1, "b": 1, 'q"uo\\te': 1,
+                               "é,ü": 1}
+    _assert_matches(staging, _reference([r for r in rows if r.env == "staging"],
+                                        NOW - HOUR, NOW), 60.0)
+    _assert_matches(where, _reference([r for r in rows if r.model is not None],
+                                      NOW - HOUR, NOW), 60.0)

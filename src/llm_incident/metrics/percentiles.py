@@ -5,7 +5,8 @@ value at 1-based rank `ceil(p / 100 * n)` (at least 1), with `p / 100 * n` evalu
 precision — exactly what PostgreSQL's `percentile_disc(p / 100)` does. It is always a value that
 occurred (no interpolation); NULLs are ignored; no values → None.
 
-- PostgreSQL: `percentile_disc(p / 100) WITHIN GROUP (ORDER BY column)` (see `pg_percentile`).
+- PostgreSQL: `percentile_disc(p / 100) WITHIN GROUP (ORDER BY column)` (see `pg_percentile`;
+  `pg_percentiles` takes an array of fractions and sorts once for all of them).
 - SQLite (no percentile function): `sqlite_percentiles` reads only as much of the sorted order as
   the requested ranks need. When every rank lies in the top (or bottom) quarter it asks for
   `ORDER BY column DESC LIMIT depth` — SQLite keeps a bounded sorter, far cheaper than a full
@@ -17,7 +18,8 @@ occurred (no interpolation); NULLs are ignored; no values → None.
   at a few ranks without sorting them all — a sorted systematic sample brackets each rank, a
   list comprehension keeps the values inside the bracket (another counts those below it) and only
   those are sorted; if a rank falls outside its bracket (an unlucky sample) everything is sorted.
-  Exact either way; about 4x faster than sorting 40,000 values.
+  Exact either way; about 4x faster than sorting 40,000 values. Lists up to `SORT_BELOW` values
+  per rank asked are simply sorted (faster there: 1,600 values, ranks 50/95/99: 0.13 vs 0.22 ms).
 - `reference_percentile` is the plain-Python definition the tests hold both backends to.
 """
 
@@ -28,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Float, Select, func, literal, select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -35,8 +38,8 @@ from sqlalchemy.sql import ColumnElement
 BOUNDED_SORT_FRACTION = 0.25
 # Up to this many values are sorted in Python; beyond it SQLite sorts (bounded memory).
 PYTHON_SORT_LIMIT = 500_000
-# select_ranks: lists up to this long are simply sorted; longer ones are sampled every
-# SAMPLE_STEP-th value and each rank is bracketed SAMPLE_SPREAD standard errors either side.
+# select_ranks: lists up to this long per rank asked are simply sorted; longer ones are sampled
+# every SAMPLE_STEP-th value and each rank is bracketed SAMPLE_SPREAD standard errors either side.
 SORT_BELOW = 1024
 SAMPLE_STEP = 16
 SAMPLE_SPREAD = 4.0
@@ -66,6 +69,11 @@ def pg_percentile(column: ColumnElement[Any], p: float) -> ColumnElement[Any]:
     return func.percentile_disc(literal(p / 100, Float())).within_group(column)
 
 
+def pg_percentiles(column: ColumnElement[Any], ps: Sequence[float]) -> ColumnElement[Any]:
+    """One PostgreSQL aggregate for several percentiles of `column` (an array; one sort)."""
+    return func.percentile_disc(array([literal(p / 100, Float()) for p in ps])).within_group(column)
+
+
 def pick(ordered: Sequence[Any], ps: Sequence[float]) -> dict[float, Any]:
     """Percentiles `ps` from values already sorted ascending (no NULLs)."""
     if not ordered:
@@ -77,7 +85,7 @@ def select_ranks(values: list[Any], ranks: Sequence[int]) -> list[Any]:
     """The values at the 1-based `ranks` of `values` (no NULLs) in ascending order; `values` is
     left as it was. Sorts only the values near the ranks (see the module docstring)."""
     n = len(values)
-    if n <= SORT_BELOW or not ranks:
+    if n <= SORT_BELOW * len(set(ranks)) or not ranks:
         return _from_sorted(sorted(values), ranks)
     sample = sorted(values[::SAMPLE_STEP])
     found: dict[int, Any] = {}
@@ -128,10 +136,11 @@ def _brackets(
             for first, last, group in merged]
 
 
-def raw_rows(session: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:
+def raw_rows(session: Session, stmt: Select[Any],
+             params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
     """The DBAPI's own tuples for `stmt`, skipping SQLAlchemy's per-row work (about half the
     cost on a large window). Only for columns that need no result conversion (numbers, text)."""
-    result = session.connection().execute(stmt)
+    result = session.connection().execute(stmt, params)
     try:
         return result.cursor.fetchall()
     finally:

@@ -15,20 +15,25 @@ Conventions (the numbers a responder quotes at 3 a.m.):
 
 How (figures in bench/metrics.py):
 
-- SQLite, windows up to `FAST_PATH_MAX_ROWS` events: ONE statement over the covering index
-  `ix_events_route_ts_stats`. SQL counts what is cheap to count there (calls, flagged, errors,
-  retries, priced calls, cost); the columns behind percentiles, averages, model mix and error codes
-  come back as JSON arrays (`json_group_array` — far cheaper than a Python tuple per row) and
-  Python finishes them: `select_ranks` for percentiles, `Counter` for the mixes. duration_ms is a
-  REAL that JSON text would round, so it travels as whole microseconds, and the same statement
-  counts the durations microseconds do not represent exactly (any → durations take
-  `sqlite_percentiles` instead). A count capped at the limit, in the WHERE clause, is evaluated
-  once before the scan: a larger window makes the statement read nothing and take the bounded path.
+- Each call is one statement (bar fallbacks). Without a `where` filter it is built once per shape
+  (route or not, which scope fields) on bound parameters and reused (`_Window`).
+- SQLite, windows up to `FAST_PATH_MAX_ROWS` events: over the covering index
+  `ix_events_route_ts_stats`. SQL counts what is cheap to count there (calls, flagged, retries,
+  priced calls, cost); the columns behind percentiles, averages, model mix and error codes come
+  back as JSON arrays (`json_group_array` — far cheaper than a Python tuple per row; errors = the
+  length of the error-code array) and Python finishes them: `select_ranks` for percentiles,
+  `Counter` for the mixes. duration_ms is a REAL that JSON text would round, so it travels as
+  whole microseconds, and the same statement counts the durations microseconds do not represent
+  exactly (any → durations take `sqlite_percentiles` instead). A count capped at the limit, in
+  the WHERE clause, is evaluated once before the scan: a larger window makes the statement read
+  nothing and take the bounded path.
 - Bounded path (larger SQLite windows, or SQLite < 3.38): one aggregate pass, percentiles column by
   column on the covering indexes (`sqlite_percentiles`), one grouped query for model mix and error
   codes — memory stays bounded whatever the window.
-- PostgreSQL: one statement: the aggregates, `percentile_disc` (its sorts spill to disk past
-  work_mem) and a grouped sub-select for model mix and error codes.
+- PostgreSQL: one scan: the aggregates, `percentile_disc` (one sort for the three duration
+  percentiles, one per token column; sorts spill to disk past work_mem), the model names joined
+  by a control character and the error codes as an array, counted in Python. A model name that
+  holds the separator shows up as extra parts: the mix is then counted by a grouped query.
 """
 
 from __future__ import annotations
@@ -36,17 +41,20 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, case, cast, exists, func, literal_column, select
+from sqlalchemy import (Float, Integer, Select, bindparam, case, cast, exists, func, literal,
+                        literal_column, select)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from llm_incident.metrics.percentiles import (
     nearest_rank,
     pg_percentile,
+    pg_percentiles,
     raw_rows,
     select_ranks,
     sqlite_percentiles,
@@ -132,17 +140,56 @@ def stats_for(
     `fast_path_max_rows` overrides `FAST_PATH_MAX_ROWS` (tests)."""
     if start >= end:
         raise ValueError("window start must be before its end")
-    conditions = event_conditions(route, start, end, scope, where)
     stats = WindowStats(route=route, start=start, end=end)
+    window = _Window(route, start, end, scope, where)
     if session.get_bind().dialect.name == "postgresql":
-        _postgres(session, conditions, stats)
+        _postgres(session, window, stats)
     else:
         limit = FAST_PATH_MAX_ROWS if fast_path_max_rows is None else fast_path_max_rows
         if sqlite3.sqlite_version_info < (3, 38, 0) or not _sqlite_one_pass(
-                session, conditions, stats, limit):
-            _sqlite_bounded(session, conditions, stats)
+                session, window, stats, limit):
+            _sqlite_bounded(session, window.conditions(), stats)
     stats.calls_per_min = stats.calls / ((end - start).total_seconds() / 60)
     return stats
+
+
+class _Window:
+    """The events of one call. Without `where` its statements are built once per shape (route or
+    not, which scope fields) on bound parameters and reused: SQLAlchemy then neither rebuilds
+    them nor recomputes their cache keys (about 0.15 ms a call)."""
+
+    _built: dict[tuple[Any, ...], Select[Any]] = {}
+
+    def __init__(self, route: str | None, start: datetime, end: datetime, scope: Scope | None,
+                 where: ColumnElement[bool] | None) -> None:
+        self.args = (route, start, end, scope, where)
+        dims = {} if scope is None else {k: v for k, v in vars(scope).items() if v is not None}
+        self.params = {"route": route, "start": start, "end": end, **dims}
+        if route is None:
+            del self.params["route"]
+        self.shape = None if where is not None else tuple(self.params)
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        return event_conditions(*self.args)
+
+    def statement(self, kind: str, build: Callable[[list[Any]], Select[Any]]) -> Select[Any]:
+        if self.shape is None:
+            return build(self.conditions())
+        stmt = self._built.get((kind, self.shape))
+        if stmt is None:
+            bound = {name: bindparam(f"w_{name}") for name in self.shape}
+            conditions = [C.route == bound.pop("route")] if "route" in bound else []
+            conditions += [C.ts >= bound.pop("start"), C.ts < bound.pop("end")]
+            conditions += [C[name] == value for name, value in bound.items()]
+            stmt = self._built[(kind, self.shape)] = build(conditions)
+        return stmt
+
+    def rows(self, session: Session, kind: str, build: Callable[[list[Any]], Select[Any]],
+             **params: Any) -> list[tuple[Any, ...]]:
+        """The rows of the `kind` statement (`params`: its own bound parameters)."""
+        if self.shape is not None:
+            params.update((f"w_{name}", value) for name, value in self.params.items())
+        return raw_rows(session, self.statement(kind, build), params)
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -183,7 +230,6 @@ _DURATION_US = cast(C.duration_ms * _MICROS_PER_MS + literal_column("0.5", Float
 _ONE_PASS = (
     func.count(),
     func.count().filter(IS_FLAGGED),
-    func.count().filter(IS_ERROR),
     func.count().filter(C.attempt > 1),
     func.count().filter(C.priced),
     func.sum(C.cost_usd).filter(C.priced),
@@ -197,25 +243,28 @@ _ONE_PASS = (
 )
 
 
-def _at_most(conditions: list[ColumnElement[bool]], limit: int) -> ColumnElement[bool]:
-    """True when at most `limit` events match; reads no more than limit + 1 of them."""
+def _at_most(conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """True when at most `:w_limit` events match; reads no more than limit + 1 of them."""
+    limit = bindparam("w_limit", type_=Integer)
     return ~exists(select(literal_column("1")).where(*conditions).offset(limit))
 
 
-def _sqlite_one_pass(session: Session, conditions: list[ColumnElement[bool]],
-                     stats: WindowStats, limit: int) -> bool:
+def _one_pass_statement(conditions: list[ColumnElement[bool]]) -> Select[Any]:
+    return select(*_ONE_PASS).where(*conditions, _at_most(conditions))
+
+
+def _sqlite_one_pass(session: Session, window: _Window, stats: WindowStats, limit: int) -> bool:
     """Fill `stats` from one statement; False (nothing filled) for an empty window or one over
     `limit` events — the bounded path tells those apart."""
-    stmt = select(*_ONE_PASS).where(*conditions, _at_most(conditions, limit))
-    (row,) = raw_rows(session, stmt)
-    calls, flagged, errors, retries, priced, cost, inexact = row[:7]
+    (row,) = window.rows(session, "sqlite", _one_pass_statement, w_limit=limit)
+    calls, flagged, retries, priced, cost, inexact = row[:6]
     if not calls:
         return False
-    _set_counts(stats, calls, flagged, errors, retries, priced, cost)
-    micros, tokens_in, tokens_out, models, codes = map(json.loads, row[7:])
+    micros, tokens_in, tokens_out, models, codes = map(json.loads, row[6:])
+    _set_counts(stats, calls, flagged, len(codes), retries, priced, cost)
     if inexact:  # durations with sub-microsecond digits: read them exactly instead
-        _set_durations(stats, sqlite_percentiles(session, C.duration_ms, DURATION_PS, conditions,
-                                                 len(micros)))
+        _set_durations(stats, sqlite_percentiles(session, C.duration_ms, DURATION_PS,
+                                                 window.conditions(), len(micros)))
     else:
         picked = _at_ranks(micros, DURATION_PS)
         _set_durations(stats, {p: None if v is None else float(v) / 1_000_000
@@ -262,11 +311,12 @@ _ERROR_KEY = case((IS_ERROR, func.coalesce(C.error_code, UNKNOWN)))
 def _set_totals(stats: WindowStats, row: Any) -> None:
     """Counts, rates, cost and token averages from a `_TOTALS` row (positional)."""
     _set_counts(stats, *row[:6])
-    n_in, sum_in, n_out, sum_out = row[7:11]
-    if n_in:
-        stats.avg_tokens_in = int(sum_in) / n_in
-    if n_out:
-        stats.avg_tokens_out = int(sum_out) / n_out
+    _set_averages(stats, *row[7:11])
+
+
+def _set_averages(stats: WindowStats, n_in: int, sum_in: Any, n_out: int, sum_out: Any) -> None:
+    stats.avg_tokens_in = int(sum_in) / n_in if n_in else None
+    stats.avg_tokens_out = int(sum_out) / n_out if n_out else None
 
 
 def _sqlite_bounded(session: Session, conditions: list[ColumnElement[bool]],
@@ -301,26 +351,52 @@ def _set_mixes(stats: WindowStats, grouped: list[Any]) -> None:
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 
-_PG_PERCENTILES = (
-    *(pg_percentile(C.duration_ms, p) for p in DURATION_PS),
+_SEPARATOR = "\x1f"  # between model names in string_agg (checked: one that holds it is exact too)
+_PG_ONE_PASS = (
+    func.count(),
+    func.count().filter(IS_FLAGGED),
+    func.count().filter(C.attempt > 1),
+    func.count().filter(C.priced),
+    func.sum(C.cost_usd).filter(C.priced),
+    func.count(C.tokens_in),
+    func.sum(C.tokens_in),
+    func.count(C.tokens_out),
+    func.sum(C.tokens_out),
+    pg_percentiles(C.duration_ms, DURATION_PS),
     pg_percentile(C.tokens_in, 95.0),
     pg_percentile(C.tokens_out, 95.0),
+    func.count(C.model),
+    func.string_agg(C.model, literal(_SEPARATOR)),
+    func.array_agg(func.coalesce(C.error_code, UNKNOWN)).filter(IS_ERROR),
 )
 
 
-def _postgres(session: Session, conditions: list[ColumnElement[bool]],
-              stats: WindowStats) -> None:
-    """Aggregates, percentile_disc and (as JSON, from a grouped sub-select) model mix and error
-    codes in one statement."""
-    groups = (select(C.model.label("model"), _ERROR_KEY.label("code"), func.count().label("n"))
-              .where(*conditions).group_by(C.model, _ERROR_KEY).subquery())
-    mixes = select(func.json_agg(func.json_build_array(groups.c.model, groups.c.code,
-                                                       groups.c.n))).scalar_subquery()
-    (row,) = raw_rows(session, select(*_TOTALS, *_PG_PERCENTILES, mixes).where(*conditions))
-    _set_totals(stats, row)
-    if stats.empty:
+def _postgres_statement(conditions: list[ColumnElement[bool]]) -> Select[Any]:
+    return select(*_PG_ONE_PASS).where(*conditions)
+
+
+def _postgres(session: Session, window: _Window, stats: WindowStats) -> None:
+    """One scan: aggregates, percentile_disc (one sort for the three duration percentiles),
+    model names joined by a separator and error codes as an array, counted in Python."""
+    (row,) = window.rows(session, "postgresql", _postgres_statement)
+    calls, flagged, retries, priced, cost, n_in, sum_in, n_out, sum_out = row[:9]
+    if not calls:
         return
-    durations = row[11:14]
-    _set_durations(stats, dict(zip(DURATION_PS, durations, strict=True)))
-    stats.p95_tokens_in, stats.p95_tokens_out = row[14:16]
-    _set_mixes(stats, row[16] or [])
+    durations, stats.p95_tokens_in, stats.p95_tokens_out, n_models, joined, codes = row[9:]
+    codes = codes or []
+    _set_counts(stats, calls, flagged, len(codes), retries, priced, cost)
+    _set_averages(stats, n_in, sum_in, n_out, sum_out)
+    _set_durations(stats, dict(zip(DURATION_PS, durations or [None] * 3, strict=True)))
+    models = joined.split(_SEPARATOR) if n_models else []
+    if len(models) != n_models:  # a model name holds the separator: count them in SQL
+        mix = dict(window.rows(session, "postgresql-models", _models_statement))
+    else:
+        mix = Counter(models)
+        if calls > n_models:
+            mix[None] = calls - n_models
+    stats.model_mix = _largest_first(mix)
+    stats.error_codes = _largest_first(Counter(codes))
+
+
+def _models_statement(conditions: list[ColumnElement[bool]]) -> Select[Any]:
+    return select(C.model, func.count()).where(*conditions).group_by(C.model)
