@@ -112,9 +112,5 @@ def get_notification(session: Session, notification_id: int) -> AlertNotificatio
     return session.get(AlertNotification, notification_id)
 
 
-def is_resolution(note: AlertNotification) -> bool:
-    return note.level == OK
-
-
 def rule_for(rules: tuple[AlertRule, ...] | list[AlertRule], rule_id: str) -> AlertRule | None:
     return next((r for r in rules if r.id == rule_id), None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 
 from llm_incident.alerts.evaluate import OK, ratio
 from llm_incident.alerts.models import AlertNotification, AlertState
@@ -75,7 +74,7 @@ def _level(value: float, rule: AlertRule, unit: str) -> str:
 
 
 def alerts_list_reply(rules: tuple[AlertRule, ...], stored: list[AlertState], *, enabled: bool,
-                      interval: int, held: dict[tuple[str, str], datetime] | None = None) -> Reply:
+                      interval: int) -> Reply:
     """`/llm-incident alerts`: the rules, then every route not at `ok`."""
     head = (f"Alerts are evaluated every {interval} s." if enabled else
             "Alerts are off: set LLM_INCIDENT_ALERT_CHANNEL to post them.")
@@ -93,6 +92,4 @@ def alerts_list_reply(rules: tuple[AlertRule, ...], stored: list[AlertState], *,
         blocks.append(Section(title="Firing", text="\n".join(rows)))
     else:
         blocks.append(Section(text="Nothing is firing."))
-    for (rule_id, route), until in sorted((held or {}).items()):
-        blocks.append(Note(f"`{route}` {rule_id}: change held by cooldown until {when(until)}"))
     return Reply(text=f"{len(rules)} alert rules, {len(firing)} firing", blocks=tuple(blocks))

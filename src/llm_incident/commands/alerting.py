@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from llm_incident.alerts import service as alerts
 from llm_incident.alerts.evaluate import CRITICAL, OK
@@ -14,6 +15,9 @@ from llm_incident.commands.replies import Outcome
 from llm_incident.db import Database
 from llm_incident.incidents.models import Severity
 from llm_incident.incidents.service import IncidentError
+
+if TYPE_CHECKING:  # core imports this module
+    from llm_incident.commands.core import Context
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class AlertCommands:
     def __init__(self, db: Database, config: AlertConfig, start: Starter) -> None:
         self.db, self.config, self.start = db, config, start
 
-    def run(self, cmd: Alerts, ctx) -> Outcome:
+    def run(self, cmd: Alerts, ctx: Context) -> Outcome:
         if cmd.start is None:
             return self.show()
         return self.start_from(cmd.start, ctx)
@@ -45,7 +49,7 @@ class AlertCommands:
             self.config.rules, stored, enabled=self.config.enabled,
             interval=self.config.interval_seconds))
 
-    def start_from(self, alert_id: int, ctx) -> Outcome:
+    def start_from(self, alert_id: int, ctx: Context) -> Outcome:
         """Start an incident pre-filled from the alert: its route, the class its metric points
         to, the alert line as symptom. Pressing twice (or two people) gives the same incident."""
         with self.db.read() as session:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from llm_incident.alerts.evaluate import OK
 from llm_incident.alerts.recovery import Recovery
