@@ -6,8 +6,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from llm_incident.db import Database
+
+MIGRATION_LOCK = 7_266_244_118_517_812_846  # one key for every process of this service
 
 
 def alembic_config(database: Database) -> Config:
@@ -18,9 +21,12 @@ def alembic_config(database: Database) -> Config:
 
 
 def upgrade(database: Database, revision: str = "head") -> None:
-    """Bring the schema to `revision`; each migration runs in its own transaction."""
+    """Bring the schema to `revision` in one transaction. On PostgreSQL it holds an advisory lock
+    until it commits, so replicas starting together upgrade one after the other."""
     cfg = alembic_config(database)
     with database.write_engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
