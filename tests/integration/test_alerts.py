@@ -251,3 +251,32 @@ def test_freezegun_pins_the_clock_the_job_reads(db):
     with freeze_time(NOW):
         run = run_alerts(jc(db, ERRORS), datetime.now(timezone.utc))
     assert [n.ts for n in run.notifications] == [NOW]
+
+
+def test_after_a_resolution_a_new_critical_pages_at_once_but_a_warning_waits(db):
+    context = jc(db, ERRORS)
+    store(db, "b.route", 40, at=NOW, errors=40, spread=4 * MIN)                # critical
+    assert [n.level for n in run_alerts(context, NOW).notifications] == [CRITICAL]
+    t1 = NOW + 31 * MIN                                                        # resolved
+    store(db, "b.route", 100, at=t1, errors=0, spread=14 * MIN)
+    assert [n.level for n in run_alerts(context, t1).notifications] == [OK]
+    t2 = t1 + 5 * MIN                                                          # warning: waits
+    store(db, "b.route", 100, at=t2, errors=30, spread=4 * MIN)               # 30/200 = 15 %
+    held = run_alerts(context, t2)
+    assert held.notifications == [] and held.held[0].observation.level == WARNING
+    t3 = t2 + 2 * MIN                                                          # critical: at once
+    store(db, "b.route", 100, at=t3, errors=100, spread=MIN)
+    assert [(n.previous_level, n.level) for n in run_alerts(context, t3).notifications] == [
+        (OK, CRITICAL)]
+
+
+def test_a_steady_state_writes_nothing(db):
+    store(db, "q.route", 40, at=NOW, errors=10)
+    context = jc(db, ERRORS)
+    run_alerts(context, NOW)
+    with db.read() as session:
+        before = session.get(AlertState, ("errors", "q.route")).version
+    again = run_alerts(context, NOW + MIN)
+    assert (again.notifications, again.held) == ([], [])
+    with db.read() as session:
+        assert session.get(AlertState, ("errors", "q.route")).version == before

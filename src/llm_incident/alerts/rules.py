@@ -10,8 +10,8 @@ with the id of a built-in one replaces it. Fields of a rule:
 - `warning`, `critical` (levels, critical ≥ warning), `floor` (ratio rules: the value must also be
   at least this to alert, so 0.1 % → 0.3 % is not news), `min_calls` (fewer calls in the window,
   or in a ratio rule's baseline: no judgement, the state is kept), optional `filter` (the filter
-  language), `cooldown` ("30m": after a notification, wait this long before another one for the
-  same rule and route unless the level rose).
+  language), `cooldown` ("30m": after a notification, another one for the same rule and route
+  waits this long, unless it is a change to critical).
 """
 
 from __future__ import annotations

@@ -3,9 +3,13 @@ a repeat per evaluation, and never two for the same change however many evaluato
 
 The stored level is the level last notified. An observation at another level becomes a
 notification unless the rule's cooldown since the last notification is still running — then only
-warning → critical goes out at once; anything else waits for the cooldown and is sent then if it
-still holds (a flapping route does not flood the channel). Each notification bumps the state's
-`version` with a compare-and-set, and the notification row is unique per (rule, route, version).
+a change to critical goes out at once; anything else waits for the cooldown and is sent then if
+it still holds (a flapping route does not flood the channel, and a route that breaks again
+right after recovering still pages). Each notification bumps the state's `version` with a
+compare-and-set, and the notification row is unique per (rule, route, version).
+
+`changes()` picks the observations that differ from the stored levels (one query, outside any
+write transaction); `record()` then writes only those.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from llm_incident.alerts.evaluate import CRITICAL, OK, RANK, WARNING, Observation
+from llm_incident.alerts.evaluate import CRITICAL, OK, RANK, Observation
 from llm_incident.alerts.models import AlertNotification, AlertState
 from llm_incident.alerts.rules import AlertRule
 
@@ -35,6 +39,19 @@ def _state(session: Session, rule_id: str, route: str) -> AlertState | None:
     return session.get(AlertState, (rule_id, route), populate_existing=True)
 
 
+def stored_levels(session: Session) -> dict[tuple[str, str], str]:
+    """(rule id, route) → stored level, for every state."""
+    rows = session.exec(select(AlertState.rule_id, AlertState.route, AlertState.level))
+    return {(rule_id, route): level for rule_id, route, level in rows}
+
+
+def changes(session: Session, observations: list[Observation]) -> list[Observation]:
+    """The judged observations whose level differs from the stored one."""
+    stored = stored_levels(session)
+    return [o for o in observations if o.level is not None
+            and o.level != stored.get((o.rule.id, o.route), OK)]
+
+
 def decide(observation: Observation, state: AlertState | None,
            now: datetime) -> tuple[bool, datetime | None]:
     """(notify now?, cooldown end when held back)."""
@@ -44,15 +61,15 @@ def decide(observation: Observation, state: AlertState | None,
     if state is None or state.notified_at is None:
         return True, None
     until = state.notified_at + observation.rule.cooldown_span
-    if now >= until or (stored == WARNING and observation.level == CRITICAL):
+    if now >= until or observation.level == CRITICAL:
         return True, None
     return False, until
 
 
 def record(session: Session, observations: list[Observation],
            now: datetime) -> tuple[list[AlertNotification], list[Pending]]:
-    """Store the notified changes (in the caller's transaction); the new notifications, and the
-    changes the cooldown holds back."""
+    """Store the notified changes among `observations` (in the caller's transaction); the new
+    notifications, and the changes the cooldown holds back."""
     sent: list[AlertNotification] = []
     held: list[Pending] = []
     for obs in observations:

@@ -1,7 +1,9 @@
 """The alert job: evaluate every rule, store the state changes, post one message per change.
 
-Evaluation reads in one transaction; the changes, their notification rows and their posts are
-written in another (compare-and-set on the state, so a racing evaluator adds nothing). A route
+Evaluation, the comparison with the stored levels and the sparklines of what changed are read in
+one transaction; only when something changed, the changes, their notification rows and their
+posts are written in a short second one (compare-and-set on the state, so a racing evaluator adds
+nothing; on SQLite ingest waits only for that short write). A route
 with an open incident gets the alert in the incident's thread (and timeline) instead of the
 alert channel.
 """
@@ -34,11 +36,15 @@ def run_alerts(jc: JobContext, now: datetime, *, dry_run: bool = False) -> Alert
     """One evaluation at `now`; with `dry_run` nothing is stored or posted."""
     with jc.db.read() as session:
         observations = observe_all(session, jc.rules, now)
-    if dry_run:
+        changed = alerts.changes(session, observations)
+        trends = {(o.rule.id, o.route): alert_views.sparkline(series(session, o.rule, o.route, now))
+                  for o in changed}
+    if dry_run or not changed:
         return AlertRun(observations)
-    with jc.db.write() as session:
-        sent, held = alerts.record(session, observations, now)
-        posts = [_post(session, jc, note, now) for note in sent]
+    with jc.db.write() as session:  # short: only the changes, their rows and their posts
+        sent, held = alerts.record(session, changed, now)
+        posts = [_post(session, jc, note, trends.get((note.rule_id, note.route), ""), now)
+                 for note in sent]
         posts = [p for p in posts if p is not None]
         if jc.delivery is not None and posts:
             jc.delivery.enqueue(session, posts)
@@ -49,10 +55,9 @@ def _open_incident(session: Session, route: str) -> Incident | None:
     return next((i for i in incidents.list_open(session) if route in i.routes), None)
 
 
-def _post(session: Session, jc: JobContext, note: AlertNotification, now: datetime
-          ) -> Post | None:
+def _post(session: Session, jc: JobContext, note: AlertNotification, trend: str,
+          now: datetime) -> Post | None:
     rule = alerts.rule_for(jc.rules, note.rule_id)
-    trend = alert_views.sparkline(series(session, rule, note.route, now)) if rule else ""
     incident = _open_incident(session, note.route)
     if incident is not None:
         note.incident_number = incident.number
