@@ -57,6 +57,11 @@ def test_postgres_advisory_lock_elects_one_leader_and_fails_over(tmp_path):
         try:
             assert first.is_leader() and first.is_leader()   # keeps it
             assert not second.is_leader()
+            # a vanished leader loses its session in seconds, not after the OS keepalive default
+            settings = first._conn.execute(text(
+                "SELECT current_setting('tcp_keepalives_idle'), "
+                "current_setting('tcp_user_timeout'), current_setting('statement_timeout')")).one()
+            assert tuple(settings) == ("10", "25000", "10s")
             first.release()
             assert second.is_leader() and not first.is_leader()
             # the leader's connection dies (as when its process is killed): the lock goes with it

@@ -3,7 +3,9 @@
 PostgreSQL: the holder of a session-level advisory lock, taken with `pg_try_advisory_lock` on a
 dedicated connection outside any pool. The lock lives as long as that connection: when the
 leader dies (or its connection does), PostgreSQL releases it and the next `is_leader()` of another
-process takes it. SQLite: one process serves a database file, so it always leads.
+process takes it. SQLite: one process serves a database file, so it always leads. A pooler in
+transaction mode (PgBouncer) breaks session-level locks: point the service at PostgreSQL itself,
+or at a pooler in session mode.
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from llm_incident.db import Database
 
 log = logging.getLogger(__name__)
 LOCK_KEY = 7_266_244_118_517_812_847  # fixed: every replica must ask for the same lock
+# A leader that vanishes without closing its socket (host lost, network cut) must not keep the
+# lock for the OS keepalive default (~2 h): the server drops its session after ~25 s of silence
+# (tcp_keepalives_* / tcp_user_timeout for this session), and our own checks time out as fast.
+LEADER_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+    "tcp_user_timeout": 25_000,
+    "options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
+               "-c tcp_keepalives_count=3 -c tcp_user_timeout=25000 -c statement_timeout=10000",
+}
 
 
 class Leadership:
@@ -52,7 +64,8 @@ class Leadership:
         try:
             if self._engine is None:
                 self._engine = create_engine(self.db.url, poolclass=NullPool,
-                                             isolation_level="AUTOCOMMIT")
+                                             isolation_level="AUTOCOMMIT",
+                                             connect_args=LEADER_CONNECT_ARGS)
             conn = self._engine.connect()
         except Exception as exc:  # noqa: BLE001 - database down: nobody here leads
             log.warning("scheduler: cannot reach the database to elect a leader (%s)", exc)
