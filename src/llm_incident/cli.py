@@ -150,12 +150,22 @@ def demo(host: str, port: int, scenario: str, db_path: str, no_serve: bool,
 
 
 def _serve_in_background(app, host: str, port: int) -> None:
+    """Serve in a thread; return once it listens (so the URLs in the banner answer)."""
     import threading
+    import time
 
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    threading.Thread(target=server.run, name="llm-incident-server", daemon=True).start()
+    thread = threading.Thread(target=server.run, name="llm-incident-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            click.echo(f"llm-incident: the server did not start on {host}:{port} "
+                       "(port in use? see the log above)", err=True)
+            sys.exit(1)
+        time.sleep(0.05)
 
 
 def _console(database, user: str | None, settings: Settings) -> None:
