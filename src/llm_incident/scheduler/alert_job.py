@@ -27,6 +27,8 @@ from llm_incident.scheduler.context import JobContext
 
 @dataclass
 class AlertRun:
+    """What one evaluation saw, notified, and held back by cooldowns."""
+
     observations: list[Observation]
     notifications: list[AlertNotification] = field(default_factory=list)
     held: list[alerts.Pending] = field(default_factory=list)
@@ -36,10 +38,12 @@ def run_alerts(jc: JobContext, now: datetime, *, dry_run: bool = False) -> Alert
     """One evaluation at `now`; with `dry_run` nothing is stored or posted."""
     with jc.db.read() as session:
         observations = observe_all(session, jc.rules, now)
+        if dry_run:
+            return AlertRun(observations)
         changed = alerts.changes(session, observations)
         trends = {(o.rule.id, o.route): alert_views.sparkline(series(session, o.rule, o.route, now))
                   for o in changed}
-    if dry_run or not changed:
+    if not changed:
         return AlertRun(observations)
     with jc.db.write() as session:  # short: only the changes, their rows and their posts
         sent, held = alerts.record(session, changed, now)
