@@ -33,7 +33,10 @@ With LLM_INCIDENT_BENCH_PG_URL set (e.g. postgresql://postgres@127.0.0.1:5432/po
 same on PostgreSQL, in a database it creates on that server and drops afterwards (COPY, then
 VACUUM ANALYZE).
 
-    python bench/alerts.py [--events 1000000] [--repeat 5] [--seed 7]
+    python bench/alerts.py [--events 1000000] [--repeat 5] [--seed 7] [--trickle 2]
+
+With `--trickle 60` every route has enough calls in the window to be judged, so every ratio rule
+also reads its baseline window: the most stats queries an evaluation makes.
 """
 
 from __future__ import annotations
@@ -334,11 +337,16 @@ def bench(db: Database, label: str, repeat: int) -> bool:
 
 
 def main() -> None:
+    global TRICKLE  # read by generate()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--trickle", type=int, default=TRICKLE,
+                        help="calls per route in the last 15 min on top of the Zipf traffic "
+                             "(60: every route has enough calls to be judged — the worst case)")
     args = parser.parse_args()
+    TRICKLE = args.trickle
 
     print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     with tempfile.TemporaryDirectory(prefix="llm-incident-bench-") as tmp:
