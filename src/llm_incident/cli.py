@@ -175,7 +175,7 @@ def _console(database, user: str | None, settings: Settings) -> None:
 
     try:
         alerts = AlertConfig(rules=load_rules(settings.alert_rules),
-                             enabled=bool(settings.alert_channel),
+                             channel=settings.alert_channel,
                              interval_seconds=settings.alert_interval_seconds)
     except RuleError as exc:
         click.echo(f"llm-incident: {exc}", err=True)

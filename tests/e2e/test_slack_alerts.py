@@ -47,6 +47,13 @@ def test_alert_posted_once_start_button_and_alerts_command(db, slack):
         env.sender.interactive(env.sender.button_payload(start, message=message, channel=ALERTS,
                                                          user="U0OTHER", response="second"))
         assert "#1 was already started" in env.response("second")["text"]
+        def alert_edited():
+            return [c.args for c in slack.calls("chat.update") if c.args["ts"] == alert["ts"]]
+
+        edit = slack.wait_for(alert_edited, what="the alert edited in place")[-1]
+        assert edit["channel"] == ALERTS
+        assert "Incident #1 started from this alert by <@U0ONCALL>" in texts(edit)
+        assert "Start incident" not in str(edit["blocks"])
         root = env.root(INCIDENTS)
         assert "critical: error rate on `pay.route`: 50.0%" in texts(root)
         (incident,) = env.incidents()

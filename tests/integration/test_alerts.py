@@ -211,7 +211,7 @@ def test_alert_message_has_numbers_trend_and_a_start_button(db):
 def test_start_incident_from_an_alert_is_prefilled_and_idempotent(db):
     store(db, "p.route", 40, at=NOW, errors=10)
     (note,) = run_alerts(jc(db, ERRORS), NOW).notifications
-    config = AlertConfig(rules=(ERRORS,), enabled=True)
+    config = AlertConfig(rules=(ERRORS,), channel="C_ALERTS")
     core = CommandCore(db, SlackDelivery(), incident_channel="C_INC", alerts=config)
     ctx = Context(user="U_ONCALL", channel="C_ALERTS", now=NOW + MIN, request_key="click-1")
     out = core.run(f"alerts start {note.id}", ctx)
@@ -227,12 +227,17 @@ def test_start_incident_from_an_alert_is_prefilled_and_idempotent(db):
         trigger = [e for e in incidents.timeline(session, incident) if e.kind == "trigger"]
         assert trigger[0].after["metric"] == "error_rate"
         assert len(list(session.exec(select(incidents.Incident)))) == 1
+    # the alert (not sent yet here) now reads who started which incident, without the button
+    (alert,) = outbox(db)
+    message = alert.payload["message"]
+    assert "Incident #1 started from this alert by <@U_ONCALL>" in str(message["blocks"])
+    assert "Start incident" not in str(message["blocks"])
 
 
 def test_alerts_command_lists_rules_and_what_fires(db):
     store(db, "l.route", 40, at=NOW, errors=10)
     run_alerts(jc(db, ERRORS), NOW)
-    core = CommandCore(db, SlackDelivery(), alerts=AlertConfig(rules=(ERRORS,), enabled=True,
+    core = CommandCore(db, SlackDelivery(), alerts=AlertConfig(rules=(ERRORS,), channel="C_ALERTS",
                                                               interval_seconds=60))
     reply = core.run("alerts", Context(user="U1", channel="C1", now=NOW)).reply
     body = "\n".join(b.text for b in reply.blocks if isinstance(b, Section))

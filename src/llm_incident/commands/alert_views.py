@@ -47,8 +47,9 @@ def alert_text(note: AlertNotification, rule: AlertRule | None) -> str:
 
 
 def alert_reply(note: AlertNotification, rule: AlertRule | None, *, trend: str = "",
-                incident: int | None = None) -> Reply:
-    """The alert as posted (alert channel, or the open incident's thread)."""
+                incident: int | None = None, started_by: str | None = None) -> Reply:
+    """The alert as posted (alert channel, or the open incident's thread); with `started_by`, as
+    it reads once someone started incident `incident` from it (no Start button)."""
     kind = rule.watched.kind if rule else "number"
     fields = [("Now", f"{fmt(note.value, kind)} over {note.window} ({note.calls:,} calls)")]
     if rule is not None and rule.compare == "ratio":
@@ -65,6 +66,9 @@ def alert_reply(note: AlertNotification, rule: AlertRule | None, *, trend: str =
     if note.level != OK and incident is None:
         buttons.insert(0, Button("Start incident", f"alerts start {note.id}", style="primary"))
     blocks.append(Actions(tuple(buttons)))
+    if started_by is not None:
+        blocks.append(Section(text=f"→ Incident #{incident} started from this alert by "
+                                   f"<@{started_by}>"))
     blocks.append(Note(f"rule `{note.rule_id}` · alert {note.id} · {when(note.ts)}"))
     return Reply(text=alert_text(note, rule), blocks=tuple(blocks), ephemeral=False)
 

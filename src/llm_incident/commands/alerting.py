@@ -7,17 +7,20 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from llm_incident.alerts import service as alerts
-from llm_incident.alerts.evaluate import CRITICAL, OK
+from llm_incident.alerts.evaluate import CRITICAL, OK, series
+from llm_incident.alerts.models import AlertNotification
 from llm_incident.alerts.rules import DEFAULT_RULES, METRICS, AlertRule
 from llm_incident.commands import alert_views
+from llm_incident.commands.alert_views import sparkline
 from llm_incident.commands.parse import Alerts, Start
-from llm_incident.commands.replies import Outcome
+from llm_incident.commands.replies import Outcome, Post, Target
 from llm_incident.db import Database
 from llm_incident.incidents.models import Severity
+from llm_incident.incidents import service as incidents
 from llm_incident.incidents.service import IncidentError
 
 if TYPE_CHECKING:  # core imports this module
-    from llm_incident.commands.core import Context
+    from llm_incident.commands.core import Context, Delivery
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,12 @@ class AlertConfig:
     """What the commands need to know about alerting."""
 
     rules: tuple[AlertRule, ...] = DEFAULT_RULES
-    enabled: bool = False  # LLM_INCIDENT_ALERT_CHANNEL is set
+    channel: str | None = None  # LLM_INCIDENT_ALERT_CHANNEL; alerts are off without it
     interval_seconds: int = 60
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.channel)
 
 
 # start(command, context, severity=…, trigger=…) → Outcome (CommandCore._start)
@@ -34,8 +41,9 @@ Starter = Callable[..., Outcome]
 
 
 class AlertCommands:
-    def __init__(self, db: Database, config: AlertConfig, start: Starter) -> None:
-        self.db, self.config, self.start = db, config, start
+    def __init__(self, db: Database, config: AlertConfig, start: Starter,
+                 delivery: Delivery) -> None:
+        self.db, self.config, self.start, self.delivery = db, config, start, delivery
 
     def run(self, cmd: Alerts, ctx: Context) -> Outcome:
         if cmd.start is None:
@@ -65,5 +73,23 @@ class AlertCommands:
         severity = Severity.sev1 if note.level == CRITICAL else Severity.sev2
         trigger = {"alert": note.id, "rule": note.rule_id, "metric": note.metric,
                    "route": note.route, "level": note.level}
-        return self.start(command, replace(ctx, request_key=f"alert:{note.id}"),
-                          severity=severity, trigger=trigger)
+        with self.db.read() as session:
+            first = incidents.by_request_key(session, f"alert:{note.id}") is None
+        outcome = self.start(command, replace(ctx, request_key=f"alert:{note.id}"),
+                             severity=severity, trigger=trigger)
+        if first and note.incident_number is None and self.config.channel:
+            self._mark_started(note, rule)
+        return outcome
+
+    def _mark_started(self, note: AlertNotification, rule: AlertRule | None) -> None:
+        """Edit the alert in the channel: who started which incident, and no Start button."""
+        with self.db.write() as session:
+            incident = incidents.by_request_key(session, f"alert:{note.id}")
+            if incident is None:
+                return
+            trend = sparkline(series(session, rule, note.route, note.ts)) if rule else ""
+            reply = alert_views.alert_reply(note, rule, trend=trend, incident=incident.number,
+                                            started_by=incident.commander)
+            self.delivery.enqueue(session, [Post(None, Target.channel, reply,
+                                                 key=f"alert:{note.id}", replace=True,
+                                                 channel=self.config.channel)])

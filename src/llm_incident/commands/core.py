@@ -104,7 +104,7 @@ class CommandCore:
         self.incident_channel = incident_channel
         self.can_change = can_change  # None: anyone may change controls
         self.labelling = Labelling(delivery)
-        self.alerts = AlertCommands(db, alerts or AlertConfig(), self._start)
+        self.alerts = AlertCommands(db, alerts or AlertConfig(), self._start, delivery)
 
     # -- entry points -------------------------------------------------------------------------
 

@@ -105,6 +105,11 @@ def incident_state(incident: Incident) -> dict[str, Any]:
     }
 
 
+def by_request_key(session: Session, key: str) -> Incident | None:
+    """The incident a request (e.g. `alert:12`) started, if any."""
+    return session.exec(select(Incident).where(Incident.request_key == key)).first()
+
+
 def get_incident(session: Session, number: int) -> Incident:
     incident = session.exec(select(Incident).where(Incident.number == number)).first()
     if incident is None:

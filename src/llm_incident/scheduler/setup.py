@@ -35,7 +35,7 @@ def job_context(settings: Settings, db: Database) -> JobContext:
 def build_scheduler(settings: Settings, db: Database, clock: Callable[[], datetime],
                     metrics: ServiceMetrics | None = None) -> SchedulerParts:
     jc = job_context(settings, db)
-    config = AlertConfig(rules=jc.rules, enabled=bool(settings.alert_channel),
+    config = AlertConfig(rules=jc.rules, channel=settings.alert_channel,
                          interval_seconds=settings.alert_interval_seconds)
     scheduler = None
     if settings.scheduler:

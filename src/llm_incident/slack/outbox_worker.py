@@ -165,6 +165,13 @@ class OutboxWorker:
             resp = self.client.chat_postMessage(channel=row.channel, unfurl_links=False,
                                                 **self._message(row))
             return Sent(ts=resp.get("ts"), channel=resp.get("channel") or row.channel, rev=rev)
+        if row.kind == outbox.UPDATE and row.incident_number is None:  # a channel message
+            target = outbox.sent_message(self.db, str(row.payload.get("target")))
+            if target is None or target.status != outbox.SENT or not target.result_ts:
+                return Dead(f"the message to update ({row.payload.get('target')}) was not sent")
+            self.client.chat_update(channel=target.channel, ts=target.result_ts,
+                                    **self._message(row))
+            return Sent(ts=target.result_ts, rev=rev)
         with self.db.read() as session:
             try:
                 incident = incidents.get_incident(session, row.incident_number or 0)
@@ -260,6 +267,8 @@ class OutboxWorker:
                 incident = incidents.get_incident(session, row.incident_number or 0)
                 incidents.set_root_message(session, incident, channel_id=result.channel or "",
                                            ts=result.ts)
+            if row.kind == outbox.CHANNEL and result.channel:
+                current.channel = result.channel  # a DM's channel id, for later updates
             current.status = outbox.SENT
             current.result_ts = result.ts
             current.sent_at = now
