@@ -163,3 +163,22 @@ def test_change_verb_records_the_change_for_triage_and_postmortem(core, db):
                                  lookback=timedelta(hours=1))
     assert [(c.kind, c.description, c.author) for c in changes][0] == (
         "deploy", "v2.3.1 rolled out", "U_ANA")
+
+
+def test_mitigated_verb_marks_the_incident_once_and_says_so(core, db):
+    core_, delivery = core
+    core_.run("start support.reply cost tokens exploding", ctx())
+    delivery.drain()
+    reply = core_.run("mitigated #1 killed the route, no more bad answers", ctx(minutes=3)).reply
+    assert reply.text == "Incident #1 marked mitigated."
+    posts, cards = delivery.drain()
+    assert [p.key for p in posts] == [posts[0].key] and posts[0].key.startswith(
+        "incident:1:mitigated:")
+    assert "marked incident #1 mitigated: killed the route" in posts[0].reply.text
+    assert cards == [1]
+    with db.read() as session:
+        incident = incidents.get_incident(session, 1)
+        assert (incident.status, incident.mitigated_at) == ("mitigated",
+                                                            NOW + timedelta(minutes=3))
+    again = core_.run("mitigated #1", ctx(minutes=4)).reply
+    assert "incident #1 is mitigated, not open" in again.text + str(again.blocks)

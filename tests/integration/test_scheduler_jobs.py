@@ -201,6 +201,7 @@ def test_a_kill_leaves_nothing_to_measure_and_does_not_mark_mitigated(db):
     (post,) = rows(db, "mitigation-check:")
     assert "Did the kill switch on `billing.route` work?" in text(post)
     assert "Can't tell yet: no calls since the change" in text(post)
+    assert "`/llm-incident mitigated #1`" in text(post)
     with db.read() as session:
         assert incidents.get_incident(session, 1).status == "open"
 

@@ -1,4 +1,4 @@
-"""Parsing `alerts [start N]` and `change <route> [kind] <text>`."""
+"""Parsing `alerts [start N]`, `change <route> [kind] <text>` and `mitigated [#N] [note]`."""
 
 from __future__ import annotations
 
@@ -33,3 +33,10 @@ def test_change_with_and_without_kind():
 def test_change_mistakes(text, message):
     with pytest.raises(ParseError, match=message):
         parse_command(text)
+
+
+def test_mitigated():
+    from llm_incident.commands.parse import Mitigated
+
+    assert parse_command("mitigated") == Mitigated()
+    assert parse_command("mitigated #4 kill switch holds") == Mitigated("kill switch holds", 4)

@@ -16,7 +16,7 @@ from typing import Protocol
 from sqlmodel import Session
 
 from llm_incident.changes import recent_changes
-from llm_incident.commands import changelog, mitigations, views
+from llm_incident.commands import changelog, mitigated, mitigations, views
 from llm_incident.commands.alerting import AlertCommands, AlertConfig
 from llm_incident.commands.forms import (
     as_list,
@@ -37,6 +37,7 @@ from llm_incident.commands.parse import (
     Help,
     ListIncidents,
     Metrics,
+    Mitigated,
     Note,
     ParseError,
     RecordChange,
@@ -173,6 +174,8 @@ class CommandCore:
             return self.alerts.run(command, ctx)
         if isinstance(command, RecordChange):
             return changelog.record(self.db, command, ctx)
+        if isinstance(command, Mitigated):
+            return mitigated.mark(self.db, self.delivery, command, ctx)
         if isinstance(command, Events):
             with self.db.read() as session:
                 incident = self._incident_here(session, ctx)

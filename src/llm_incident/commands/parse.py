@@ -35,6 +35,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "alerts": ("alerts [start <alert id>]",
                "alert rules and what is firing; `start` opens an incident from an alert"),
     "list": ("list", "show open incidents"),
+    "mitigated": ("mitigated [#N] [note]",
+                  "mark the incident mitigated (the symptom is under control; not closed yet)"),
     "close": ("close [#N] [summary]", "close the incident and post its timeline"),
     "help": ("help", "this list"),
 }
@@ -139,6 +141,12 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Mitigated:
+    note: str = ""
+    incident: int | None = None
+
+
+@dataclass(frozen=True)
 class Alerts:
     start: int | None = None  # an alert id: start an incident from it
 
@@ -153,7 +161,7 @@ class RecordChange:
 CHANGE_KINDS = ("deploy", "prompt", "model", "config", "other")
 
 Command = (Help | Start | Status | Metrics | ListIncidents | Close | ChangeControl | ShowControls
-           | Attach | Note | Events | Sample | Alerts | RecordChange)
+           | Attach | Note | Events | Sample | Alerts | RecordChange | Mitigated)
 
 CONTROL_VERBS = ("kill", "restore", "clamp", "model", "provider", "retries")
 _VALUE_VERBS = {"clamp": "max_tokens", "model": "model", "provider": "provider", "retries": "cap"}
@@ -216,6 +224,9 @@ def parse_command(text: str, *, known_routes: Collection[str] = ()) -> Command:
     if verb == "close":
         number = _incident_ref(words)
         return Close(summary=words.rest(), incident=number)
+    if verb == "mitigated":
+        number = _incident_ref(words)
+        return Mitigated(note=words.rest(), incident=number)
     if verb in CONTROL_VERBS:
         return _parse_control(verb, words)
     if verb == "attach":

@@ -66,6 +66,9 @@ def recovery_reply(incident: Incident, recovery: Recovery, what: str,
                      mark))
     verdict = {True: "✅ Recovered", False: "❌ Not recovered", None: "❔ Can't tell yet"}
     outcome = f"{verdict[recovery.recovered]}: {recovery.reason}."
+    if recovery.recovered is None and incident.status == "open":
+        outcome += (f" If the symptom is under control, say so with "
+                    f"`/llm-incident mitigated #{incident.number}`.")
     if marked:
         outcome += f" Incident #{incident.number} is now *mitigated*."
     title = (f"Did the {what} on `{recovery.route}` work? "
