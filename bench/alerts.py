@@ -42,37 +42,24 @@ also reads its baseline window: the most stats queries an evaluation makes.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import sqlite3
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for bench.metrics
-from bench.metrics import (  # noqa: E402
-    COLUMNS,
-    MODELS,
-    NOW,
-    PG_P95,
-    SQLITE_P95,
-    _sqlite_ts,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for bench.*
+from bench.backends import on_each_backend, sqlite_ts  # noqa: E402
+from bench.metrics import MODELS, NOW, PG_P95, SQLITE_P95  # noqa: E402
 from llm_incident.alerts.evaluate import CRITICAL, WARNING  # noqa: E402
 from llm_incident.alerts.models import AlertNotification, AlertState  # noqa: E402
 from llm_incident.alerts.rules import DEFAULT_RULES  # noqa: E402
-from llm_incident.db import Database, normalize_url  # noqa: E402
+from llm_incident.db import Database  # noqa: E402
 from llm_incident.events.routes import note_routes  # noqa: E402
-from llm_incident.migrate import upgrade  # noqa: E402
 from llm_incident.scheduler.alert_job import run_alerts  # noqa: E402
 from llm_incident.scheduler.context import JobContext  # noqa: E402
 from llm_incident.slack.models import OutboxMessage  # noqa: E402
@@ -101,7 +88,7 @@ EXPECTED = {  # (rule, route index) that must fire at NOW
 
 
 def _row(i: int, ts: datetime, route: str, rnd: random.Random, trouble: str | None) -> tuple:
-    """One event row (the columns of bench.metrics.COLUMNS), bent by `trouble` when given."""
+    """One event row (the columns of bench.backends.COLUMNS), bent by `trouble` when given."""
     model, provider, price_in, price_out, _ = rnd.choices(MODELS, [m[4] for m in MODELS])[0]
     tokens_in = int(rnd.lognormvariate(6.5, 0.6))
     tokens_out = int(rnd.lognormvariate(5.0, 0.8))
@@ -186,65 +173,6 @@ class Seen:
             note_routes(session, rows)
 
 
-def load_sqlite(path: Path, n: int, seed: int) -> Database:
-    """Migrate a fresh file, bulk-insert with executemany (indexes rebuilt after), fill the
-    route registry; return it."""
-    db = Database(f"sqlite:///{path}")
-    upgrade(db)
-    db.dispose()
-    con = sqlite3.connect(path, isolation_level=None)
-    con.execute("PRAGMA synchronous=OFF")
-    indexes = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                          "AND tbl_name = 'events' AND sql IS NOT NULL").fetchall()
-    con.execute("BEGIN")
-    for name, _ in indexes:
-        con.execute(f'DROP INDEX "{name}"')
-    seen = Seen()
-    rows = ((r[0], _sqlite_ts(r[1]), _sqlite_ts(r[2]), *r[3:])
-            for r in seen.watch(generate(n, seed)))
-    con.executemany(f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join('?' * 21)})", rows)
-    for _, sql in indexes:
-        con.execute(sql)
-    con.execute("COMMIT")
-    con.close()
-    db = Database(f"sqlite:///{path}")
-    seen.store(db)
-    return db
-
-
-@contextmanager
-def postgres_db(admin_url: str, n: int, seed: int) -> Iterator[Database]:
-    """A fresh database on the server at `admin_url`, migrated, loaded with COPY; dropped after."""
-    name = f"llm_incident_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalize_url(admin_url)).set(database=name).render_as_string(
-        hide_password=False)
-    db = Database(url)
-    try:
-        upgrade(db)
-        seen = Seen()
-        raw = db.engine.raw_connection()
-        try:
-            with raw.cursor() as cur, cur.copy(f"COPY events ({COLUMNS}) FROM STDIN") as copy:
-                for row in seen.watch(generate(n, seed)):
-                    copy.write_row(row)
-            raw.commit()
-        finally:
-            raw.close()
-        seen.store(db)
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE events"))
-            conn.execute(text("VACUUM ANALYZE routes"))
-        yield db
-    finally:
-        db.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def forget_alerts(db: Database) -> None:
     """Back to no alert state, no notification, no outbox row."""
     with db.write() as session:
@@ -302,8 +230,8 @@ def bench(db: Database, label: str, repeat: int) -> bool:
         print(f"     {level:<8} {rule:<15} {route}")
 
     start, end = NOW - WINDOW, NOW
-    params = [{"route": r, "start": start if postgres else _sqlite_ts(start),
-               "end": end if postgres else _sqlite_ts(end)} for r in ROUTES]
+    params = [{"route": r, "start": start if postgres else sqlite_ts(start),
+               "end": end if postgres else sqlite_ts(end)} for r in ROUTES]
     query = text(PG_P95 if postgres else SQLITE_P95)
 
     def baseline() -> None:
@@ -347,30 +275,11 @@ def main() -> None:
                              "(60: every route has enough calls to be judged — the worst case)")
     args = parser.parse_args()
     TRICKLE = args.trickle
-
-    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
-    with tempfile.TemporaryDirectory(prefix="llm-incident-bench-") as tmp:
-        started = time.perf_counter()
-        db = load_sqlite(Path(tmp) / "bench.db", args.events, args.seed)
-        print(f"SQLite: {args.events:,} events, {len(ROUTES)} routes loaded in "
-              f"{time.perf_counter() - started:.1f} s")
-        try:
-            ok = bench(db, f"SQLite {sqlite3.sqlite_version}", args.repeat)
-        finally:
-            db.dispose()
-
-    pg_url = os.environ.get("LLM_INCIDENT_BENCH_PG_URL")
-    if pg_url:
-        started = time.perf_counter()
-        with postgres_db(pg_url, args.events, args.seed) as pg:
-            print(f"\nPostgreSQL: {args.events:,} events, {len(ROUTES)} routes loaded in "
-                  f"{time.perf_counter() - started:.1f} s")
-            ok &= bench(pg, "PostgreSQL", args.repeat)
-    else:
-        print("\n(PostgreSQL skipped: set LLM_INCIDENT_BENCH_PG_URL to run it)")
-    print("\nload average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    seen = Seen()  # the same rows each time, so the same spans for both backends
+    ok = on_each_backend(lambda: seen.watch(generate(args.events, args.seed)),
+                         lambda db, label: bench(db, label, args.repeat),
+                         size=f"{args.events:,} events, {len(ROUTES)} routes", prepare=seen.store)
     print("target met" if ok else "target NOT met")
-
 
 if __name__ == "__main__":
     main()

@@ -27,24 +27,20 @@ baseline is `percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms)` — fast
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import sqlite3
 import statistics
-import tempfile
+import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
-from llm_incident.db import Database, normalize_url
-from llm_incident.metrics.stats import stats_for, window_stats
-from llm_incident.migrate import upgrade
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for bench.backends
+from bench.backends import on_each_backend, sqlite_ts  # noqa: E402
+from llm_incident.db import Database  # noqa: E402
+from llm_incident.metrics.stats import stats_for, window_stats  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 ROUTES = [
@@ -60,9 +56,6 @@ MODELS = [
     ("claude-3-5-haiku", "anthropic", 0.8e-6, 4e-6, 2),
     ("in-house-7b", "self", None, None, 1),
 ]
-COLUMNS = ("event_id, ts, received_at, route, env, model, provider, region, customer_tier, "
-           "tokens_in, tokens_out, duration_ms, status, error_code, contains_banned, cost_usd, "
-           "priced, prompt_id, prompt_version, attempt, metadata")
 WINDOWS = (("1 h", timedelta(hours=1), 1.5), ("24 h", timedelta(hours=24), 2.0))
 
 SQLITE_P95 = """
@@ -113,62 +106,6 @@ def generate(n: int, seed: int) -> Iterator[tuple]:
         )
 
 
-def _sqlite_ts(value: datetime) -> str:
-    """The stored form of a UTC timestamp on SQLite (what the UTCDateTime column writes)."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def load_sqlite(path: Path, n: int, seed: int) -> Database:
-    """Migrate a fresh file, bulk-insert with executemany (indexes rebuilt after), return it."""
-    db = Database(f"sqlite:///{path}")
-    upgrade(db)
-    db.dispose()
-    con = sqlite3.connect(path, isolation_level=None)
-    con.execute("PRAGMA synchronous=OFF")
-    indexes = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                          "AND tbl_name = 'events' AND sql IS NOT NULL").fetchall()
-    con.execute("BEGIN")
-    for name, _ in indexes:
-        con.execute(f'DROP INDEX "{name}"')
-    rows = ((r[0], _sqlite_ts(r[1]), _sqlite_ts(r[2]), *r[3:]) for r in generate(n, seed))
-    con.executemany(f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join('?' * 21)})", rows)
-    for _, sql in indexes:
-        con.execute(sql)
-    con.execute("COMMIT")
-    con.close()
-    return Database(f"sqlite:///{path}")
-
-
-@contextmanager
-def postgres_db(admin_url: str, n: int, seed: int) -> Iterator[Database]:
-    """A fresh database on the server at `admin_url`, migrated, loaded with COPY; dropped after."""
-    name = f"llm_incident_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalize_url(admin_url)).set(database=name).render_as_string(
-        hide_password=False)
-    db = Database(url)
-    try:
-        upgrade(db)
-        raw = db.engine.raw_connection()
-        try:
-            with raw.cursor() as cur, cur.copy(f"COPY events ({COLUMNS}) FROM STDIN") as copy:
-                for row in generate(n, seed):
-                    copy.write_row(row)
-            raw.commit()
-        finally:
-            raw.close()
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE events"))
-        yield db
-    finally:
-        db.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def timed(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, tuple[float, float]]:
     """(best, median) milliseconds per function, running them interleaved `repeat` times."""
     samples: dict[str, list[float]] = {name: [] for name in fns}
@@ -191,8 +128,8 @@ def bench(db: Database, label: str, repeat: int) -> bool:
     with db.read() as session:
         for name, span, target in WINDOWS:
             start, end = NOW - span, NOW
-            params = {"route": route, "start": start if postgres else _sqlite_ts(start),
-                      "end": end if postgres else _sqlite_ts(end)}
+            params = {"route": route, "start": start if postgres else sqlite_ts(start),
+                      "end": end if postgres else sqlite_ts(end)}
             fns: dict[str, Callable[[], object]] = {
                 "full": lambda: window_stats(session, route, start, end),
                 "baseline": lambda: session.execute(
@@ -235,29 +172,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-
-    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
-    with tempfile.TemporaryDirectory(prefix="llm-incident-bench-") as tmp:
-        started = time.perf_counter()
-        db = load_sqlite(Path(tmp) / "bench.db", args.events, args.seed)
-        print(f"SQLite: {args.events:,} events loaded in {time.perf_counter() - started:.1f} s")
-        try:
-            ok = bench(db, f"SQLite {sqlite3.sqlite_version}", args.repeat)
-        finally:
-            db.dispose()
-
-    pg_url = os.environ.get("LLM_INCIDENT_BENCH_PG_URL")
-    if pg_url:
-        started = time.perf_counter()
-        with postgres_db(pg_url, args.events, args.seed) as pg:
-            print(f"\nPostgreSQL: {args.events:,} events loaded in "
-                  f"{time.perf_counter() - started:.1f} s")
-            ok &= bench(pg, "PostgreSQL", args.repeat)
-    else:
-        print("\n(PostgreSQL skipped: set LLM_INCIDENT_BENCH_PG_URL to run it)")
-    print("\nload average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    ok = on_each_backend(lambda: generate(args.events, args.seed),
+                         lambda db, label: bench(db, label, args.repeat),
+                         size=f"{args.events:,} events")
     print("all targets met" if ok else "some targets NOT met")
-
 
 if __name__ == "__main__":
     main()

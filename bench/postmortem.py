@@ -19,11 +19,8 @@ same on PostgreSQL, in a database it creates on that server and drops afterwards
 from __future__ import annotations
 
 import argparse
-import os
-import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -32,7 +29,8 @@ from pathlib import Path
 from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for bench.metrics
-from bench.metrics import NOW, ROUTES, load_sqlite, postgres_db  # noqa: E402
+from bench.backends import on_each_backend  # noqa: E402
+from bench.metrics import NOW, ROUTES, generate  # noqa: E402
 from llm_incident.changes import ChangeIn, ChangeKind, record_change  # noqa: E402
 from llm_incident.controls.service import change_controls  # noqa: E402
 from llm_incident.db import Database  # noqa: E402
@@ -159,26 +157,10 @@ def main() -> None:
     if args.evidence > args.events:
         parser.error("--evidence cannot exceed --events")
 
-    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
-    with tempfile.TemporaryDirectory(prefix="llm-incident-bench-") as tmp:
-        started = time.perf_counter()
-        db = load_sqlite(Path(tmp) / "bench.db", args.events, args.seed)
-        print(f"SQLite: {args.events:,} events loaded in {time.perf_counter() - started:.1f} s")
-        try:
-            ok = bench(db, f"SQLite {sqlite3.sqlite_version}", args.events, args.evidence,
-                       args.repeat)
-        finally:
-            db.dispose()
-    pg_url = os.environ.get("LLM_INCIDENT_BENCH_PG_URL")
-    if pg_url:
-        started = time.perf_counter()
-        with postgres_db(pg_url, args.events, args.seed) as pg:
-            print(f"\nPostgreSQL: {args.events:,} events loaded in "
-                  f"{time.perf_counter() - started:.1f} s")
-            ok &= bench(pg, "PostgreSQL", args.events, args.evidence, args.repeat)
-    else:
-        print("\n(PostgreSQL skipped: set LLM_INCIDENT_BENCH_PG_URL to run it)")
-    print("\nload average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    ok = on_each_backend(
+        lambda: generate(args.events, args.seed),
+        lambda db, label: bench(db, label, args.events, args.evidence, args.repeat),
+        size=f"{args.events:,} events")
     print("target met" if ok else "target NOT met")
 
 
