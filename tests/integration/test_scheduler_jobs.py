@@ -230,3 +230,19 @@ def test_changes_outside_incidents_or_in_closed_ones_are_not_checked(db):
     run(db, "close #1 done", NOW + 2 * MIN)
     assert check_mitigations(context(db), NOW + 10 * MIN) == []
     assert rows(db, "mitigation-check:") == []
+
+
+def test_a_tick_with_nothing_due_opens_no_write_transaction(db, monkeypatch):
+    run(db, "start support.reply cost tokens", NOW)
+    run(db, "clamp support.reply 512 for 2h", NOW + MIN)
+    assert send_status_nudges(context(db), NOW + 30 * MIN) == [1]
+    assert len(check_mitigations(context(db), NOW + 10 * MIN)) == 1
+
+    def no_write():
+        raise AssertionError("a job opened a write transaction with nothing due")
+
+    monkeypatch.setattr(db, "write", no_write)
+    assert send_status_nudges(context(db), NOW + 31 * MIN) == []
+    assert check_mitigations(context(db), NOW + 31 * MIN) == []
+    assert revert_expired_controls(context(db), NOW + 31 * MIN) == []
+    assert send_follow_ups(context(db), NOW + 31 * MIN) == []

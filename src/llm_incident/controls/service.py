@@ -41,6 +41,7 @@ MAX_REASON_CHARS = 2000
 __all__ = [
     "CHANGED_KEY", "ChangeResult", "ControlError", "ControlState", "Reverted", "change_controls",
     "control_history", "controls_fingerprint", "get_controls", "list_controls", "record_refusal",
+    "any_expired",
     "revert_expired",
 ]
 
@@ -306,6 +307,13 @@ def _revert_row(session: Session, row: RouteControl, now: datetime) -> Reverted 
     _mark_changed(session, row.route, row.env)
     return Reverted(route=row.route, env=row.env, before=before, after=after, version=row.version,
                     incident=incident, expired_changes=ids, controls=_state(row, row.route, row.env))
+
+
+def any_expired(session: Session, now: datetime) -> bool:
+    """True when some route has a temporary change that ran out (a cheap read before reverting)."""
+    stmt = select(RouteControl.route).where(RouteControl.expires_at.is_not(None),
+                                            RouteControl.expires_at <= now).limit(1)
+    return session.exec(stmt).first() is not None
 
 
 def revert_expired(session: Session, now: datetime) -> list[Reverted]:

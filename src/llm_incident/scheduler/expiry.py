@@ -11,7 +11,7 @@ from datetime import datetime
 from llm_incident.commands import mitigations, reminder_views
 from llm_incident.commands.core import panel_key
 from llm_incident.commands.replies import Post, Reply, Section, Target
-from llm_incident.controls.service import Reverted, revert_expired
+from llm_incident.controls.service import Reverted, any_expired, revert_expired
 from llm_incident.incidents import service as incidents
 from llm_incident.incidents.models import IncidentStatus
 from llm_incident.scheduler.context import JobContext
@@ -19,6 +19,9 @@ from llm_incident.scheduler.context import JobContext
 
 def revert_expired_controls(jc: JobContext, now: datetime) -> list[Reverted]:
     """Revert what ran out at `now`; what was put back."""
+    with jc.db.read() as session:
+        if not any_expired(session, now):
+            return []
     with jc.db.write() as session:
         reverted = revert_expired(session, now)
         posts = []

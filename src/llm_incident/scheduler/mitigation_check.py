@@ -18,7 +18,7 @@ from llm_incident.controls.models import ChangeKind, ControlChange, Outcome
 from llm_incident.incidents import service as incidents
 from llm_incident.incidents.models import IncidentStatus
 from llm_incident.scheduler.context import JobContext
-from llm_incident.scheduler.slots import claim_slot
+from llm_incident.scheduler.slots import claim_slot, unclaimed
 
 JOB = "mitigation-check"
 LOOKBACK = timedelta(days=1)  # changes older than this when first seen are not checked
@@ -47,11 +47,12 @@ def check_mitigations(jc: JobContext, now: datetime) -> list[int]:
                    ControlChange.ts <= due, ControlChange.ts > due - LOOKBACK)
             .order_by(ControlChange.id))
     with jc.db.read() as session:
-        ids = list(session.exec(stmt))
+        ids = unclaimed(session, JOB, [str(i) for i in session.exec(stmt)])
     checked = []
-    for change_id in ids:
+    for slot in ids:
+        change_id = int(slot)
         with jc.db.write() as session:
-            if not claim_slot(session, JOB, str(change_id), now=now):
+            if not claim_slot(session, JOB, slot, now=now):
                 continue
             change = session.get(ControlChange, change_id)
             incident = incidents.get_incident(session, change.incident)

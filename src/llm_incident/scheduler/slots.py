@@ -1,11 +1,12 @@
-"""Claim a job slot inside the caller's transaction: True once per (job, slot), ever."""
+"""Job slots: `claim_slot` inside the caller's transaction is True once per (job, slot), ever;
+`unclaimed` filters candidates in a read first, so a job with nothing due writes nothing."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from llm_incident.scheduler.models import JobSlot
 
@@ -22,3 +23,13 @@ def claim_slot(session: Session, job: str, slot: str, *, now: datetime) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def unclaimed(session: Session, job: str, slots: list[str]) -> list[str]:
+    """The `slots` of `job` not claimed yet, in their order."""
+    if not slots:
+        return []
+    keys = [slot[:200] for slot in slots]
+    done = set(session.exec(select(JobSlot.slot).where(JobSlot.job == job,
+                                                        JobSlot.slot.in_(keys))))
+    return [slot for slot, key in zip(slots, keys, strict=True) if key not in done]
