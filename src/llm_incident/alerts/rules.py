@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llm_incident.incidents.models import IncidentClass
+from llm_incident.metrics.compare import fmt
 from llm_incident.metrics.filters import FilterError, parse_filter
 from llm_incident.metrics.stats import WindowStats
 from llm_incident.metrics.windows import BASELINE_KINDS, WindowError, parse_span
@@ -158,17 +159,11 @@ class AlertRule(BaseModel):
         if self.compare == "ratio":
             levels = f"≥ {self.warning:g}× / {self.critical:g}× the {self.baseline} baseline"
         else:
-            fmt = _absolute(self.watched.kind)
-            levels = f"≥ {fmt(self.warning)} / {fmt(self.critical)}"
+            kind = self.watched.kind
+            levels = f"≥ {fmt(self.warning, kind)} / {fmt(self.critical, kind)}"
         extra = f", filter `{self.filter}`" if self.filter else ""
         return (f"{self.label()} over {self.window} on {route}: warning/critical {levels}, "
                 f"min {self.min_calls} calls{extra}")
-
-
-def _absolute(kind: str) -> Callable[[float], str]:
-    from llm_incident.metrics.compare import fmt
-
-    return lambda value: fmt(value, kind)
 
 
 DEFAULT_RULES: tuple[AlertRule, ...] = (
