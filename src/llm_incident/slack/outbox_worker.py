@@ -165,13 +165,8 @@ class OutboxWorker:
             resp = self.client.chat_postMessage(channel=row.channel, unfurl_links=False,
                                                 **self._message(row))
             return Sent(ts=resp.get("ts"), channel=resp.get("channel") or row.channel, rev=rev)
-        if row.kind == outbox.UPDATE and row.incident_number is None:  # a channel message
-            target = outbox.sent_message(self.db, str(row.payload.get("target")))
-            if target is None or target.status != outbox.SENT or not target.result_ts:
-                return Dead(f"the message to update ({row.payload.get('target')}) was not sent")
-            self.client.chat_update(channel=target.channel, ts=target.result_ts,
-                                    **self._message(row))
-            return Sent(ts=target.result_ts, rev=rev)
+        if row.kind == outbox.UPDATE:
+            return self._update(row, rev)
         with self.db.read() as session:
             try:
                 incident = incidents.get_incident(session, row.incident_number or 0)
@@ -211,15 +206,24 @@ class OutboxWorker:
             message = self._plain_if_asked(row, blocks.message(current))
             self.client.chat_update(channel=incident.channel_id, ts=incident.thread_ts, **message)
             return Sent(ts=incident.thread_ts, card_version=incident.version)
-        if row.kind == outbox.UPDATE:
-            target = outbox.sent_message(self.db, str(row.payload.get("target")))
-            if target is None or target.status != outbox.SENT or not target.result_ts:
-                return Dead(f"the message to update ({row.payload.get('target')}) was not sent")
+        return Dead(f"unknown outbox row kind {row.kind!r}")
+
+    def _update(self, row: OutboxMessage, rev: int) -> Sent | Dead:
+        """`chat.update` of the message sent under `payload.target`, in the channel it went to."""
+        target = outbox.sent_message(self.db, str(row.payload.get("target")))
+        if target is None or target.status != outbox.SENT or not target.result_ts:
+            return Dead(f"the message to update ({row.payload.get('target')}) was not sent")
+        channel = target.channel
+        if target.kind != outbox.CHANNEL:
+            with self.db.read() as session:
+                try:
+                    incident = incidents.get_incident(session, target.incident_number or 0)
+                except incidents.IncidentError:
+                    return Dead(f"incident #{target.incident_number} does not exist")
             channel = (incident.origin_channel_id if target.kind == "origin"
                        else incident.channel_id)
-            self.client.chat_update(channel=channel, ts=target.result_ts, **self._message(row))
-            return Sent(ts=target.result_ts, rev=rev)
-        return Dead(f"unknown outbox row kind {row.kind!r}")
+        self.client.chat_update(channel=channel, ts=target.result_ts, **self._message(row))
+        return Sent(ts=target.result_ts, rev=rev)
 
     def _message(self, row: OutboxMessage) -> dict[str, Any]:
         return self._plain_if_asked(row, dict(row.payload.get("message") or {"text": " "}))
