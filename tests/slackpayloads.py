@@ -58,12 +58,14 @@ class SlackSender:
 
     def command_body(self, text: str, *, user: str = "U0ALICE", channel: str = "C0WAR",
                      response: str | None = None, trigger: str | None = None,
-                     command: str = "/llm-incident") -> str:
+                     command: str = "/llm-incident", channel_name: str = "war-room",
+                     user_name: str | None = None, team_domain: str = TEAM["domain"]) -> str:
         n = next(_ids)
         return urlencode({
             "token": "deprecated-verification-token", "team_id": TEAM["id"],
-            "team_domain": TEAM["domain"], "channel_id": channel, "channel_name": "war-room",
-            "user_id": user, "user_name": user.lower(), "command": command, "text": text,
+            "team_domain": team_domain, "channel_id": channel, "channel_name": channel_name,
+            "user_id": user, "user_name": user.lower() if user_name is None else user_name,
+            "command": command, "text": text,
             "api_app_id": "A0001", "is_enterprise_install": "false",
             "response_url": self.fake_url + f"/response/{response or f'cmd{n}'}",
             "trigger_id": trigger or trigger_id(),

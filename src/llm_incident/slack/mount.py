@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from slack_bolt import App, BoltRequest
+from slack_bolt import App
 from slack_sdk.signature import SignatureVerifier
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +25,7 @@ from llm_incident.commands.core import CommandCore
 from llm_incident.db import Database
 from llm_incident.settings import Settings
 from llm_incident.slack.app import build_bolt_app, web_client
+from llm_incident.slack.http_request import BadSlackBody, parse_request
 from llm_incident.slack.outbox import SlackDelivery
 from llm_incident.slack.outbox_worker import OutboxWorker
 from llm_incident.slack.responders import responders_permission
@@ -142,8 +143,11 @@ def _add_events_route(app: FastAPI, bolt: App, verifier: SignatureVerifier) -> N
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             return JSONResponse({"error": "body is not UTF-8"}, status_code=400)
-        bolt_request = BoltRequest(body=text, query=request.url.query,
-                                   headers={k: v for k, v in request.headers.items()})
+        try:
+            bolt_request = parse_request(text, query=request.url.query,
+                                         headers=dict(request.headers.items()))
+        except BadSlackBody as exc:
+            return JSONResponse({"error": f"not a Slack request: {exc}"}, status_code=400)
         # Bolt's dispatch is synchronous and waits for the listener's ack: keep it off the loop.
         bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
         return Response(status_code=bolt_response.status, content=bolt_response.body,
