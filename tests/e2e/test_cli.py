@@ -119,6 +119,24 @@ def test_shell_runs_commands_from_stdin(tmp_path):
     assert "Incident #1 closed." in out and "No open incidents." in out
 
 
+def test_shell_filter_verbs_apply_their_filter(tmp_path):
+    db_file = tmp_path / "shell.db"
+    seeded = run(["demo", "--no-serve", "--db", str(db_file)], {}, tmp_path)
+    assert seeded.returncode == 0, seeded.stderr
+    env_vars = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_INCIDENT_", "SLACK_"))}
+    env_vars["LLM_INCIDENT_DATABASE_URL"] = f"sqlite:///{db_file}"
+    script = ("start support.reply cost tokens exploding\n"
+              "sample support.reply 3 tokens_out > 2000 AND status != \"error\"\n"
+              "events tokens_out > 2000 AND route = \"support.reply\" limit 2\n")
+    result = subprocess.run([EXE, "shell", "--user", "ana"], input=script, env=env_vars,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Something went wrong" not in out and "bad filter" not in out, out[-3000:]
+    assert "Posted 3 events of `support.reply`" in out
+    assert "== 2 newest event(s) matching `tokens_out > 2000" in out
+
+
 @pytest.mark.timeout(90)
 def test_demo_serves_and_opens_the_console_on_a_terminal(tmp_path):
     import pty

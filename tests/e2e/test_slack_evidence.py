@@ -124,3 +124,18 @@ def test_attach_by_command_known_unknown_and_relabel(db, slack):
         assert (item.label, item.note) == ("good", "fine on a second look")
         lines = [e.text for e in env.timeline(1) if e.kind == "evidence"]
         assert "relabelled seed-sr-100 bad → good" in lines[-1]
+
+
+def test_sample_and_events_with_a_filter_over_slack(db, slack):
+    seed(db)
+    with slack_server(db, slack) as env:
+        root = start(env)
+        env.sender.command("sample support.reply 4 tokens_out > 2000", channel=INCIDENTS,
+                           response="sample")
+        assert "Posted 4 events" in env.response("sample")["text"]
+        posts = env.thread(root, opening_thread(1) + 5)[opening_thread(1):]
+        assert all("→2400 tok" in texts(p) for p in posts[1:]), [texts(p) for p in posts[1:]]
+        env.sender.command('events tokens_out > 2000 AND route = "support.reply" limit 2',
+                           channel=INCIDENTS, response="events")
+        listing = texts(env.response("events"))
+        assert listing.count("→2400 tok") == 2 and "→300 tok" not in listing

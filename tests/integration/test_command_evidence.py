@@ -122,3 +122,23 @@ def test_evidence_verbs_need_an_incident(db):
     core = CommandCore(db, ConsoleDelivery())
     assert "no open incident" in core.run("attach ev-1 bad", ctx()).reply.text
     assert "Usage: `/llm-incident attach" in text_of(core.run("attach", ctx()).reply)
+
+
+@pytest.mark.parametrize("command", [
+    'sample support.reply 5 tokens_out > 3000',
+    'sample support.reply 5 tokens_out > 3000 AND NOT contains_banned = true',
+    'events tokens_out > 3000 AND route = "support.reply" limit 5',
+])
+def test_every_verb_that_takes_a_filter_applies_it(setup, db, command):
+    core, delivery = setup
+    reply = core.run(command, ctx(minutes=2)).reply
+    assert "Something went wrong" not in reply.text and "bad filter" not in text_of(reply)
+    if command.startswith("sample"):
+        events = delivery.drain()[0][1:]
+        assert "Posted 5 events" in reply.text and len(events) == 5
+        shown = [text_of(p.reply) for p in events]
+        assert all("→4000 tok" in t for t in shown), shown  # only the long answers
+    else:
+        assert text_of(reply).count("→4000 tok") == 5 and "→300 tok" not in text_of(reply)
+    bad = core.run(command.replace("> 3000", "> > 3000"), ctx(minutes=3)).reply
+    assert "bad filter at column" in text_of(bad)

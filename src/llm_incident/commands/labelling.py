@@ -28,7 +28,6 @@ from llm_incident.evidence import service as evidence
 from llm_incident.evidence.sampling import sample_events
 from llm_incident.incidents import service as incidents
 from llm_incident.incidents.models import Incident, TimelineEntry
-from llm_incident.metrics.filters import compile_filter
 from llm_incident.metrics.search import search_events
 
 EXCERPT_CHARS = 280
@@ -138,9 +137,8 @@ class Labelling:
         return Reply(text=f"{len(found)} event(s)", blocks=tuple(blocks))
 
     def sample(self, session: Session, incident: Incident, cmd: Sample, ctx) -> Reply:
-        where = compile_filter(cmd.filter_text, now=ctx.now) if cmd.filter_text else None
-        picked = sample_events(session, incident, route=cmd.route, n=cmd.n, filter_where=where,
-                               now=ctx.now)
+        picked = sample_events(session, incident, route=cmd.route, n=cmd.n,
+                               filter_where=cmd.filter_text, now=ctx.now)
         if not picked:
             return Reply(text=f"No unlabelled events of `{cmd.route}` in the incident window "
                               "(or the last hour) match; nothing to sample.")
