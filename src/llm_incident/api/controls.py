@@ -39,7 +39,8 @@ T = TypeVar("T")
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     watch = controls_watch(app)
     try:
-        yield
+        with watch.closed_by_shutdown_signals():  # long-polls answer at once when the server stops
+            yield
     finally:
         watch.detach()
 

@@ -1,10 +1,12 @@
 """Wake-ups for control long-polls: at once for changes committed in this process, within `recheck`
-seconds for changes committed by another process or replica. No DB connection is held while waiting."""
+seconds for changes committed by another process or replica, and for good when the server shuts down.
+No DB connection is held while waiting."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,6 +52,7 @@ class ControlsWatch:
     In-process changes arrive through `Database.commit_hooks` (attach/detach). For changes made elsewhere one
     task per process re-reads a cheap fingerprint (the sum of control versions) every `recheck` seconds while
     someone is waiting, whatever the number of waiters. Wake-ups are hints: waiters re-read their own state.
+    Once `closing` is set (`close_waits`), every wait ends at once: the server is stopping.
     """
 
     def __init__(self, db: Database, *, recheck: float = 0.5) -> None:
@@ -59,6 +62,7 @@ class ControlsWatch:
         self._subs: set[Subscription] = set()
         self._poller: asyncio.Task[None] | None = None
         self._poller_loop: asyncio.AbstractEventLoop | None = None
+        self.closing = False
 
     def attach(self) -> None:
         if self._on_commit not in self.db.commit_hooks:
@@ -80,6 +84,46 @@ class ControlsWatch:
             subs = list(self._subs)
         for sub in subs:
             sub.wake()
+
+    def close_waits(self) -> None:
+        """End every wait now and any later one at once (the server is stopping)."""
+        self.closing = True
+        self.notify()
+
+    @contextmanager
+    def closed_by_shutdown_signals(self) -> Iterator[None]:
+        """While inside, SIGTERM / SIGINT also end the waiting long-polls (they answer 304/200 at once).
+
+        Servers such as uvicorn stop accepting on a signal and then wait for in-flight requests *before* the
+        lifespan shutdown runs, so a long-poll would hold the exit up for its whole `wait` and then be
+        cancelled (a 500). The handler already installed (the server's own) still runs. Only a Python-level
+        handler is chained, and only from the main thread; elsewhere (a server in a thread) this is a no-op.
+        """
+        self.closing = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        previous: dict[int, Callable] = {}
+
+        def handler(signum: int, frame: object) -> None:
+            try:  # no locks here: this interrupts the loop's own thread
+                loop.call_soon_threadsafe(self.close_waits)
+            except RuntimeError:  # the loop is closed
+                pass
+            previous[signum](signum, frame)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(sig)
+            if callable(current):
+                previous[sig] = current
+                signal.signal(sig, handler)
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                if signal.getsignal(sig) is handler:
+                    signal.signal(sig, old)
 
     @contextmanager
     def subscribe(self) -> Iterator[Subscription]:
@@ -127,7 +171,8 @@ async def wait_until(
     watch: ControlsWatch, read: Callable[[], T], changed: Callable[[T], bool], seconds: float,
     clock: Callable[[], float],
 ) -> tuple[T, bool]:
-    """Read (in a worker thread) until `changed(state)` or `seconds` pass; (last state, changed?)."""
+    """Read (in a worker thread) until `changed(state)`, `seconds` pass or the watch closes; (last state,
+    changed?)."""
     deadline = clock() + seconds
     with watch.subscribe() as sub:
         while True:
@@ -135,6 +180,6 @@ async def wait_until(
             if changed(state):
                 return state, True
             remaining = deadline - clock()
-            if remaining <= 0:
+            if remaining <= 0 or watch.closing:
                 return state, False
             await sub.wait(remaining)
