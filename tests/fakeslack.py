@@ -64,6 +64,8 @@ class FakeSlack:
         self._views = itertools.count(1)
         self.usergroups: dict[str, list[str]] = {}  # answers usergroups.users.list
         self.canvases_allowed = True
+        self.socket_url: str | None = None  # what apps.connections.open hands out
+        self._tickets = itertools.count(1)
         self._files: dict[str, dict[str, Any]] = {}  # file id → filename, bytes, where shared
         self._file_ids = itertools.count(1)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -201,7 +203,9 @@ class FakeSlack:
                 return {"ok": False, "error": "team_tier_cannot_create_channel_canvases"}
             return {"ok": True, "canvas_id": f"F{next(self._file_ids):08d}"}
         if method == "apps.connections.open":
-            return {"ok": False, "error": "not_supported_by_fake"}
+            if self.socket_url is None:
+                return {"ok": False, "error": "not_supported_by_fake"}
+            return {"ok": True, "url": f"{self.socket_url}?ticket={next(self._tickets)}"}
         return {"ok": False, "error": "unknown_method"}
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:

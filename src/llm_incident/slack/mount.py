@@ -73,10 +73,11 @@ class SlackRuntime:
 
     def _connect_socket(self) -> None:
         """Open the Socket Mode connection, retrying while Slack is unreachable (the rest of
-        the service runs meanwhile); the client reconnects by itself once connected."""
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
+        the service runs meanwhile); the client reconnects by itself once connected (see
+        slack/socket_mode.py for why it is not slack_sdk's built-in client)."""
+        from llm_incident.slack.socket_mode import SocketModeHandler
 
-        self.socket_handler = SocketModeHandler(self.bolt, app_token=self.app_token)
+        self.socket_handler = SocketModeHandler(self.bolt, app_token=self.app_token or "")
         delay = 2.0
         while not self._stopping.is_set():
             try:
