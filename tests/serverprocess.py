@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,3 +85,43 @@ def served(workdir: Path, database_url: str, port: int, *, api_key: str, **extra
         yield server
     finally:
         server.stop()
+
+
+class DroppingPort:
+    """Listens on `port` and closes every connection at once, counting them: a server that is down.
+
+    Lets a test keep a control plane down for a given number of client attempts, with no sleep.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port, self.attempts = port, 0
+        self._cond, self._stop = threading.Condition(), threading.Event()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self._sock.listen(64)
+        self._sock.settimeout(0.05)
+        self._thread = threading.Thread(target=self._run, name="dropping-port", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.close()
+            with self._cond:
+                self.attempts += 1
+                self._cond.notify_all()
+
+    def wait_for_attempts(self, count: int, within: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.attempts >= count, within)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()

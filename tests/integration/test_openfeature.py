@@ -6,7 +6,7 @@ import time
 
 import pytest
 from openfeature import api as openfeature
-from openfeature.exception import ErrorCode
+from openfeature.exception import ErrorCode, ProviderNotReadyError
 from openfeature.flag_evaluation import Reason
 
 from llm_incident.client import Controls
@@ -64,9 +64,10 @@ def test_a_flip_reaches_the_flag(flags, api):
         time.sleep(0.01)
 
 
-def test_a_server_never_reached_fails_open_with_reason_default():
+def test_a_server_never_reached_fails_initialize_yet_flags_fail_open_with_reason_default():
     controls = Controls(f"http://127.0.0.1:{free_port()}", "k", max_retry_backoff=0.1)
-    openfeature.set_provider_and_wait(ControlsProvider(controls, ready_timeout=0.1))
+    with pytest.raises(ProviderNotReadyError):  # status ERROR; PROVIDER_READY follows a first load
+        openfeature.set_provider_and_wait(ControlsProvider(controls, ready_timeout=0.1))
     try:
         details = openfeature.get_client().get_boolean_details(f"{ROUTE}.enabled", False)
         assert (details.value, details.reason) == (True, Reason.DEFAULT)

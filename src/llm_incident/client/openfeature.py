@@ -6,6 +6,12 @@ with no override (e.g. no clamp) resolves to the caller's default with reason DE
 FLAG_NOT_FOUND and a value of the wrong type TYPE_MISMATCH; either way the OpenFeature client returns the
 caller's default. Reasons: CACHED (from the server), STALE (server unreachable, last known value), DEFAULT.
 
+Events follow the cache: PROVIDER_STALE when the server fails after a load (last known values in force),
+PROVIDER_ERROR when it fails before anything was loaded (routes fail open or closed), PROVIDER_READY when it
+answers again, PROVIDER_CONFIGURATION_CHANGED with the flags a load changed. `initialize` raises
+ProviderNotReadyError (status ERROR) when nothing loads within `ready_timeout`; flags still resolve, and
+PROVIDER_READY follows the first load.
+
     from openfeature import api
     api.set_provider(ControlsProvider(Controls(url, key)))
     api.get_client().get_boolean_value("support.reply.enabled", True)
@@ -13,15 +19,17 @@ caller's default. Reasons: CACHED (from the server), STALE (server unreachable, 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openfeature.evaluation_context import EvaluationContext
-from openfeature.exception import ErrorCode
+from openfeature.event import ProviderEventDetails
+from openfeature.exception import ErrorCode, ProviderNotReadyError
 from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
 from openfeature.provider import AbstractProvider, Metadata
 
-from llm_incident.client.controls import Controls
+from llm_incident.client.controls import Controls, ControlsEvent
 from llm_incident.client.decision import Decision
 
 __all__ = ["ControlsProvider"]
@@ -43,13 +51,42 @@ class ControlsProvider(AbstractProvider):
         super().__init__()
         self.controls = controls
         self.ready_timeout = ready_timeout
+        self._lock = threading.Lock()
+        self._live = False  # initialize() is over: changes of the cache become events
 
     def get_metadata(self) -> Metadata:
         return Metadata(name="llm-incident")
 
     def initialize(self, evaluation_context: EvaluationContext) -> None:
-        """Give the first load up to `ready_timeout` seconds; never fails (routes fail open or closed)."""
+        """Give the first load up to `ready_timeout` seconds; ProviderNotReadyError if none came (flags still
+        resolve: routes fail open or closed, and PROVIDER_READY follows the first load)."""
+        self.controls.add_listener(self._on_change)
         self.controls.wait_ready(self.ready_timeout)
+        with self._lock:
+            self._live = True
+        if not self.controls.ready:  # checked after going live, so a load from now on is an event
+            raise ProviderNotReadyError(f"no controls loaded from {self.controls.url} within "
+                                        f"{self.ready_timeout:g} s: {self.controls.last_error or 'no answer yet'}")
+
+    def shutdown(self) -> None:
+        """Stop emitting events (the `Controls` is the caller's to close)."""
+        self.controls.remove_listener(self._on_change)
+        with self._lock:
+            self._live = False
+
+    def _on_change(self, event: ControlsEvent) -> None:
+        with self._lock:
+            if not self._live:  # during initialize() the SDK reports the outcome itself
+                return
+        if event.kind == "ready":
+            self.emit_provider_ready(ProviderEventDetails(message=f"controls loaded from {self.controls.url}"))
+        elif event.kind == "stale":
+            self.emit_provider_stale(ProviderEventDetails(message=event.message))
+        elif event.kind == "error":
+            self.emit_provider_error(ProviderEventDetails(message=event.message, error_code=ErrorCode.GENERAL))
+        elif event.kind == "changed":
+            self.emit_provider_configuration_changed(
+                ProviderEventDetails(flags_changed=changed_flags(event.changes)))
 
     # --- resolution ------------------------------------------------------------------------------------
     def _resolve(self, flag_key: str, default: Any, kind: type | tuple[type, ...]) -> FlagResolutionDetails[Any]:
@@ -103,6 +140,18 @@ class ControlsProvider(AbstractProvider):
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
         return self._resolve(flag_key, default_value, (dict, list))
+
+
+def changed_flags(changes: Mapping[str, tuple[Decision | None, Decision | None]]) -> list[str]:
+    """The flag keys whose value differs between each route's (before, after) decision."""
+    flags = []
+    for route, (before, after) in sorted(changes.items()):
+        old, new = before or Decision(), after or Decision()
+        flags += [f"{route}.{name}" for name, (attr, _) in _FIELDS.items()
+                  if getattr(old, attr) != getattr(new, attr)]
+        if old != new:
+            flags.append(f"{route}.{_OBJECT_FLAG}")
+    return flags
 
 
 def _as_object(decision: Decision) -> dict[str, Any]:

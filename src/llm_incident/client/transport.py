@@ -58,6 +58,17 @@ def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random |
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
+RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0)
+"""Pauses before the first reconnect attempts to a server that cannot be reached (then the caller's cap)."""
+
+
+def reconnect_delay(attempt: int, *, cap: float, rng: random.Random | None = None) -> float:
+    """Pause before reconnect number `attempt + 1` to a server that is down: 0.1, 0.2, 0.5, 1 s, then `cap`
+    (each at most `cap`), with jitter down to half. Short, so a restarted server is seen within `cap`."""
+    ceiling = min(cap, RECONNECT_DELAYS[attempt] if attempt < len(RECONNECT_DELAYS) else cap)
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
 def retry_delay(attempt: int, retry_after: float | None, *, base: float, cap: float) -> float:
     """How long to wait before retry number `attempt + 1`: our backoff, or longer if the server asked."""
     delay = backoff_delay(attempt, base=base, cap=cap)
