@@ -9,15 +9,17 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llm_incident import __version__
 from llm_incident.api import changes, controls, evidence, health, ingest, postmortem, search, traces
 from llm_incident.api import metrics as metrics_api
-from llm_incident.api.deps import ApiError, Services, utc_now
+from llm_incident.api.deps import ApiError, Services, allowed_methods, check_params, utc_now
+from llm_incident.api.docs import install_docs
 from llm_incident.apikeys import KeyChecker
 from llm_incident.db import Database
 from llm_incident.observability import ServiceMetrics
@@ -55,6 +57,19 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """404 (no such path) and 405 (method not allowed, with `Allow`) in our `{"error"}` shape."""
+        headers = exc.headers
+        if exc.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+            headers = {"Allow": ", ".join(allowed_methods(request))}
+        elif exc.status_code == 404 and exc.detail == "Not Found":
+            message = f"no such endpoint: {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def _bad_params(_request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
@@ -90,6 +105,9 @@ def create_app(
         version=__version__,
         description="Incident response for LLM features: ingest, controls, metrics, Slack.",
         lifespan=_lifespan,
+        dependencies=[Depends(check_params)],
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.lifecycle = []
     app.state.services = Services(
@@ -100,6 +118,7 @@ def create_app(
     for module in (health, ingest, traces, changes, search, metrics_api, controls, evidence,
                    postmortem):
         app.include_router(module.router)
+    install_docs(app)
     jobs = build_scheduler(settings, db, clock, metrics)  # loads the alert rules: RuleError when bad
     slack = mount_slack(app, settings, db, clock, jobs.alert_config)
     jobs.context.delivery = slack.delivery if slack else None

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field as PField, field_validator
+from pydantic import BaseModel, ConfigDict, Field as PField
 from sqlmodel import Field, Session, SQLModel, select
+
+from llm_incident.bounds import Text, UtcTimestamp
 
 
 class ChangeKind(StrEnum):
@@ -37,19 +39,12 @@ class ChangeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    route: str = PField(min_length=1, max_length=200)
+    route: Text = PField(min_length=1, max_length=200)
     kind: ChangeKind
-    description: str = PField(min_length=1, max_length=10_000)
-    ref: str | None = PField(default=None, max_length=500)
-    author: str | None = PField(default=None, max_length=200)
-    ts: datetime | None = None
-
-    @field_validator("ts")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.utcoffset() is None:
-            raise ValueError("timestamp needs a UTC offset, e.g. 2026-11-26T14:00:00Z")
-        return value
+    description: Text = PField(min_length=1, max_length=10_000)
+    ref: Text | None = PField(default=None, max_length=500)
+    author: Text | None = PField(default=None, max_length=200)
+    ts: UtcTimestamp | None = None
 
 
 def record_change(session: Session, change: ChangeIn, *, now: datetime) -> Change:

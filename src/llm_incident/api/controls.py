@@ -10,21 +10,24 @@ soon as the state differs, else 304 after `wait` seconds (≤ 30).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import Strict, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from llm_incident.api.controls_watch import ControlsWatch, wait_until
 from llm_incident.api.deps import ApiError, parse_json, read_body, require_api_key, services
+from llm_incident.api.docs import errors, json_body
+from llm_incident.api.schemas import ControlsChange, ControlsChanged, ControlsConflict, ControlsOut
+from llm_incident.bounds import INT_MAX, Amount, Count, Positive, Text, UtcTimestamp, has_nul
 from llm_incident.controls.models import Outcome
 from llm_incident.controls.service import change_controls, get_controls, list_controls
 from llm_incident.controls.values import DEFAULT_ENV, ControlError, ControlState
@@ -118,12 +121,16 @@ async def _conditional(request: Request, read: Callable[[], T], etag_of: Callabl
     return JSONResponse(body_of(state), headers=headers)
 
 
-@router.get("/v1/controls")
+_NOT_MODIFIED = {304: {"description": "unchanged since the `If-None-Match` tag (or `version`)"}}
+
+
+@router.get("/v1/controls", response_model=None,
+            responses={200: {"model": list[ControlsOut]}, **_NOT_MODIFIED, **errors(400, 401)})
 async def get_all_controls(
     request: Request,
     env: str | None = Query(None, description="only this env (default: every env)"),
-    route: list[str] | None = Query(None, description="only these routes (defaults for those never changed)"),
-    wait: float | None = Query(None, description="long-poll up to this many seconds (≤ 30)"),
+    route: list[str] = Query([], description="only these routes (defaults for those never changed)"),
+    wait: float | None = Query(None, ge=0, le=MAX_WAIT, description="long-poll up to this many seconds"),
 ) -> Response:
     """Every changed route's controls plus defaults (version 0) for the other known routes."""
     svc = services(request)
@@ -131,19 +138,20 @@ async def get_all_controls(
 
     def read() -> list[ControlState]:
         with svc.db.read() as session:
-            return list_controls(session, env=env, routes=route)
+            return list_controls(session, env=env, routes=route or None)
 
     return await _conditional(request, read, lambda states: list_etag(states, env),
                               lambda states: [control_json(s) for s in states], seconds)
 
 
-@router.get("/v1/routes/{route}/controls")
+@router.get("/v1/routes/{route}/controls", response_model=None,
+            responses={200: {"model": ControlsOut}, **_NOT_MODIFIED, **errors(400, 401)})
 async def get_route_controls(
     request: Request,
     route: str,
     env: str = Query(DEFAULT_ENV),
-    version: int | None = Query(None, ge=0, description="the version the client has (alternative to ETag)"),
-    wait: float | None = Query(None, description="long-poll up to this many seconds (≤ 30)"),
+    version: Count | None = Query(None, description="the version the client has (alternative to ETag)"),
+    wait: float | None = Query(None, ge=0, le=MAX_WAIT, description="long-poll up to this many seconds"),
 ) -> Response:
     """One route's controls; defaults with version 0 for a route never changed."""
     svc = services(request)
@@ -168,11 +176,34 @@ class ChangeRequest:
     expires_at: datetime | None
 
 
-def _optional(payload: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+_META: dict[str, tuple[TypeAdapter[Any], str]] = {
+    "env": (TypeAdapter(Annotated[Text, Strict()]), "a string"),
+    "expected_version": (TypeAdapter(Annotated[Count, Strict()]), f"a whole number from 0 to {INT_MAX}"),
+    "reason": (TypeAdapter(Annotated[Text, Strict()]), "a string"),
+    "actor": (TypeAdapter(Annotated[Text, Strict()]), "a string"),
+    "incident": (TypeAdapter(Annotated[Positive, Strict()]), f"an incident number from 1 to {INT_MAX}"),
+    "expires_at": (TypeAdapter(UtcTimestamp), "an RFC 3339 timestamp, e.g. 2026-11-26T16:00:00Z"),
+    "expires_in": (TypeAdapter(Annotated[Amount, Strict()]), f"between 0 and {MAX_EXPIRES_IN:g} seconds"),
+}
+
+
+def _meta(payload: dict[str, Any], key: str) -> Any:
+    """Pop and check one of the non-control keys with its shared bounded type; 400 naming it."""
     value = payload.pop(key, None)
-    if value is not None and (isinstance(value, bool) and kind is not bool or not isinstance(value, kind)):
-        raise ApiError(400, f"{key} must be {what}")
-    return value
+    if value is None:
+        return None
+    adapter, what = _META[key]
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        if error["type"] == "timezone_aware":
+            what = "timezone-aware: an RFC 3339 timestamp with an offset, e.g. 2026-11-26T16:00:00Z"
+        elif error["type"] == "value_error":
+            raise ApiError(400, f"{key}: {error['msg'].removeprefix('Value error, ')}") from None
+        elif error["type"] == "string_pattern_mismatch":
+            what += " without NUL characters"
+        raise ApiError(400, f"{key} must be {what}") from None
 
 
 def parse_change(payload: Any, env: str | None, now: datetime) -> ChangeRequest:
@@ -180,32 +211,33 @@ def parse_change(payload: Any, env: str | None, now: datetime) -> ChangeRequest:
     if not isinstance(payload, dict):
         raise ApiError(400, 'expected a JSON object, e.g. {"enabled": false, "reason": "…"}')
     payload = dict(payload)
-    body_env = _optional(payload, "env", str, "a string")
+    body_env = _meta(payload, "env")
     if env is not None and body_env is not None and env != body_env:
         raise ApiError(400, f"env is {env!r} in the query but {body_env!r} in the body")
-    expected = _optional(payload, "expected_version", int, "a whole number")
-    reason = _optional(payload, "reason", str, "a string") or ""
-    actor = _optional(payload, "actor", str, "a string") or DEFAULT_ACTOR
-    incident = _optional(payload, "incident", int, "an incident number")
-    expires_at_text = _optional(payload, "expires_at", str, "an RFC 3339 timestamp with offset")
-    expires_in = _optional(payload, "expires_in", (int, float), "a number of seconds")
-    expires_at = None
-    if expires_at_text is not None and expires_in is not None:
+    expected = _meta(payload, "expected_version")
+    reason = _meta(payload, "reason") or ""
+    actor = _meta(payload, "actor") or DEFAULT_ACTOR
+    incident = _meta(payload, "incident")
+    expires_at = _meta(payload, "expires_at")
+    expires_in = _meta(payload, "expires_in")
+    if expires_at is not None and expires_in is not None:
         raise ApiError(400, "give expires_at or expires_in, not both")
-    if expires_at_text is not None:
-        try:
-            expires_at = datetime.fromisoformat(expires_at_text)
-        except ValueError:
-            raise ApiError(400, "expires_at must be an RFC 3339 timestamp, e.g. 2026-11-26T16:00:00Z") from None
-    elif expires_in is not None:
-        if not (math.isfinite(expires_in) and 0 < expires_in <= MAX_EXPIRES_IN):
+    if has_nul(payload):
+        raise ApiError(400, "control values cannot contain NUL (U+0000) characters")
+    if expires_in is not None:
+        if not 0 < expires_in <= MAX_EXPIRES_IN:
             raise ApiError(400, f"expires_in must be between 0 and {MAX_EXPIRES_IN:g} seconds")
         expires_at = now + timedelta(seconds=expires_in)
     return ChangeRequest(env=env or body_env or DEFAULT_ENV, changes=payload, expected_version=expected,
                          reason=reason, actor=actor, incident=incident, expires_at=expires_at)
 
 
-@router.api_route("/v1/routes/{route}/controls", methods=["PUT", "POST"])
+_CHANGE_DOCS: dict[str, Any] = dict(
+    response_model=None, openapi_extra=json_body(ControlsChange),
+    responses={200: {"model": ControlsChanged}, 409: {"model": ControlsConflict}, **errors(400, 401, 413, 415)})
+
+
+@router.put("/v1/routes/{route}/controls", **_CHANGE_DOCS)
 async def put_route_controls(
     request: Request, route: str, env: str | None = Query(None)
 ) -> JSONResponse:
@@ -232,3 +264,6 @@ async def put_route_controls(
                    "re-read and retry")
         return JSONResponse({"error": message, **body}, status_code=409, headers=headers)
     return JSONResponse(body, headers=headers)
+
+
+router.add_api_route("/v1/routes/{route}/controls", put_route_controls, methods=["POST"], **_CHANGE_DOCS)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import json
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic_core import from_json
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
 
 from llm_incident.apikeys import KeyChecker
 from llm_incident.db import Database
@@ -47,8 +52,15 @@ def services(request: Request) -> Services:
     return request.app.state.services
 
 
-async def require_api_key(request: Request) -> None:
-    """FastAPI dependency: 401 unless `Authorization: Bearer <key>` names a valid key."""
+bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
+                    description="An API key from LLM_INCIDENT_API_KEYS or `llm-incident keys create`.")
+
+
+async def require_api_key(
+    request: Request, _declared: HTTPAuthorizationCredentials | None = Security(bearer)
+) -> None:
+    """FastAPI dependency: 401 unless `Authorization: Bearer <key>` names a valid key (declared in
+    the OpenAPI document as the `apiKey` bearer scheme)."""
     svc = services(request)
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
@@ -91,14 +103,57 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return body
 
 
+_WHERE = re.compile(r"^(?P<what>.*) at line (?P<line>\d+) column (?P<col>\d+)$")
+
+
 def parse_json(body: bytes) -> Any:
-    """JSON from bytes; 400 that says where the syntax breaks."""
+    """Strict JSON from bytes (no NaN/Infinity, no lone surrogates); 400 that says where it breaks."""
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise ApiError(400, "malformed JSON: body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(
-            400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
+        return from_json(body, allow_inf_nan=False)
+    except ValueError as exc:
+        found = _WHERE.match(str(exc))
+        if found is None:
+            raise ApiError(400, f"malformed JSON: {exc}") from None
+        raise ApiError(400, f"malformed JSON at line {found['line']} column {found['col']}: "
+                            f"{found['what']}") from None
+
+
+def _declared_query(route: APIRoute) -> frozenset[str]:
+    """The query parameter names `route` declares, sub-dependencies included (cached on the route)."""
+    names = getattr(route, "_llm_incident_query", None)
+    if names is None:
+        found: set[str] = set()
+        pending: list[Dependant] = [route.dependant]
+        while pending:
+            dependant = pending.pop()
+            found.update(param.alias for param in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        names = route._llm_incident_query = frozenset(found)  # type: ignore[attr-defined]
+    return names
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path (Starlette's 405 names only the
+    first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+async def check_params(request: Request) -> None:
+    """App-wide dependency: 400 for a query parameter the endpoint does not declare (naming it),
+    and for NUL characters in path or query values (PostgreSQL cannot store or compare them)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return
+    unknown = sorted(set(request.query_params) - _declared_query(route))
+    if unknown:
+        known = ", ".join(sorted(_declared_query(route))) or "none"
+        raise ApiError(400, f"unknown query parameter {unknown[0]!r} (this endpoint takes: {known})")
+    values = [*request.path_params.values(), *request.query_params.values()]
+    if any("\x00" in str(v) for v in values):
+        raise ApiError(400, "path and query values cannot contain NUL (%00) characters")
 

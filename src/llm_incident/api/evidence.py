@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 
 from llm_incident.api.deps import ApiError, require_api_key, services
+from llm_incident.api.docs import errors
+from llm_incident.api.schemas import EvidenceAnswer
+from llm_incident.bounds import Positive
 from llm_incident.evidence.export import export_rows
 from llm_incident.evidence.service import evidence_counts
 from llm_incident.incidents.service import IncidentError, get_incident
@@ -14,8 +17,9 @@ from llm_incident.incidents.service import IncidentError, get_incident
 router = APIRouter(dependencies=[Depends(require_api_key)], tags=["evidence"])
 
 
-@router.get("/v1/incidents/{number}/evidence")
-def get_evidence(request: Request, number: int) -> dict[str, Any]:
+@router.get("/v1/incidents/{number}/evidence", response_model=None,
+            responses={200: {"model": EvidenceAnswer}, **errors(400, 401, 404)})
+def get_evidence(request: Request, number: Annotated[Positive, Path(examples=[1])]) -> dict[str, Any]:
     """`{incident, counts: {attached, good, bad}, evidence: [rows]}`, bad first; 404 if no such incident."""
     svc = services(request)
     with svc.db.read() as session:

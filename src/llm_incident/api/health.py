@@ -8,11 +8,13 @@ from sqlalchemy import text
 
 from llm_incident import __version__
 from llm_incident.api.deps import services
+from llm_incident.api.schemas import Health, HealthDown
 
 router = APIRouter(tags=["service"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=None,
+            responses={200: {"model": Health}, 503: {"model": HealthDown, "description": "database down"}})
 def healthz(request: Request) -> JSONResponse:
     """200 when the database answers, 503 otherwise; says whether this process runs the jobs."""
     svc = services(request)
@@ -26,7 +28,10 @@ def healthz(request: Request) -> JSONResponse:
                          "scheduler": scheduler.status() if scheduler else "off"})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response,
+            responses={200: {"description": "Prometheus text exposition format",
+                             "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics(request: Request) -> Response:
+    """The service's own metrics for Prometheus (requests, ingest counts, jobs)."""
     svc = services(request)
     return Response(svc.metrics.render(), media_type=svc.metrics.content_type)

@@ -8,7 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from llm_incident.api.deps import ApiError, Services, parse_json, read_body, require_api_key, services
+from llm_incident.api.docs import errors
+from llm_incident.api.schemas import IngestAnswer, events_body
 from llm_incident.events.ingest import IngestResult, ingest_events, parse_valid_batch
+from llm_incident.settings import Settings
 
 router = APIRouter()
 
@@ -16,6 +19,9 @@ router = APIRouter()
 def batch_items(payload: Any) -> list[Any]:
     """The event list from `{"events": [...]}` or a bare array; 400 otherwise."""
     if isinstance(payload, dict) and "events" in payload:
+        unknown = sorted(set(payload) - {"events"})
+        if unknown:
+            raise ApiError(400, f'unknown top-level key {unknown[0]!r}: send {{"events": [...]}} only')
         payload = payload["events"]
     if not isinstance(payload, list):
         raise ApiError(400, 'expected {"events": [...]} or a JSON array of events')
@@ -32,7 +38,9 @@ def ingest_items(svc: Services, items: list[Any], source: str) -> IngestResult:
     return result
 
 
-@router.post("/v1/events", dependencies=[Depends(require_api_key)], tags=["ingest"])
+@router.post("/v1/events", dependencies=[Depends(require_api_key)], tags=["ingest"], response_model=None,
+             responses={200: {"model": IngestAnswer}, **errors(400, 401, 413, 415)},
+             openapi_extra=events_body(Settings.model_fields["max_batch_events"].default))
 async def post_events(request: Request) -> dict[str, Any]:
     """Store a batch; answers `accepted`, `duplicates`, `rejected: [{index, event_id, errors}]`."""
     svc = services(request)

@@ -5,7 +5,8 @@ Query parameters (both endpoints):
   baseline=previous     previous | day | week | <start>/<end> (RFC 3339 with offset)
   filter=…              the event filter language (see metrics.filters)
   env= model= provider= region= customer_tier=   equality filters
-Bad parameters answer 400 `{"error": "..."}`.
+Bad parameters answer 400 `{"error": "..."}`. A route that never sent an event answers 200 with
+zero calls and a `warnings` entry saying so (as the controls API does), in case the name is a typo.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.sql import ColumnElement
+from sqlmodel import Session
 
 from llm_incident.api.deps import ApiError, require_api_key, services
+from llm_incident.api.docs import errors
+from llm_incident.api.schemas import BreakdownsAnswer, MetricsAnswer
+from llm_incident.events.routes import is_known_route
 from llm_incident.metrics.breakdowns import breakdowns
 from llm_incident.metrics.compare import compare_windows
 from llm_incident.metrics.filters import FilterError, compile_filter
@@ -35,6 +40,13 @@ router = APIRouter(dependencies=[Depends(require_api_key)], tags=["metrics"])
 
 DEFAULT_WINDOW = "30m"
 PERCENTILE_METHOD = "nearest-rank"
+
+
+def route_warnings(session: Session, route: str) -> list[str]:
+    """What the answer should warn about: a route that has never sent an event."""
+    if is_known_route(session, route):
+        return []
+    return [f"route {route!r} has sent no events yet: every stat is empty; check the name"]
 
 
 def _where(text: str | None, now: datetime) -> ColumnElement[bool] | None:
@@ -76,7 +88,8 @@ class _Params:
         return {**self.scope.to_dict(), "filter": self.filter_text or None}
 
 
-@router.get("/v1/routes/{route}/metrics")
+@router.get("/v1/routes/{route}/metrics", response_model=None,
+            responses={200: {"model": MetricsAnswer}, **errors(400, 401)})
 def get_route_metrics(route: str, request: Request, params: _Params = Depends()) -> dict[str, Any]:
     """Every stat for the window and its baseline, with `{abs, rel, verdict}` per stat."""
     svc = services(request)
@@ -87,14 +100,17 @@ def get_route_metrics(route: str, request: Request, params: _Params = Depends())
             session, route, now=now, window=current, baseline=base, where=where,
             **params.scope.to_dict(),
         )
+        warnings = route_warnings(session, route)
     body = comparison.to_dict()
     body["window"]["span"] = format_span(current.span)
     body["scope"] = params.scope_json()
     body["percentiles"] = PERCENTILE_METHOD
+    body["warnings"] = warnings
     return body
 
 
-@router.get("/v1/routes/{route}/breakdowns")
+@router.get("/v1/routes/{route}/breakdowns", response_model=None,
+            responses={200: {"model": BreakdownsAnswer}, **errors(400, 401)})
 def get_route_breakdowns(
     route: str, request: Request, params: _Params = Depends(),
     limit: int = Query(10, ge=1, le=100, description="rows in top_prompts and volume_by_route"),
@@ -107,9 +123,11 @@ def get_route_breakdowns(
     with svc.db.read() as session:
         result = breakdowns(session, route, current, baseline=base.window, scope=params.scope,
                             where=where, limit=limit)
+        warnings = route_warnings(session, route)
     body = result.to_dict()
     body["window"]["span"] = format_span(current.span)
     body["baseline"] = base.to_dict()
     body["scope"] = params.scope_json()
     body["percentiles"] = PERCENTILE_METHOD
+    body["warnings"] = warnings
     return body

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from llm_incident.api.deps import ApiError, require_api_key, services
+from llm_incident.api.docs import errors
+from llm_incident.api.schemas import PostmortemData
+from llm_incident.bounds import Positive
 from llm_incident.incidents.postmortem import compile_postmortem, render_markdown
 from llm_incident.incidents.service import IncidentError
 
@@ -16,9 +19,12 @@ MARKDOWN = "text/markdown; charset=utf-8"
 
 
 @router.get("/v1/incidents/{number}/postmortem", response_class=Response,
-            responses={200: {"content": {"text/markdown": {}, "application/json": {}}}})
+            responses={200: {"description": "Markdown by default; the data with `format=json`",
+                             "content": {"text/markdown": {"schema": {"type": "string"}},
+                                         "application/json": {"schema": PostmortemData.model_json_schema()}}},
+                       **errors(400, 401, 404)})
 def get_postmortem(
-    request: Request, number: int,
+    request: Request, number: Annotated[Positive, Path(examples=[1])],
     format: Literal["markdown", "json"] = Query("markdown",  # noqa: A002 - the query name
                                                 description="markdown, or json for the data"),
 ) -> Response:

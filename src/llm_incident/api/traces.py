@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from starlette.concurrency import run_in_threadpool
 
 from llm_incident.api.deps import ApiError, Services, read_body, require_api_key, services
+from llm_incident.api.docs import errors
 from llm_incident.api.ingest import ingest_items
 from llm_incident.events.ingest import IngestResult
 from llm_incident.events.otlp import (
@@ -78,7 +79,23 @@ def encode_reply(reply: ExportTraceServiceResponse, encoding: str) -> Response:
     return Response(json_format.MessageToJson(reply, indent=None), media_type=JSON)
 
 
-@router.post("/v1/traces", dependencies=[Depends(require_api_key)])
+_EXPORT_REPLY = {"type": "object", "properties": {"partialSuccess": {
+    "type": "object", "properties": {"rejectedSpans": {"type": ["string", "integer"]},
+                                     "errorMessage": {"type": "string"}}}}}
+_BODIES = {
+    PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+    JSON: {"schema": {"type": "object", "description": "ExportTraceServiceRequest (OTLP/JSON)",
+                      "properties": {"resourceSpans": {"type": ["array", "null"], "items": {
+                          "description": "ResourceSpans objects; anything else is ignored"}}}}},
+}
+
+
+@router.post("/v1/traces", dependencies=[Depends(require_api_key)], response_class=Response,
+             responses={200: {"description": "ExportTraceServiceResponse in the request's encoding",
+                              "content": {PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+                                          JSON: {"schema": _EXPORT_REPLY}}},
+                        **errors(400, 401, 413, 415)},
+             openapi_extra={"requestBody": {"required": True, "content": _BODIES}})
 async def post_traces(request: Request) -> Response:
     """OTLP/HTTP trace export; gen_ai spans are stored as events like `POST /v1/events`."""
     svc = services(request)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -101,6 +101,8 @@ def to_row(event: EventIn, *, now: datetime, excerpt_max_chars: int) -> dict[str
 
 
 class _Wrapped(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     events: list[EventIn]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from llm_incident.events.models import Event
@@ -23,10 +24,12 @@ def search_events(
     limit: int = 100,
     order: str = "newest",
     route: str | None = None,
+    after: tuple[datetime, int] | None = None,
 ) -> list[Event]:
     """Events matching the filter (and `route`, when given), newest or oldest first.
 
-    `limit` is capped at MAX_LIMIT; a blank filter matches everything. Raises FilterError for a
+    `limit` is capped at MAX_LIMIT; a blank filter matches everything; `after` = (ts, id) of the
+    last event of the previous page (keyset pagination, in `order`). Raises FilterError for a
     bad filter and ValueError for a bad `order` or a `limit` below 1.
     """
     if order not in ORDERS:
@@ -40,6 +43,12 @@ def search_events(
         filter_text = None
     if filter_text is not None:
         stmt = stmt.where(compile_filter(filter_text, now=now))
+    if after is not None:
+        ts, row_id = after
+        if order == "newest":
+            stmt = stmt.where(or_(Event.ts < ts, and_(Event.ts == ts, Event.id < row_id)))
+        else:
+            stmt = stmt.where(or_(Event.ts > ts, and_(Event.ts == ts, Event.id > row_id)))
     if order == "newest":
         stmt = stmt.order_by(Event.ts.desc(), Event.id.desc())
     else:
