@@ -125,6 +125,17 @@ def test_a_dropped_connection_is_replaced_and_the_next_envelopes_are_handled(sql
     assert ack.connection == 2 and len(slack.calls("apps.connections.open")) == 2
 
 
+def test_a_failed_reconnect_is_retried_until_slack_answers(sqlite_db, slack, socket):
+    with socket_server(sqlite_db, slack, socket) as (env, sender):
+        slack.fail("apps.connections.open", error="internal_error")
+        socket.close(1)
+        socket.wait_connections(2)
+        ack = sender.command("help", response="back")
+        env.response("back")
+    opens = slack.calls("apps.connections.open", ok_only=False)
+    assert [c.ok for c in opens] == [True, False, True] and ack.connection == 2
+
+
 def test_many_envelopes_in_flight_around_a_reconnect_are_each_acked_once(sqlite_db, slack,
                                                                          socket):
     with socket_server(sqlite_db, slack, socket) as (env, sender):

@@ -125,7 +125,9 @@ class SocketModeClient(BaseSocketModeClient):
             self._changed.notify_all()
         self.disconnect()
         self.message_queue.put(None)  # wakes the processor, which then sees `closed`
-        for thread in self._threads:
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=5)
         self.message_workers.shutdown(wait=True)
@@ -214,7 +216,8 @@ class SocketModeClient(BaseSocketModeClient):
 
     def _spawn(self, target: Any, *args: Any, name: str) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True, name=name)
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
 
