@@ -68,7 +68,9 @@ def test_command_button_modal_and_home_over_socket_mode(db, slack, socket):
 
         trigger = trigger_id()
         assert bare(sender.command("start", channel=WAR_ROOM, trigger=trigger, response="form"))
-        view = env.slack.wait_for(lambda: env.slack.calls("views.open"))[0].args["view"]
+        form = env.slack.wait_for(lambda: env.slack.calls("views.open"))[0].args
+        assert form["trigger_id"] == trigger
+        view = form["view"]
         refused = sender.interactive(env.sender.submission_payload(view, {
             "symptom": "  ", "incident_class": "unknown", "severity": "sev2"}))
         assert refused.payload == {"response_action": "errors",
