@@ -63,7 +63,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = exc.headers
         if exc.status_code == 405:
             message = f"method {request.method} is not allowed on {request.url.path}"
-            headers = {"Allow": ", ".join(allowed_methods(request))}
+            allow = allowed_methods(request)
+            headers = {"Allow": ", ".join(allow)} if allow else exc.headers
         elif exc.status_code == 404 and exc.detail == "Not Found":
             message = f"no such endpoint: {request.url.path}"
         else:

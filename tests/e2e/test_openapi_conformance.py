@@ -23,7 +23,7 @@ from tests.support import TEST_KEY, database_for, live_server, settings_for
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 OPERATIONS = r"^/(v1/.*|healthz)$"
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = 15
 
 
 def seed(db) -> None:

@@ -15,7 +15,6 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic_core import from_json
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Match
 
 from llm_incident.apikeys import KeyChecker
 from llm_incident.db import Database
@@ -133,13 +132,15 @@ def _declared_query(route: APIRoute) -> frozenset[str]:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this request's path (Starlette's 405 names only the
-    first route's)."""
+    """Every method the OpenAPI document declares at this request's path, plus HEAD where GET is
+    (Starlette's own 405 names only the methods of the first route that matched the path)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods.update(method.upper() for method in operations)
+    if "GET" in methods:
+        methods.add("HEAD")
     return sorted(methods)
 
 
