@@ -2,7 +2,7 @@
 
 (a) Starts `llm-incident serve` on a fresh SQLite file (or PostgreSQL, see below), keeps a `Controls` client
 long-polling it, then flips the kill switch N times and measures, for each flip, the time from sending it until
-`guard()` in this process reflects it. Target: p95 <= 1 s. Three series:
+`guard()` in this process reflects it. Target: p95 <= 1 s. Three series (and the restart series below):
   - Slack button: a second server with Slack on (HTTP mode) against a local fake Slack Web API; an incident is
     started for the route with a signed slash command, then the Kill / Restore button of the mitigation panel
     in its thread is pressed — a signed `block_actions` request carrying the button as the panel shows it now
@@ -12,7 +12,12 @@ long-polling it, then flips the kill switch N times and measures, for each flip,
 
 (b) Times `controls.guard(route)` against a plain `dict.get(route)` in the same run. Target: <= 2 us per call.
 
-    python bench/controls.py [--flips 100] [--calls 1000000] [--postgres [ADMIN_URL]]
+(c) Restart: the control plane is stopped (SIGTERM), stays down a random 0 – `--outage` seconds more, and a new
+`llm-incident serve` starts on the same port and database; the kill switch is flipped as soon as it answers
+`/healthz`, timed until the `Controls` client (which never restarts) shows it. Target: p95 <= 2 s; printed
+with its ratio to the HTTP PUT series of (a), measured in the same run.
+
+    python bench/controls.py [--flips 100] [--calls 1000000] [--restarts 20] [--outage 5] [--postgres [ADMIN_URL]]
 
 Run it from the repo root. `--postgres` runs (a) on throwaway databases created on that server (default
 postgresql://postgres@127.0.0.1:5432/postgres) and dropped afterwards.
@@ -21,18 +26,16 @@ postgresql://postgres@127.0.0.1:5432/postgres) and dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import random
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,7 @@ from llm_incident.db import Database
 # without pytest): put the repo root on the path so `python bench/controls.py` finds `tests`.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.fakeslack import FakeSlack  # noqa: E402
+from tests.serverprocess import ServerProcess, start_server  # noqa: E402
 from tests.slackpayloads import BOT_TOKEN, SECRET, SlackSender  # noqa: E402
 
 KEY = "bench-key"
@@ -57,26 +61,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def start_server(workdir: Path, database_url: str, **extra_env: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_INCIDENT_", "SLACK_"))}
-    env.update(LLM_INCIDENT_DATABASE_URL=database_url, LLM_INCIDENT_API_KEYS=KEY, **extra_env)
-    exe = shutil.which("llm-incident") or str(Path(sys.executable).parent / "llm-incident")
-    server = subprocess.Popen([exe, "serve", "--port", str(port)], env=env, cwd=workdir,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{base}/healthz", timeout=2)
-            return server, base
-        except httpx.TransportError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.terminate()
-                raise SystemExit("server did not start") from None
-            time.sleep(0.1)
 
 
 @contextmanager
@@ -105,6 +89,25 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, -(-len(ordered) * p // 100) - 1))]
 
 
+def timed_flip(controls: Controls, flip: Callable[[], int], what: str, within: float = 10.0) -> tuple[float, int]:
+    """(seconds from calling `flip` — which returns the new version — until guard() shows it, that version)."""
+    start = time.perf_counter()
+    version = flip()
+    while controls.guard(ROUTE).version != version:
+        if time.perf_counter() > start + within:
+            raise SystemExit(f"{what} not seen within {within:g} s")
+        time.sleep(0.0002)
+    return time.perf_counter() - start, version
+
+
+def put_flip(http: httpx.Client, enabled: bool, version: int) -> int:
+    """PUT the kill switch by compare-and-set on `version`; the new version."""
+    response = http.put(f"/v1/routes/{ROUTE}/controls", json={"enabled": enabled, "expected_version": version,
+                                                              "reason": "bench", "actor": "bench"})
+    response.raise_for_status()
+    return response.json()["controls"]["version"]
+
+
 def flip_to_effect(base: str, flips: int, database_url: str | None = None) -> list[float]:
     """Seconds from sending each flip until the long-polling client's guard() shows it.
 
@@ -117,31 +120,47 @@ def flip_to_effect(base: str, flips: int, database_url: str | None = None) -> li
             httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http:
         if not controls.wait_ready(10):
             raise SystemExit("client never loaded the controls")
-        url = f"/v1/routes/{ROUTE}/controls"
-        version = http.get(url).json()["version"]
+        version = http.get(f"/v1/routes/{ROUTE}/controls").json()["version"]
         for i in range(flips):
-            start = time.perf_counter()
-            if other is not None:
+            def flip(enabled: bool = i % 2 == 1, current: int = version) -> int:
+                if other is None:
+                    return put_flip(http, enabled, current)
                 with other.write() as session:
-                    version = change_controls(
-                        session, ROUTE, "prod", {"enabled": i % 2 == 1}, actor="bench", reason="bench",
-                        expected_version=version, now=datetime.now(timezone.utc)).controls.version
-            else:
-                response = http.put(url, json={"enabled": i % 2 == 1, "expected_version": version,
-                                               "reason": "bench", "actor": "bench"})
-                response.raise_for_status()
-                version = response.json()["controls"]["version"]
-            deadline = start + 10
-            while controls.guard(ROUTE).version != version:
-                if time.perf_counter() > deadline:
-                    raise SystemExit(f"flip {i} not seen within 10 s")
-                time.sleep(0.0002)
-            timings.append(time.perf_counter() - start)
+                    return change_controls(
+                        session, ROUTE, "prod", {"enabled": enabled}, actor="bench", reason="bench",
+                        expected_version=current, now=datetime.now(timezone.utc)).controls.version
+
+            took, version = timed_flip(controls, flip, f"flip {i}")
+            timings.append(took)
             # Let the client settle back into its long-poll, as between real clicks; with flips from elsewhere,
             # a random pause so they do not fall in step with the server's re-check.
             time.sleep(0.02 + (random.uniform(0, 0.5) if other is not None else 0))
     if other is not None:
         other.dispose()
+    return timings
+
+
+def restart_to_effect(workdir: Path, database_url: str, restarts: int, outage: float) -> list[float]:
+    """Seconds from a flip sent right after each restart of the server until the client's guard() shows it."""
+    timings = []
+    port = free_port()
+    server = start_server(workdir, database_url, port, api_key=KEY, name="restart")
+    try:
+        with Controls(server.url, KEY, wait=25) as controls:
+            if not controls.wait_ready(10):
+                raise SystemExit("client never loaded the controls")
+            version = controls.guard(ROUTE).version or 0
+            for i in range(restarts):
+                server.stop()
+                time.sleep(random.uniform(0, outage))  # down a while longer, as a deploy or a DB restart is
+                server = start_server(workdir, database_url, port, api_key=KEY, name="restart")
+                with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"},
+                                  timeout=30) as http:
+                    took, version = timed_flip(controls, lambda: put_flip(http, i % 2 == 1, version),
+                                               f"flip after restart {i}", within=60)
+                timings.append(took)
+    finally:
+        server.stop()
     return timings
 
 
@@ -237,11 +256,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--flips", type=int, default=100)
     parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--restarts", type=int, default=20, help="restart series size (0: skip it)")
+    parser.add_argument("--outage", type=float, default=5.0, help="most extra seconds down per restart")
     parser.add_argument("--postgres", nargs="?", const="postgresql://postgres@127.0.0.1:5432/postgres",
                         default=None, metavar="ADMIN_URL", help="use a throwaway PostgreSQL database")
     args = parser.parse_args()
+    logging.getLogger("llm_incident.client").setLevel(logging.ERROR)  # the restart series' outages are expected
     if args.flips < 50:
         parser.error("--flips must be >= 50")
+    if args.restarts and args.restarts < 20:
+        parser.error("--restarts must be 0 or >= 20")
 
     def database(stack: ExitStack, tmp: str, name: str) -> str:
         if args.postgres:
@@ -249,13 +273,9 @@ def main() -> None:
         return f"sqlite:///{Path(tmp) / name}"
 
     def served(stack: ExitStack, tmp: str, database_url: str, **env: str) -> str:
-        server, base = start_server(Path(tmp), database_url, **env)
-
-        @stack.callback
-        def stop() -> None:
-            server.terminate()
-            server.wait(timeout=40)
-        return base
+        server: ServerProcess = start_server(Path(tmp), database_url, free_port(), api_key=KEY, **env)
+        stack.callback(server.stop)
+        return server.url
 
     with tempfile.TemporaryDirectory() as tmp:
         with ExitStack() as stack:  # Slack on: its own server and database, so the other series run as before
@@ -268,6 +288,9 @@ def main() -> None:
             timings = flip_to_effect(base, args.flips)
             elsewhere = flip_to_effect(base, 50, database_url)
             guard, lookup = guard_cost(base, args.calls)
+        with ExitStack() as stack:
+            restarted = restart_to_effect(Path(tmp), database(stack, tmp, "restart.db"), args.restarts,
+                                          args.outage) if args.restarts else []
     backend = "PostgreSQL" if args.postgres else "SQLite"
     for label, series in ((f"signed Slack button (panel Kill/Restore), {len(clicks)} clicks", clicks),
                           (f"HTTP PUT, {len(timings)} flips", timings)):
@@ -280,6 +303,13 @@ def main() -> None:
     print(f"    p50 {percentile(ms, 50):7.1f} ms   p95 {percentile(ms, 95):7.1f} ms   max {max(ms):7.1f} ms")
     print(f"(b) guard() {guard * 1e9:7.0f} ns/call   dict.get {lookup * 1e9:7.0f} ns/call   "
           f"ratio {guard / lookup:5.1f}x   (target <= 2000 ns)")
+    if restarted:
+        ms, baseline = [t * 1000 for t in restarted], percentile([t * 1000 for t in timings], 95)
+        print(f"(c) flip right after a control-plane restart, {len(ms)} restarts (+0-{args.outage:g} s down) "
+              f"({backend})")
+        print(f"    p50 {percentile(ms, 50):7.1f} ms   p95 {percentile(ms, 95):7.1f} ms   max {max(ms):7.1f} ms   "
+              f"(target p95 <= 2000 ms)   ratio to the HTTP PUT p95 ({baseline:.1f} ms) "
+              f"{percentile(ms, 95) / baseline:5.1f}x")
 
 
 if __name__ == "__main__":
