@@ -60,6 +60,7 @@ class ControlsProvider(AbstractProvider):
     def initialize(self, evaluation_context: EvaluationContext) -> None:
         """Give the first load up to `ready_timeout` seconds; ProviderNotReadyError if none came (flags still
         resolve: routes fail open or closed, and PROVIDER_READY follows the first load)."""
+        self.controls.remove_listener(self._on_change)  # once, if the provider is initialised again
         self.controls.add_listener(self._on_change)
         self.controls.wait_ready(self.ready_timeout)
         with self._lock:
