@@ -10,6 +10,12 @@ File uploads work as in Slack: files.getUploadURLExternal hands out an upload UR
 raw POST to it is recorded with its bytes, files.completeUploadExternal shares the file
 (`uploads()`). canvases.create succeeds unless `canvases_allowed` is False (then it answers
 `team_tier_cannot_create_channel_canvases`, as on a free workspace).
+
+Every message and view it receives is judged by tests/blockkit.py (slack_sdk's Block Kit models
+plus Slack's documented limits): an invalid one is refused as Slack would (`invalid_blocks` /
+`invalid_arguments`, HTTP 400 on a response_url) and the test fails when the fake closes, unless
+it set `expect_invalid`. `invalid` lists what was refused. apps.connections.open hands
+out `socket_url` (a Socket Mode websocket, tests/fakesocket.py) with a new `?ticket=N` each time.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+from tests.blockkit import VIEW_METHODS, call_problems, message_problems
 
 JSON_ARGS = ("blocks", "view", "attachments", "metadata", "files")
 BOT_USER = "UBOT0001"
@@ -64,6 +72,9 @@ class FakeSlack:
         self._views = itertools.count(1)
         self.usergroups: dict[str, list[str]] = {}  # answers usergroups.users.list
         self.canvases_allowed = True
+        self.permalink: str | None = "default"  # None: chat.getPermalink answers ok without one
+        self.invalid: list[str] = []  # payloads refused by tests/blockkit.py
+        self.expect_invalid = False  # a test that sends invalid payloads on purpose sets it
         self.socket_url: str | None = None  # what apps.connections.open hands out
         self._tickets = itertools.count(1)
         self._files: dict[str, dict[str, Any]] = {}  # file id → filename, bytes, where shared
@@ -78,9 +89,11 @@ class FakeSlack:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+        if self.invalid and not self.expect_invalid and exc_type is None:
+            raise AssertionError("Slack would refuse these payloads:\n" + "\n".join(self.invalid))
 
     # -- control ------------------------------------------------------------------------------
 
@@ -115,7 +128,8 @@ class FakeSlack:
 
     def responses(self, name: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [c.args for c in self._responses if name is None or c.method == name]
+            return [c.args for c in self._responses
+                    if (name is None or c.method == name) and c.status == 200]
 
     def uploads(self, **where: Any) -> list[dict[str, Any]]:
         """Files shared by files.completeUploadExternal (in order), matching `where` (e.g.
@@ -134,8 +148,10 @@ class FakeSlack:
             if value:
                 return value
             if time.monotonic() > deadline:
+                refused = f"; refused as invalid: {self.invalid[:5]}" if self.invalid else ""
                 raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; "
-                                     f"calls: {[c.method for c in self.calls(ok_only=False)]}")
+                                     f"calls: {[c.method for c in self.calls(ok_only=False)]}"
+                                     + refused)
             time.sleep(0.02)
 
     # -- server -------------------------------------------------------------------------------
@@ -167,8 +183,10 @@ class FakeSlack:
             return {"ok": True, "message_ts": f"{1_800_000_000 + next(self._ts)}.000001"}
         if method == "chat.getPermalink":
             ts = str(args.get("message_ts", "")).replace(".", "")
+            link = f"https://acme.slack.test/archives/{args.get('channel')}/p{ts}"
             return {"ok": True, "channel": args.get("channel"),
-                    "permalink": f"https://acme.slack.test/archives/{args.get('channel')}/p{ts}"}
+                    **({"permalink": link} if self.permalink == "default" else
+                       {} if self.permalink is None else {"permalink": self.permalink})}
         if method in ("views.open", "views.publish", "views.update", "views.push"):
             view = dict(args.get("view") or {})
             view.update(id=f"V{next(self._views):08d}", hash="h1")
@@ -228,11 +246,26 @@ class FakeSlack:
                 token = token or args.pop("token", None)
                 if self.path.startswith("/response/"):
                     name = self.path.removeprefix("/response/")
+                    problems = message_problems(args, where=f"response_url {name}")
                     with fake._lock:
-                        fake._responses.append(Call(method=name, args=args))
-                    self._send(200, b"ok", "text/plain")
+                        fake.invalid += problems
+                        fake._responses.append(Call(method=name, args=args,
+                                                    status=400 if problems else 200))
+                    if problems:
+                        self._send(400, b"invalid_blocks", "text/plain")
+                    else:
+                        self._send(200, b"ok", "text/plain")
                     return
                 method = self.path.removeprefix("/api/").split("?")[0]
+                problems = call_problems(method, args)
+                if problems:
+                    error = "invalid_arguments" if method in VIEW_METHODS else "invalid_blocks"
+                    with fake._lock:
+                        fake.invalid += problems
+                        fake._calls.append(Call(method, {**args, "_failed": True}, token=token))
+                    self._json(200, {"ok": False, "error": error,
+                                     "response_metadata": {"messages": problems[:5]}})
+                    return
                 failure = fake._next_failure(method)
                 if failure is not None:
                     with fake._lock:

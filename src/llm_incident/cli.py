@@ -313,7 +313,7 @@ def postmortem(incident: str, output: str | None, charts_dir: str | None) -> Non
         except IncidentError:
             click.echo(f"llm-incident: there is no incident #{number}", err=True)
             sys.exit(1)
-        charts = route_charts(session, pm) if charts_dir else {}
+        charts = route_charts(session, pm, limit=None) if charts_dir else {}
     text = render_markdown(pm)
     if output is None:
         click.echo(text, nl=False)

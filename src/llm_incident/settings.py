@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
-
 from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
@@ -105,6 +105,28 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """A SQLite or PostgreSQL SQLAlchemy URL, with the driver for it installed."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            raise ValueError(f"{value!r} is not a database URL; use sqlite:///path/to/file.db "
+                             "or postgresql://user@host/dbname") from None
+        if backend == "postgres":
+            backend = "postgresql"
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"{backend!r} databases are not supported; use sqlite:///… or "
+                             "postgresql://…")
+        if backend == "postgresql" and importlib.util.find_spec("psycopg") is None:
+            raise ValueError("PostgreSQL needs the psycopg driver: pip install "
+                             "'llm-incident[postgres]'")
+        return value
 
     @field_validator("event_id_pattern")
     @classmethod

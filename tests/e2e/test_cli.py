@@ -42,6 +42,32 @@ def test_invalid_setting_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("url, says", [
+    ("mysql://root@127.0.0.1/test", "'mysql' databases are not supported"),
+    ("mssql+pyodbc://sa@db/x", "'mssql' databases are not supported"),
+    ("not a url at all", "is not a database URL"),
+    ("", "is not a database URL"),
+])
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["serve", "--port", "1"]])
+def test_a_bad_database_url_exits_2_with_one_line(tmp_path, url, says, command):
+    result = run(command, {"LLM_INCIDENT_DATABASE_URL": url}, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "LLM_INCIDENT_DATABASE_URL" in result.stderr and says in result.stderr
+
+
+def test_postgres_url_without_the_postgres_extra_names_the_extra(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_INCIDENT_", "SLACK_"))}
+    env["LLM_INCIDENT_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/postgres"
+    no_driver = ("import sys; sys.modules['psycopg'] = None; "  # as if the extra were missing
+                 "from llm_incident.cli import main; sys.argv[0] = 'llm-incident'; main()")
+    result = subprocess.run([sys.executable, "-c", no_driver, "db", "upgrade"], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pip install 'llm-incident[postgres]'" in result.stderr
+
+
 def test_db_upgrade_on_postgres(tmp_path):
     with postgres_database() as url:
         result = run(["db", "upgrade"], {"LLM_INCIDENT_DATABASE_URL": url}, tmp_path)

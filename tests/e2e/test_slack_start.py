@@ -63,6 +63,19 @@ def test_start_with_arguments_posts_card_runbook_checklist_metrics_changes_and_a
     assert {r.status for r in env.outbox()} == {"sent"}
 
 
+@pytest.mark.parametrize("permalink", [None, "", "not a link", "https://x.test/a|b>"])
+def test_without_a_usable_permalink_the_origin_note_names_the_channel(db, slack, permalink):
+    slack.permalink = permalink  # chat.getPermalink answers ok, without (a usable) permalink
+    seed(db)
+    with slack_server(db, slack) as env:
+        env.sender.command("start support.reply tokens exploding", channel=WAR_ROOM,
+                           response="start")
+        origin = env.slack.wait_for(lambda: env.slack.posts(channel=WAR_ROOM), what="link")[0]
+    link = texts(origin)
+    assert "None" not in link and "open the incident thread" not in link
+    assert f"the thread is in <#{INCIDENTS}>" in link
+
+
 def test_start_in_the_current_channel_with_unknown_class_posts_all_four_checklists(db, slack):
     seed(db)
     with slack_server(db, slack, incident_channel=None) as env:

@@ -6,17 +6,37 @@ from llm_incident.commands.replies import FieldKind, Modal, ModalField
 from llm_incident.incidents.models import Incident, IncidentClass, Severity
 
 
+FORM_TEXT_MAX = 3000  # characters a form's text field holds
+
+
+def prefill_ids(event_ids: list[str], limit: int = FORM_TEXT_MAX) -> tuple[str, int]:
+    """As many whole ids as fit in `limit` characters (space separated), and how many did not."""
+    kept: list[str] = []
+    used = 0
+    for event_id in event_ids:
+        cost = len(event_id) + (1 if kept else 0)
+        if used + cost > limit:
+            break
+        kept.append(event_id)
+        used += cost
+    return " ".join(kept), len(event_ids) - len(kept)
+
+
 def attach_modal(open_incidents: list[Incident], event_ids: list[str], *,
                  channel: str | None) -> Modal:
     options = tuple(f"#{i.number} — {i.symptom[:60] or 'no symptom'}" for i in open_incidents)
     here = next((o for o, i in zip(options, open_incidents)
                  if channel and channel in (i.channel_id, i.origin_channel_id)), options[0])
+    ids, left_out = prefill_ids(event_ids)
+    hint = (f"{left_out} more of the {len(event_ids)} ids in the message did not fit in the "
+            f"form ({FORM_TEXT_MAX:,} characters): attach them afterwards with "
+            "`/llm-incident attach #N <event_id…>`." if left_out else None)
     return Modal(
         kind="attach", title="Attach to incident", submit="Attach",
         fields=(
             ModalField("incident", "Incident", FieldKind.select, options=options, initial=here),
             ModalField("event_ids", "Event ids (space separated)", FieldKind.long_text,
-                       initial=" ".join(event_ids)),
+                       initial=ids, hint=hint),
             ModalField("label", "Label", FieldKind.select, options=("none", "good", "bad"),
                        initial="none"),
             ModalField("note", "Note", FieldKind.long_text, required=False),

@@ -26,7 +26,7 @@ from llm_incident.commands.replies import (
 )
 from llm_incident.controls.service import get_controls
 from llm_incident.incidents.models import Incident
-from llm_incident.incidents.postmortem import Postmortem, compile_postmortem
+from llm_incident.incidents.postmortem import Postmortem, charted_routes, compile_postmortem
 from llm_incident.incidents.postmortem_markdown import action_text, delta_text, span, when
 from llm_incident.metrics.compare import COMPARED, fmt
 
@@ -113,8 +113,12 @@ def close_posts(session: Session, incident: Incident, *, now: datetime) -> list[
     active = still_active_reply(pm, versions)
     if active is not None:
         posts.append(Post(n, Target.thread, active, key=f"incident:{n}:still-active"))
-    files = Reply(text=f"Postmortem draft for incident #{n}: the full Markdown and a chart per "
-                       "impacted route", ephemeral=False)
+    charted = len(charted_routes(pm))
+    which = ("a chart per impacted route" if charted == len(pm.routes) else
+             f"charts for {charted} of the {len(pm.routes)} impacted routes (the incident's "
+             f"own first; `llm-incident postmortem {n} --charts DIR` draws them all)")
+    files = Reply(text=f"Postmortem draft for incident #{n}: the full Markdown and {which}",
+                  ephemeral=False)
     posts.append(Post(n, Target.thread, files, key=f"incident:{n}:postmortem-files",
                       attachments=(
                           Attachment(f"postmortem-incident-{n}.md",

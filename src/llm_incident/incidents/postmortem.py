@@ -2,7 +2,8 @@
 
 - `compile_postmortem(session, incident, *, now) -> Postmortem` gathers it (postmortem_data);
 - `render_markdown(pm) -> str` writes it (postmortem_markdown), a pure function;
-- `route_charts(session, pm) -> {route: PNG bytes}` draws one chart per impacted route (charts);
+- `route_charts(session, pm) -> {route: PNG bytes}` draws a chart per impacted route (charts),
+  the first `MAX_POSTED_CHARTS` unless told otherwise;
 - `still_active_mitigations(session, incident)` lists the controls a close should offer to restore.
 
 The domain knows nothing of Slack: adapters post, upload or print what these return.
@@ -31,15 +32,24 @@ from llm_incident.incidents.postmortem_model import (
 )
 
 __all__ = [
-    "CHART_BUCKETS", "EVIDENCE_LIMIT", "ChartSeries", "Marker", "Postmortem", "chart_markers",
+    "CHART_BUCKETS", "EVIDENCE_LIMIT", "MAX_POSTED_CHARTS", "ChartSeries", "Marker", "Postmortem",
+    "chart_markers", "charted_routes",
     "chart_series", "chart_window", "compile_postmortem", "describe_controls", "render_markdown",
     "route_charts", "still_active_mitigations",
 ]
 
 
-def route_charts(session: Session, pm: Postmortem, *, buckets: int = CHART_BUCKETS
-                 ) -> dict[str, bytes]:
-    """A PNG per impacted route (baseline start → close, markers at the start, each mitigation
+MAX_POSTED_CHARTS = 8  # charts uploaded to a thread; the CLI draws every route
+
+
+def charted_routes(pm: Postmortem, limit: int | None = MAX_POSTED_CHARTS) -> list[str]:
+    """The routes that get a chart: the incident's own first, then those its controls touched."""
+    return pm.routes if limit is None else pm.routes[:limit]
+
+
+def route_charts(session: Session, pm: Postmortem, *, buckets: int = CHART_BUCKETS,
+                 limit: int | None = MAX_POSTED_CHARTS) -> dict[str, bytes]:
+    """A PNG per charted route (baseline start → close, markers at the start, each mitigation
     and the close), in route order; empty when the incident has no time span yet."""
     from llm_incident.charts import route_chart_png  # matplotlib only when charts are drawn
 
@@ -49,4 +59,4 @@ def route_charts(session: Session, pm: Postmortem, *, buckets: int = CHART_BUCKE
     scope = metrics_scope(pm.envs)
     return {route: route_chart_png(chart_series(session, route, *window, buckets=buckets,
                                                 scope=scope), chart_markers(pm, route))
-            for route in pm.routes}
+            for route in charted_routes(pm, limit)}

@@ -25,9 +25,15 @@ INTERNAL_ERROR = (
     "failing, give the reference to whoever runs llm-incident."
 )
 FORM_TOO_SLOW = (
-    "⚠️ The form could not be opened ({error}); Slack allows 3 seconds for that. Run the "
-    "command again, or skip the form: `/llm-incident start <routes…> [class] <symptom>`."
+    "⚠️ The form could not be opened in time ({error}): Slack allows 3 seconds for that. Run "
+    "the command again{skip}."
 )
+FORM_REFUSED = "⚠️ Slack refused to open the form ({error}{details}). Run the command again{skip}."
+FORM_SKIPS = {"start": ", or skip the form: `/llm-incident start <routes…> [class] <symptom>`",
+              "attach": ", or skip the form: `/llm-incident attach #N <event_id…> [good|bad|none] "
+                        "[note]`",
+              "note": ", or skip the form: `/llm-incident note <event_id> <text>`"}
+SLOW_ERRORS = {"expired_trigger_id", "exchanged_trigger_id", "no trigger_id"}
 
 
 @dataclass
@@ -88,9 +94,24 @@ class Answer:
                 raise ValueError("no trigger_id")
             self.client.views_open(trigger_id=self.trigger_id, view=view)
         except (SlackApiError, ValueError) as exc:
-            error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
-            log.warning("views.open failed: %s", error)
-            self.error(FORM_TOO_SLOW.format(error=error))
+            self.error(form_failure(exc, modal.kind))
+
+
+def form_failure(exc: Exception, kind: str) -> str:
+    """What to tell the user when views.open failed: a late trigger, or what Slack objected to."""
+    details = ""
+    if isinstance(exc, SlackApiError):
+        error = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
+        messages = (exc.response.get("response_metadata") or {}).get("messages") or []
+        if messages:
+            details = ": " + "; ".join(str(m) for m in messages[:3])
+    else:
+        error = str(exc)
+    log.warning("views.open failed: %s%s", error, details)
+    skip = FORM_SKIPS.get(kind, "")
+    if error in SLOW_ERRORS:
+        return FORM_TOO_SLOW.format(error=error, skip=skip)
+    return FORM_REFUSED.format(error=error, details=details[:500], skip=skip)
 
 
 def encode_metadata(context: str, *, channel: str | None, thread_ts: str | None = None,

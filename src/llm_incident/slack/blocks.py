@@ -246,7 +246,8 @@ def _element(field: ModalField) -> dict[str, Any]:
     element = {"type": "plain_text_input", "action_id": "value", "max_length": MAX_TEXT,
                "multiline": field.kind is FieldKind.long_text}
     if initial:
-        element["initial_value"] = initial if isinstance(initial, str) else ", ".join(initial)
+        text = initial if isinstance(initial, str) else ", ".join(initial)
+        element["initial_value"] = text[:MAX_TEXT]  # above max_length Slack refuses the view
     return element
 
 

@@ -237,12 +237,18 @@ class OutboxWorker:
     def _with_thread_link(self, message: dict[str, Any], incident: Incident,
                           *, plain: bool) -> dict[str, Any]:
         try:
-            link = self.client.chat_getPermalink(channel=incident.channel_id,
-                                                 message_ts=incident.thread_ts)["permalink"]
+            answer = self.client.chat_getPermalink(channel=incident.channel_id,
+                                                   message_ts=incident.thread_ts)
+            # SlackResponse["permalink"] is None, not a KeyError, when Slack leaves it out
+            link, why = answer.get("permalink"), "the answer had no usable permalink"
+        except SlackApiError as exc:
+            link, why = None, exc.response.get("error")
+        if isinstance(link, str) and link.startswith(("https://", "http://")) and not any(
+                c in link for c in "<>| "):
             where = f"<{link}|open the incident thread> in <#{incident.channel_id}>"
-        except (SlackApiError, KeyError, TypeError) as exc:
+        else:
             log.warning("no permalink for incident #%s (%s); linking the channel instead",
-                        incident.number, exc)
+                        incident.number, why)
             where = f"the thread is in <#{incident.channel_id}>"
         text = f"{message.get('text', '')} → {where}"
         if plain:
