@@ -160,20 +160,55 @@ def lane_heads(db: Database, *, limit: int = 500) -> list[OutboxMessage]:
         return list(rows)
 
 
-def claim(db: Database, row: OutboxMessage, *, until: datetime) -> bool:
+def claim(db: Database, row: OutboxMessage, *, until: datetime,
+          now: datetime | None = None) -> bool:
     """Take a due row for one attempt (compare-and-set on `attempts`); it stays leased until
-    `until`, after which another worker may retry it (a crash mid-attempt is retried)."""
+    `until` (see `extend_lease`), after which another worker may retry it.
+
+    With `now` (rows that post), the attempt is also marked in flight in the payload
+    (`inflight`), and an earlier attempt that never concluded (the process died) becomes
+    `probe_from`: the worker looks for that post before posting again. `row.payload` is
+    updated to what was stored."""
     with db.write() as session:
         result = session.connection().execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row.id, OutboxMessage.status == PENDING,
                    OutboxMessage.attempts == row.attempts)
             .values(attempts=row.attempts + 1, next_attempt_at=until))
+        if result.rowcount != 1:
+            return False
+        if now is not None:
+            current = session.get(OutboxMessage, row.id)
+            payload = dict(current.payload)
+            if payload.get("inflight"):
+                payload["probe_from"] = _earliest(payload.get("probe_from"), payload["inflight"])
+            payload["inflight"] = now.isoformat()
+            current.payload = payload  # reassign: JSON column
+            session.add(current)
+            row.payload = payload
+        return True
+
+
+def extend_lease(db: Database, row_id: int | None, attempts: int, *, until: datetime) -> bool:
+    """Keep the lease of the attempt in flight (`attempts` as claimed); False when the row was
+    concluded or taken over meanwhile."""
+    with db.write() as session:
+        result = session.connection().execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, OutboxMessage.status == PENDING,
+                   OutboxMessage.attempts == attempts)
+            .values(next_attempt_at=until))
         return result.rowcount == 1
 
 
+def _earliest(first: str | None, second: str) -> str:
+    return second if not first else min(first, second)  # ISO 8601 UTC strings sort by time
+
+
 def reschedule(db: Database, row_id: int, *, at: datetime, error: str | None,
-               attempts: int | None = None, payload: dict[str, Any] | None = None) -> None:
+               attempts: int | None = None, patch: dict[str, Any] | None = None) -> None:
+    """Next attempt at `at`; `patch` is merged into the stored payload (None deletes a key), so
+    content replaced meanwhile is kept."""
     with db.write() as session:
         row = session.get(OutboxMessage, row_id)
         if row is None or row.status != PENDING:
@@ -182,8 +217,9 @@ def reschedule(db: Database, row_id: int, *, at: datetime, error: str | None,
         row.last_error = error[:2000] if error else None
         if attempts is not None:
             row.attempts = attempts
-        if payload is not None:
-            row.payload = payload
+        if patch:
+            payload = {**row.payload, **patch}
+            row.payload = {k: v for k, v in payload.items() if v is not None}
         session.add(row)
 
 

@@ -4,11 +4,14 @@ Failures: 429 → retry after `Retry-After`; 5xx, connection errors and Slack's 
 exponential backoff; `invalid_blocks` → once more as plain text; anything else (channel_not_found,
 not_in_channel, invalid_auth, …) → `dead`, logged loudly, never retried by itself.
 
-Exactly-once, as far as Slack allows: a row is marked sent in the same transaction that stores
-the message ts (and, for the root, the incident's thread). The remaining at-least-once window is
-a crash between Slack's answer and that commit: the row is then retried once its lease expires
-and the message appears twice (chat.postMessage has no idempotency key to close it; the
-chat.update of cards and replaced posts is harmless to repeat).
+Exactly once, as far as Slack allows: a row is marked sent in the same transaction that stores
+the message ts (and, for the root, the incident's thread). A post whose attempt may have reached
+Slack without us hearing back (a crash between the call and that commit, a timeout, a reset) is
+looked for before it is posted again: every post carries its outbox key as message metadata,
+read back with conversations.replies / conversations.history (outbox_recovery). The chat.update
+of cards and replaced posts is harmless to repeat. A claim leases the row for `lease` (5 s),
+extended every `heartbeat_seconds` while the delivery runs, so a crash stalls the incident's
+remaining posts for a few seconds before another process (or the restarted one) takes over.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from llm_incident.commands.core import card
 from llm_incident.db import Database
 from llm_incident.incidents import service as incidents
 from llm_incident.incidents.models import Incident
-from llm_incident.slack import blocks, outbox, postmortem_delivery
+from llm_incident.slack import blocks, outbox, outbox_recovery, postmortem_delivery
 from llm_incident.slack.dedupe import prune_seen
 from llm_incident.slack.models import OutboxMessage
 
@@ -38,6 +41,7 @@ TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_una
                     "request_timeout", "team_added_to_org"}
 BLOCK_ERRORS = {"invalid_blocks", "invalid_blocks_format"}
 HOUSEKEEPING_EVERY = timedelta(minutes=10)
+POSTING = {"root", "thread", "origin", outbox.CHANNEL, outbox.FILES}  # not idempotent in Slack
 
 
 @dataclass(frozen=True)
@@ -64,15 +68,17 @@ class OutboxWorker:
     def __init__(self, db: Database, client: WebClient, *,
                  clock: Callable[[], datetime] = outbox.utc_now,
                  render_clock: Callable[[], datetime] | None = None,
-                 poll_seconds: float = 1.0, lease: timedelta = timedelta(seconds=60),
-                 backoff_base: float = 1.0, backoff_max: float = 300.0,
-                 max_attempts: int = 25) -> None:
+                 poll_seconds: float = 1.0, lease: timedelta = timedelta(seconds=5),
+                 heartbeat_seconds: float = 1.0, backoff_base: float = 1.0,
+                 backoff_max: float = 300.0, max_attempts: int = 25) -> None:
         self.db = db
         self.client = client  # without retry handlers: the outbox schedules its own retries
         self.clock = clock
         self.render_clock = render_clock or clock
         self.poll_seconds = poll_seconds
         self.lease = lease
+        self.heartbeat = outbox_recovery.Heartbeat(db, lease=lease, clock=clock,
+                                                   every=heartbeat_seconds)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_attempts = max_attempts
@@ -135,11 +141,13 @@ class OutboxWorker:
             if row.next_attempt_at > now:
                 wait = min(wait, (row.next_attempt_at - now).total_seconds())
                 continue
-            if not outbox.claim(self.db, row, until=now + self.lease):
+            if not outbox.claim(self.db, row, until=now + self.lease,
+                                now=now if row.kind in POSTING else None):
                 continue  # another worker took it
             attempts = row.attempts + 1
             try:
-                result = self.deliver(row)
+                with self.heartbeat.holding(row.id, attempts):
+                    result = self.deliver(row)
             except Exception as exc:  # noqa: BLE001 - classified below, never lost
                 self._failed(row, attempts, exc)
                 continue
@@ -148,7 +156,8 @@ class OutboxWorker:
                 delivered = True
             elif isinstance(result, Wait):
                 outbox.reschedule(self.db, row.id, at=now + timedelta(seconds=self.poll_seconds),
-                                  error=result.reason, attempts=row.attempts)
+                                  error=result.reason, attempts=row.attempts,
+                                  patch={"inflight": None})
             else:
                 self._dead(row, attempts, result.reason)
         return 0.0 if delivered else max(wait, 0.01)
@@ -162,9 +171,8 @@ class OutboxWorker:
         if row.kind == outbox.CHANNEL:
             if not row.channel:
                 return Dead("the message has no channel")
-            resp = self.client.chat_postMessage(channel=row.channel, unfurl_links=False,
-                                                **self._message(row))
-            return Sent(ts=resp.get("ts"), channel=resp.get("channel") or row.channel, rev=rev)
+            ts, channel = self._post(row, self._message(row), channel=row.channel)
+            return Sent(ts=ts, channel=channel, rev=rev)
         if row.kind == outbox.UPDATE:
             return self._update(row, rev)
         with self.db.read() as session:
@@ -177,19 +185,16 @@ class OutboxWorker:
         if row.kind == "root":
             if not incident.channel_id:
                 return Dead("the incident has no channel (set LLM_INCIDENT_INCIDENT_CHANNEL)")
-            resp = self.client.chat_postMessage(channel=incident.channel_id, unfurl_links=False,
-                                                **self._message(row))
-            return Sent(ts=resp.get("ts"), channel=resp.get("channel") or incident.channel_id,
-                        rev=rev)
+            ts, channel = self._post(row, self._message(row), channel=incident.channel_id)
+            return Sent(ts=ts, channel=channel, rev=rev)
         if not incident.thread_ts or not incident.channel_id:
             if outbox.root_status(self.db, incident.number) == outbox.PENDING:
                 return Wait("waiting for the incident's root message")
             return Dead(f"incident #{incident.number}'s root message was never posted")
         if row.kind == "thread":
-            resp = self.client.chat_postMessage(channel=incident.channel_id,
-                                                thread_ts=incident.thread_ts,
-                                                unfurl_links=False, **self._message(row))
-            return Sent(ts=resp.get("ts"), rev=rev)
+            ts, _ = self._post(row, self._message(row), channel=incident.channel_id,
+                               thread_ts=incident.thread_ts)
+            return Sent(ts=ts, rev=rev)
         if row.kind == outbox.FILES:
             postmortem_delivery.deliver_files(self.db, self.client, row, incident,
                                               now=self.render_clock())
@@ -197,11 +202,8 @@ class OutboxWorker:
         if row.kind == "origin":
             if not incident.origin_channel_id:
                 return Dead("the incident has no origin channel")
-            message = self._with_thread_link(self._message(row), incident,
-                                             plain=bool(row.payload.get("plain")))
-            resp = self.client.chat_postMessage(channel=incident.origin_channel_id,
-                                                unfurl_links=False, **message)
-            return Sent(ts=resp.get("ts"), rev=rev)
+            ts, _ = self._post(row, None, channel=incident.origin_channel_id, incident=incident)
+            return Sent(ts=ts, rev=rev)
         if row.kind == outbox.CARD:
             message = self._plain_if_asked(row, blocks.message(current))
             self.client.chat_update(channel=incident.channel_id, ts=incident.thread_ts, **message)
@@ -224,6 +226,27 @@ class OutboxWorker:
                        else incident.channel_id)
         self.client.chat_update(channel=channel, ts=target.result_ts, **self._message(row))
         return Sent(ts=target.result_ts, rev=rev)
+
+    def _post(self, row: OutboxMessage, message: dict[str, Any] | None, *, channel: str,
+              thread_ts: str | None = None,
+              incident: Incident | None = None) -> tuple[str | None, str]:
+        """chat.postMessage tagged with the row's key, unless an earlier attempt that may have
+        reached Slack did post it (then its ts); (ts, channel). An origin note (`incident`
+        given) gets its thread link only when it is really posted."""
+        since = outbox_recovery.probe_from(row.payload)
+        if since is not None and outbox_recovery.findable(channel):
+            found = outbox_recovery.find_posted(self.client, channel=channel,
+                                                thread_ts=thread_ts, key=row.key, since=since)
+            if found:
+                return found, channel
+        if incident is not None:
+            message = self._with_thread_link(self._message(row), incident,
+                                             plain=bool(row.payload.get("plain")))
+        resp = self.client.chat_postMessage(channel=channel, thread_ts=thread_ts,
+                                            unfurl_links=False,
+                                            metadata=outbox_recovery.tag(row.key),
+                                            **(message or {}))
+        return resp.get("ts"), resp.get("channel") or channel
 
     def _message(self, row: OutboxMessage) -> dict[str, Any]:
         return self._plain_if_asked(row, dict(row.payload.get("message") or {"text": " "}))
@@ -301,18 +324,23 @@ class OutboxWorker:
                 delay = _retry_after(exc.response.headers)
                 log.info("Slack rate-limited %s; retrying in %.0f s", row.key, delay)
                 outbox.reschedule(self.db, row.id, at=now + timedelta(seconds=delay), error=what,
-                                  attempts=attempts - 1)  # a rate limit is not a failed attempt
+                                  attempts=attempts - 1,  # a rate limit is not a failed attempt
+                                  patch=outbox_recovery.after_failure(row.payload,
+                                                                      maybe_sent=False))
                 return
             if error in BLOCK_ERRORS and not row.payload.get("plain"):
                 log.warning("Slack rejected the blocks of %s (%s); sending it as plain text",
                             row.key, error)
-                outbox.reschedule(self.db, row.id, at=now, error=what,
-                                  payload={**row.payload, "plain": True})
+                outbox.reschedule(self.db, row.id, at=now, error=what, patch={
+                    "plain": True, **outbox_recovery.after_failure(row.payload,
+                                                                   maybe_sent=False)})
                 return
             if status < 500 and error not in TRANSIENT_ERRORS:
                 self._dead(row, attempts, what)
                 return
+            maybe_sent = status >= 500  # Slack may have done it before failing to answer
         else:
+            maybe_sent = True  # a timeout or a reset may come after Slack got the request
             what = f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, (OSError, TimeoutError, ConnectionError)):
                 log.exception("unexpected error delivering %s", row.key)
@@ -322,7 +350,9 @@ class OutboxWorker:
         delay = self._backoff(attempts)
         log.warning("delivering %s failed (%s); attempt %d, retrying in %.1f s",
                     row.key, what, attempts, delay)
-        outbox.reschedule(self.db, row.id, at=now + timedelta(seconds=delay), error=what)
+        outbox.reschedule(self.db, row.id, at=now + timedelta(seconds=delay), error=what,
+                          patch=outbox_recovery.after_failure(row.payload,
+                                                              maybe_sent=maybe_sent))
 
     def _backoff(self, attempts: int) -> float:
         delay = min(self.backoff_base * 2 ** max(attempts - 1, 0), self.backoff_max)

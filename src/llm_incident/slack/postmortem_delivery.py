@@ -1,14 +1,18 @@
 """Deliver a `files` outbox row: render the postmortem from the store and upload it to the thread.
 
 At delivery time (not at close) the worker compiles the incident's postmortem and renders the
-Markdown draft and a chart PNG per impacted route; each goes up with `files_upload_v2`
-(files.getUploadURLExternal → raw POST → files.completeUploadExternal), then the draft is offered
-as a canvas (canvases.create). Slack refusing the canvas (free tier, missing scope, …) is fine:
-it is logged at info and the file is already there.
+Markdown draft and a chart PNG per impacted route; each goes up in the three steps of
+`files_upload_v2` (files.getUploadURLExternal → raw POST → files.completeUploadExternal), then
+the draft is offered as a canvas (canvases.create). Slack refusing the canvas (free tier, missing
+scope, …) is fine: it is logged at info and the file is already there.
 
 Idempotent on retry: every finished step is stored in the row's payload (`uploaded`: name → file
-id, `canvas`: id or why not) before the next, so a retry after a 429/5xx or a crash sends only
-what is missing. Errors propagate to the worker, which retries or gives up as for any post.
+id, `canvas`: id or why not) before the next, and a file's id is stored (`sharing`) before it is
+completed: when that attempt may have reached Slack (a crash, a timeout), the retry looks for the
+id among the thread's files and adopts it instead of uploading again (outbox_recovery). A retry
+after a 429/5xx or a crash thus sends only what is missing. Errors propagate to the worker,
+which retries or gives up as for any post. The canvas is not looked for: a crash inside
+canvases.create may leave two.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from llm_incident.db import Database
 from llm_incident.incidents.models import Incident
 from llm_incident.incidents.postmortem import compile_postmortem, render_markdown, route_charts
+from llm_incident.slack import outbox_recovery
 from llm_incident.slack.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -33,12 +38,17 @@ RETRYABLE_CANVAS_ERRORS = {"ratelimited", "internal_error", "fatal_error", "serv
                            "request_timeout"}
 
 
+PROGRESS = ("uploaded", "sharing", "canvas")
+
 
 def deliver_files(db: Database, client: WebClient, row: OutboxMessage, incident: Incident, *,
                   now: datetime) -> None:
     """Upload what the row's attachments ask for that is not uploaded yet, then the canvas."""
     payload = dict(row.payload)
     uploaded: dict[str, str] = dict(payload.get("uploaded") or {})
+    sharing: dict[str, str] = dict(payload.get("sharing") or {})
+    since = outbox_recovery.probe_from(payload)
+    in_thread: set[str] | None = None  # file ids already in the thread, read once if needed
     attachments = list(payload.get("attachments") or [])
     comment = (payload.get("message") or {}).get("text")
     with db.read() as session:
@@ -49,12 +59,26 @@ def deliver_files(db: Database, client: WebClient, row: OutboxMessage, incident:
     for name, title, content in _files(attachments, markdown, charts):
         if name in uploaded:
             continue
-        resp = client.files_upload_v2(
-            channel=incident.channel_id, thread_ts=incident.thread_ts, filename=name,
-            title=title, content=content,
-            initial_comment=comment if not uploaded else None)
-        uploaded[name] = str((resp.get("file") or {}).get("id") or "uploaded")
-        payload["uploaded"] = uploaded
+        if name in sharing and since is not None:  # completed before we heard back?
+            if in_thread is None:
+                in_thread = outbox_recovery.shared_files(
+                    client, channel=incident.channel_id or "", thread_ts=incident.thread_ts or "",
+                    since=since)
+            if sharing[name] in in_thread:
+                log.info("%s is already in incident #%s's thread; not uploading it again",
+                         name, incident.number)
+                uploaded[name] = sharing.pop(name)
+                payload.update(uploaded=uploaded, sharing=sharing)
+                _save(db, row.id, payload)
+                continue
+        sharing[name] = _upload(client, name, content)
+        payload["sharing"] = sharing
+        _save(db, row.id, payload)
+        client.files_completeUploadExternal(
+            files=[{"id": sharing[name], "title": title}], channel_id=incident.channel_id,
+            thread_ts=incident.thread_ts, initial_comment=comment if not uploaded else None)
+        uploaded[name] = sharing.pop(name)
+        payload.update(uploaded=uploaded, sharing=sharing)
         _save(db, row.id, payload)
     canvas = next((a for a in attachments if a.get("kind") == CANVAS), None)
     if canvas is not None and "canvas" not in payload:
@@ -72,6 +96,21 @@ def _files(attachments: list[dict[str, Any]], markdown: str,
             for route, png in charts.items():
                 yield (a["filename"].replace("{route}", route),
                        a["title"].replace("{route}", route), png)
+
+
+def _upload(client: WebClient, name: str, content: bytes) -> str:
+    """Steps 1 and 2 of an upload (an upload URL, then the bytes); the new file's id.
+
+    The raw POST is slack_sdk's own (`files_upload_v2` calls it the same way: proxy, TLS and
+    timeout of the client)."""
+    url = client.files_getUploadURLExternal(filename=name, length=len(content))
+    result = client._upload_file(url=str(url.get("upload_url")), data=content,  # noqa: SLF001
+                                 logger=client._logger, timeout=client.timeout,  # noqa: SLF001
+                                 proxy=client.proxy, ssl=client.ssl)
+    if result.status != 200:
+        raise SlackRequestError(f"Failed to upload {name} (status: {result.status}, "
+                                f"body: {str(result.body)[:200]})")
+    return str(url.get("file_id"))
 
 
 def _canvas(client: WebClient, incident: Incident, title: str, markdown: str) -> str:
@@ -98,6 +137,6 @@ def _save(db: Database, row_id: int | None, payload: dict[str, Any]) -> None:
     with db.write() as session:
         current = session.get(OutboxMessage, row_id)
         if current is not None:
-            current.payload = {**current.payload, **{k: payload[k] for k in
-                                                     ("uploaded", "canvas") if k in payload}}
+            current.payload = {**current.payload, **{k: payload[k] for k in PROGRESS
+                                                     if k in payload}}
             session.add(current)
