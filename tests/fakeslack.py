@@ -16,6 +16,13 @@ plus Slack's documented limits): an invalid one is refused as Slack would (`inva
 `invalid_arguments`, HTTP 400 on a response_url) and the test fails when the fake closes, unless
 it set `expect_invalid`. `invalid` lists what was refused. apps.connections.open hands
 out `socket_url` (a Socket Mode websocket, tests/fakesocket.py) with a new `?ticket=N` each time.
+
+conversations.replies / conversations.history answer from the posts recorded (with their
+`metadata` when `include_all_metadata` is set) and the file shares (a message with `files`);
+`oldest`/`latest` are recorded but not applied (the fake's ts are not wall-clock times).
+`hang(method, when=…)` makes a call reach Slack and lose its answer: the next matching call is
+done and recorded as usual, then the fake holds the connection (`hanging(method)` counts them)
+until `release()` (or the fake closes) and drops it unanswered: a crash or a timeout mid-call.
 """
 
 from __future__ import annotations
@@ -79,6 +86,10 @@ class FakeSlack:
         self._tickets = itertools.count(1)
         self._files: dict[str, dict[str, Any]] = {}  # file id → filename, bytes, where shared
         self._file_ids = itertools.count(1)
+        self._shares: list[dict[str, Any]] = []  # file-share messages (conversations.*)
+        self._hangs: list[tuple[str, Callable[[dict[str, Any]], bool]]] = []
+        self._hanging: dict[str, int] = {}
+        self._released = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -90,6 +101,7 @@ class FakeSlack:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
         if self.invalid and not self.expect_invalid and exc_type is None:
@@ -105,6 +117,23 @@ class FakeSlack:
             self._failures.setdefault(method, []).append(
                 Failure(times=times, status=200 if error else status, retry_after=retry_after,
                         error=error))
+
+    def hang(self, method: str, *, when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """The next call of `method` whose arguments satisfy `when` is done, then never
+        answered (held until `release()`, then the connection is dropped)."""
+        with self._lock:
+            self._hangs.append((method, when or (lambda _args: True)))
+
+    def hanging(self, method: str | None = None) -> int:
+        """Calls held by `hang` right now."""
+        with self._lock:
+            return sum(n for m, n in self._hanging.items() if method in (None, m))
+
+    def release(self) -> None:
+        """Let every held call go (its connection is dropped); later hangs hold again."""
+        with self._lock:
+            released, self._released = self._released, threading.Event()
+        released.set()
 
     def heal(self) -> None:
         with self._lock:
@@ -215,7 +244,14 @@ class FakeSlack:
                          thread_ts=args.get("thread_ts"),
                          initial_comment=args.get("initial_comment"), shared=len(self._files))
                 shared.append({"id": f["id"], "title": f["title"], "name": f["filename"]})
+            n = next(self._ts)
+            self._shares.append({"channel": args.get("channel_id"),
+                                 "ts": f"{1_700_000_000 + n}.{n:06d}",
+                                 "thread_ts": args.get("thread_ts"), "files": shared,
+                                 "text": args.get("initial_comment") or ""})
             return {"ok": True, "files": shared}
+        if method in ("conversations.replies", "conversations.history"):
+            return self._conversation(method, args)
         if method == "canvases.create":
             if not self.canvases_allowed:
                 return {"ok": False, "error": "team_tier_cannot_create_channel_canvases"}
@@ -225,6 +261,51 @@ class FakeSlack:
                 return {"ok": False, "error": "not_supported_by_fake"}
             return {"ok": True, "url": f"{self.socket_url}?ticket={next(self._tickets)}"}
         return {"ok": False, "error": "unknown_method"}
+
+    def _conversation(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread (replies: `ts` and its replies, oldest first) or a channel's top-level
+        messages (history: newest first), from what was posted; `limit` + `cursor` pages."""
+        channel, thread = args.get("channel"), args.get("ts")
+        metadata = str(args.get("include_all_metadata")).lower() in ("1", "true")
+        messages = [{"type": "message", "user": BOT_USER, "bot_id": "B0001",
+                     "ts": c.result.get("ts"), "text": c.args.get("text"),
+                     **({"thread_ts": c.args["thread_ts"]} if c.args.get("thread_ts") else {}),
+                     **({"metadata": c.args["metadata"]}
+                        if metadata and c.args.get("metadata") else {})}
+                    for c in self._calls if c.method == "chat.postMessage" and c.ok
+                    and c.args.get("channel") == channel]
+        messages += [{"type": "message", "user": BOT_USER, "ts": s["ts"], "text": s["text"],
+                      "files": s["files"], **({"thread_ts": s["thread_ts"]}
+                                               if s["thread_ts"] else {})}
+                     for s in self._shares if s["channel"] == channel]
+        if method == "conversations.replies":
+            found = sorted((m for m in messages if thread in (m["ts"], m.get("thread_ts"))),
+                           key=lambda m: m["ts"])
+            if not found:
+                return {"ok": False, "error": "thread_not_found"}
+        else:
+            found = sorted((m for m in messages if m.get("thread_ts") in (None, m["ts"])),
+                           key=lambda m: m["ts"], reverse=True)
+        start, limit = int(args.get("cursor") or 0), int(args.get("limit") or 100)
+        more = start + limit < len(found)
+        return {"ok": True, "messages": found[start:start + limit], "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+    def _held(self, method: str, args: dict[str, Any]) -> bool:
+        """True when this call is to be held unanswered (see `hang`)."""
+        with self._lock:
+            for i, (m, when) in enumerate(self._hangs):
+                if m == method and when(args):
+                    del self._hangs[i]
+                    self._hanging[method] = self._hanging.get(method, 0) + 1
+                    released = self._released
+                    break
+            else:
+                return False
+        released.wait(300)
+        with self._lock:
+            self._hanging[method] -= 1
+        return True
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -282,6 +363,9 @@ class FakeSlack:
                 with fake._lock:
                     answer = fake._answer(method, args)
                     fake._calls.append(Call(method, args, token=token, result=answer))
+                if fake._held(method, args):
+                    self.close_connection = True  # the answer is lost
+                    return
                 self._json(200, answer)
 
             def _upload(self, file_id: str, data: bytes) -> None:
