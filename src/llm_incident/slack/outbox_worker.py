@@ -9,7 +9,7 @@ the message ts (and, for the root, the incident's thread). A post whose attempt 
 Slack without us hearing back (a crash between the call and that commit, a timeout, a reset) is
 looked for before it is posted again: every post carries its outbox key as message metadata,
 read back with conversations.replies / conversations.history (outbox_recovery). The chat.update
-of cards and replaced posts is harmless to repeat. A claim leases the row for `lease` (5 s),
+of cards and replaced posts is harmless to repeat. A claim leases the row for `lease` (4 s),
 extended every `heartbeat_seconds` while the delivery runs, so a crash stalls the incident's
 remaining posts for a few seconds before another process (or the restarted one) takes over.
 """
@@ -68,7 +68,7 @@ class OutboxWorker:
     def __init__(self, db: Database, client: WebClient, *,
                  clock: Callable[[], datetime] = outbox.utc_now,
                  render_clock: Callable[[], datetime] | None = None,
-                 poll_seconds: float = 1.0, lease: timedelta = timedelta(seconds=5),
+                 poll_seconds: float = 1.0, lease: timedelta = timedelta(seconds=4),
                  heartbeat_seconds: float = 1.0, backoff_base: float = 1.0,
                  backoff_max: float = 300.0, max_attempts: int = 25) -> None:
         self.db = db

@@ -48,7 +48,11 @@ def deliver_files(db: Database, client: WebClient, row: OutboxMessage, incident:
     uploaded: dict[str, str] = dict(payload.get("uploaded") or {})
     sharing: dict[str, str] = dict(payload.get("sharing") or {})
     since = outbox_recovery.probe_from(payload)
-    in_thread: set[str] | None = None  # file ids already in the thread, read once if needed
+    in_thread: set[str] = set()  # file ids already in the thread (read before rendering)
+    if sharing and since is not None:  # completed before we heard back?
+        in_thread = outbox_recovery.shared_files(
+            client, channel=incident.channel_id or "", thread_ts=incident.thread_ts or "",
+            since=since)
     attachments = list(payload.get("attachments") or [])
     comment = (payload.get("message") or {}).get("text")
     with db.read() as session:
@@ -59,18 +63,13 @@ def deliver_files(db: Database, client: WebClient, row: OutboxMessage, incident:
     for name, title, content in _files(attachments, markdown, charts):
         if name in uploaded:
             continue
-        if name in sharing and since is not None:  # completed before we heard back?
-            if in_thread is None:
-                in_thread = outbox_recovery.shared_files(
-                    client, channel=incident.channel_id or "", thread_ts=incident.thread_ts or "",
-                    since=since)
-            if sharing[name] in in_thread:
-                log.info("%s is already in incident #%s's thread; not uploading it again",
-                         name, incident.number)
-                uploaded[name] = sharing.pop(name)
-                payload.update(uploaded=uploaded, sharing=sharing)
-                _save(db, row.id, payload)
-                continue
+        if name in sharing and sharing[name] in in_thread:
+            log.info("%s is already in incident #%s's thread; not uploading it again",
+                     name, incident.number)
+            uploaded[name] = sharing.pop(name)
+            payload.update(uploaded=uploaded, sharing=sharing)
+            _save(db, row.id, payload)
+            continue
         sharing[name] = _upload(client, name, content)
         payload["sharing"] = sharing
         _save(db, row.id, payload)
