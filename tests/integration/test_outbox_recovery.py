@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from slack_sdk import WebClient
@@ -18,16 +18,7 @@ from llm_incident.slack import outbox, outbox_recovery
 from llm_incident.slack.outbox import SlackDelivery
 from llm_incident.slack.outbox_worker import OutboxWorker
 from tests.fakeslack import FakeSlack
-
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.integration.test_slack_outbox import NOW, Clock
 
 
 @pytest.fixture
