@@ -2,13 +2,16 @@
 
 Integers are bounded by the columns they land in (32-bit INTEGER on PostgreSQL, so sums over a
 billion rows still fit 64 bits), timestamps by what converts to UTC and back, numbers by being
-finite, and text by what PostgreSQL can store (no NUL). Every request model and path or query
-parameter uses these, so an out-of-range value is a 400 (or a per-event rejection) naming the
-field on every backend — never an overflow in the database driver.
+finite, and text by what every backend stores and hands back intact (no NUL, no lone UTF-16
+surrogate). Every request model and path or query parameter uses these, so an out-of-range value
+is a 400 (or a per-event rejection) naming the field on every backend — never an overflow or an
+encoding error in the database driver.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -65,11 +68,53 @@ def has_nul(value: object) -> bool:
     return False
 
 
-def _no_nul(value: dict[str, Any]) -> dict[str, Any]:
-    if has_nul(value):
-        raise ValueError("text cannot contain NUL (U+0000) characters")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored (NUL, a lone UTF-16 surrogate), or None."""
+    if "\x00" in text:
+        return "text cannot contain NUL (U+0000) characters"
+    if _SURROGATE.search(text):
+        return "text cannot contain lone UTF-16 surrogates (e.g. \\ud800)"
+    return None
+
+
+def json_problem(value: object, where: str = "") -> str | None:
+    """The first thing in a JSON-like value no backend stores faithfully, with its path: NUL or a
+    lone surrogate in a key or string, NaN or ±Infinity (SQLite's JSON functions call a stored NaN
+    "malformed JSON"; PostgreSQL's JSONB refuses it). None when the value is clean."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return f"{where}: {problem}" if problem and where else problem
+    if isinstance(value, float):
+        if value != value or value in (math.inf, -math.inf):
+            return f"{where or 'value'}: NaN and Infinity are not JSON numbers"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            problem = text_problem(key) if isinstance(key, str) else None
+            if problem:
+                return f"{where + ': ' if where else ''}key {ascii(key)}: {problem}"
+            problem = json_problem(item, path)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = json_problem(item, f"{where}[{index}]")
+            if problem:
+                return problem
+    return None
+
+
+def _clean_json(value: dict[str, Any]) -> dict[str, Any]:
+    problem = json_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(_no_nul)]
-"""A JSON object (metadata) with no NUL anywhere inside."""
+JsonObject = Annotated[dict[str, Any], AfterValidator(_clean_json)]
+"""A JSON object (metadata) with no NUL, lone surrogate, NaN or Infinity anywhere inside."""

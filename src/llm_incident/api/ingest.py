@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from llm_incident.api.deps import ApiError, Services, parse_json, read_body, require_api_key, services
 from llm_incident.api.docs import errors
 from llm_incident.api.schemas import IngestAnswer, events_body
-from llm_incident.events.ingest import IngestResult, ingest_events, parse_valid_batch
+from llm_incident.events.ingest import IngestResult, ingest_events, parse_batch_items, parse_valid_batch
 from llm_incident.settings import Settings
 
 router = APIRouter()
@@ -46,6 +46,8 @@ async def post_events(request: Request) -> dict[str, Any]:
     svc = services(request)
     body = await read_body(request, svc.settings.max_body_bytes)
     items: list[Any] | None = parse_valid_batch(body)
+    if items is None:
+        items = parse_batch_items(body)
     if items is None:
         items = batch_items(parse_json(body))
     limit = svc.settings.max_batch_events

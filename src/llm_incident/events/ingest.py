@@ -1,4 +1,9 @@
-"""Batch ingest: validate each event, price and redact it, store new ones, count duplicates."""
+"""Batch ingest: validate each event, price and redact it, store new ones, count duplicates.
+
+Poison never blocks good input: a NUL, a lone surrogate, NaN or Infinity anywhere in one event
+(any field, metadata keys and values, excerpts) rejects that event, naming the field, and the
+rest of the batch is stored.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 from sqlmodel.sql.sqltypes import UTCDateTime
 
+from llm_incident.bounds import text_problem
 from llm_incident.events.models import Event
 from llm_incident.events.pricing import cost_usd
 from llm_incident.events.redact import excerpt
@@ -51,16 +57,24 @@ class IngestResult:
         }
 
 
+def _printable(text: str) -> str:
+    """`text` as it can be answered in JSON: NUL and lone surrogates escaped."""
+    return ascii(text)[1:-1] if text_problem(text) else text
+
+
 def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
     """pydantic errors as one `{field, message}` per field, in a form a person can act on."""
     by_field: dict[str, list[str]] = {}
     for err in exc.errors(include_url=False):
-        loc = str(err["loc"][0]) if err["loc"] else "(event)"
-        msg = err["msg"]
+        loc = _printable(str(err["loc"][0])) if err["loc"] else "(event)"
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (see the event fields in the README)"
         elif err["type"] == "timezone_aware":
             msg = "timestamp needs a UTC offset (RFC 3339), e.g. 2026-11-26T14:00:00Z"
+        elif err["type"] == "string_unicode" or (
+                err["type"] == "string_pattern_mismatch" and isinstance(err.get("input"), str)):
+            msg = text_problem(err["input"]) or msg
         messages = by_field.setdefault(loc, [])
         if msg not in messages:
             messages.append(msg)
@@ -113,8 +127,8 @@ _WRAPPED = TypeAdapter(_Wrapped)
 def parse_valid_batch(body: bytes) -> list[EventIn] | None:
     """Fast path: parse and validate the whole body in pydantic-core at once.
 
-    Returns None when the body is not an all-valid batch; the caller then takes the per-item path,
-    which reports each problem by index.
+    Returns None when the body is not an all-valid batch; the caller then takes the per-item path
+    (`parse_batch_items`), which reports each problem by index.
     """
     start = body.lstrip()[:1]
     try:
@@ -125,6 +139,24 @@ def parse_valid_batch(body: bytes) -> list[EventIn] | None:
     except ValidationError:
         return None
     return None
+
+
+def _non_finite(name: str) -> float:
+    return float(name.replace("Infinity", "inf"))
+
+
+def parse_batch_items(body: bytes) -> list[Any] | None:
+    """The raw items of a batch (`[...]` or `{"events": [...]}`) read leniently, so that one
+    event's NaN, Infinity or lone surrogate (which strict JSON refuses) rejects that event alone
+    in `validate_batch`. None when the body is not such a batch: the caller answers it with the
+    strict parser's 400."""
+    try:
+        payload = json.loads(body, parse_constant=_non_finite)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(payload, dict) and set(payload) == {"events"}:
+        payload = payload["events"]
+    return payload if isinstance(payload, list) else None
 
 
 def validate_batch(
@@ -148,8 +180,8 @@ def validate_batch(
             except ValidationError as exc:
                 raw_id = item.get("event_id")
                 rejection = Rejection(
-                    index, raw_id if isinstance(raw_id, str) else None, validation_errors(exc)
-                )
+                    index, _printable(raw_id) if isinstance(raw_id, str) else None,
+                    validation_errors(exc))
                 result.rejected.append(rejection)
                 continue
         row = to_row(event, now=now, excerpt_max_chars=excerpt_max_chars)
@@ -171,11 +203,12 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
 
 
 _ZERO = timedelta(0)
-_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def _sqlite_json(value: Any) -> str | None:
-    """JSON text for SQLite (any valid JSON reads back the same through SQLAlchemy)."""
+    """Strict JSON text for SQLite (never NaN: SQLite's JSON functions would call the row
+    malformed); any valid JSON reads back the same through SQLAlchemy."""
     if value is None:
         return None
     return "{}" if value == {} else _compact_json(value)
