@@ -24,6 +24,18 @@ log = logging.getLogger("llm_incident.client")
 _BASE_BACKOFF = 0.5
 _MAX_WARNINGS = 200
 _BATCH_HEAD, _BATCH_TAIL = b'{"events":[', b"]}"
+_SPLIT_STATUSES = (400, 413, 422)  # the batch as a whole is refused: halves may pass
+_ISOLATE_AFTER = 3  # 500s in a row before a batch is split to isolate the event behind them
+_DONE, _SPLIT, _DEFER, _STOP = object(), object(), object(), object()
+
+
+@dataclass
+class _Group:
+    """Encoded events sent in one request, with their history of 500 answers."""
+
+    parts: list[bytes]
+    server_errors: int = 0
+    first_error_at: int | None = None  # batches the server had taken when the first 500 came
 
 
 @dataclass(frozen=True)
@@ -31,7 +43,8 @@ class LoggerStats:
     """Event counts since the logger was created.
 
     `sent`: stored by the server; `duplicates`: the server already had them (a resend after a lost reply);
-    `rejected`: refused by the server (invalid event, or a non-retryable 4xx); `invalid`: refused locally (not a
+    `rejected`: refused by the server (an invalid event — isolated by splitting a refused batch —, a
+    non-retryable 4xx, or an event the server answers 500 for while taking others); `invalid`: refused locally (not a
     mapping, not JSON-serialisable, too large); `dropped`: not queued because the queue was full or the logger
     closed; `retries`: HTTP attempts repeated after a failure; `queued`: logged but not yet delivered.
     """
@@ -61,6 +74,16 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
     """Compact JSON for one event; datetimes as ISO 8601. TypeError/ValueError when it cannot be encoded."""
     return json.dumps(event, default=_json_default, allow_nan=False, ensure_ascii=False,
                       separators=(",", ":")).encode()
+
+
+def _culprit(event: Mapping[str, Any]) -> str:
+    """The first field of `event` that cannot be encoded (NaN, a lone surrogate, an odd type), for messages."""
+    for key, value in event.items():
+        try:
+            encode_event({key: value})
+        except Exception:  # noqa: BLE001 - the same failures encode_event has
+            return ascii(key)
+    return "?"
 
 
 def split_by_size(parts: list[bytes], max_bytes: int) -> list[list[bytes]]:
@@ -100,6 +123,7 @@ class Sender:
         self._thread: threading.Thread | None = None
         self._warned: set[str] = set()
         self._failing = False
+        self._successes = 0  # batches the server took (sender thread only)
 
     # --- application side -------------------------------------------------------------------------------
     def enqueue(self, event: dict[str, Any]) -> bool:
@@ -234,8 +258,8 @@ class Sender:
                 data = encode_event(event)
             except Exception as exc:  # noqa: BLE001 - anything the app put in an event
                 self._finish(invalid=1)
-                self.warn_once(f"encode:{type(exc).__name__}", "dropping event %s: %s",
-                               event.get("event_id"), exc)
+                self.warn_once(f"encode:{type(exc).__name__}", "dropping event %s: field %s: %s",
+                               event.get("event_id"), _culprit(event), exc)
                 continue
             if len(data) > room:
                 self._finish(invalid=1)
@@ -253,9 +277,26 @@ class Sender:
                 log.exception("llm-incident event logger: %d events lost to an unexpected error", len(group))
 
     def _send(self, http: httpx.Client, parts: list[bytes]) -> None:
-        """POST one batch until it is answered for good or the logger stops (events then stay queued)."""
-        body = _BATCH_HEAD + b",".join(parts) + _BATCH_TAIL
-        attempt = 0
+        """Deliver one batch; a batch the server refuses as a whole (400/413/422, or 500 again and
+        again) is split in halves until the events that cause it stand alone and are rejected, so
+        one poison event never holds back the others. Events stay queued when the logger stops."""
+        pending = deque([_Group(parts)])
+        while pending:
+            group = pending.popleft()
+            outcome = self._post(http, group, alone=not pending)
+            if outcome is _STOP:
+                return
+            if outcome is _SPLIT:
+                half = len(group.parts) // 2
+                pending.extendleft([_Group(group.parts[half:]), _Group(group.parts[:half])])
+            elif outcome is _DEFER:
+                pending.append(group)
+
+    def _post(self, http: httpx.Client, group: _Group, *, alone: bool) -> object:
+        """POST one group until it is answered for good (_DONE), must be split (_SPLIT) or put
+        behind the others (_DEFER), or the logger stops (_STOP)."""
+        body = _BATCH_HEAD + b",".join(group.parts) + _BATCH_TAIL
+        attempt, n = 0, len(group.parts)
         while True:
             retry_after = None
             try:
@@ -264,25 +305,50 @@ class Sender:
             except httpx.RequestError as exc:
                 problem = f"cannot reach {self.endpoint}: {type(exc).__name__}: {exc}"
             else:
+                status = response.status_code
                 if response.is_success:
-                    self._accept(response, len(parts), attempt)
-                    return
-                if not is_retryable(response.status_code):
-                    self.warn_once(f"status:{response.status_code}",
-                                   "%d events rejected with HTTP %d (not retried): %s",
-                                   len(parts), response.status_code, _error_text(response))
-                    self._finish(rejected=len(parts))
-                    return
-                problem = f"{self.endpoint} answered HTTP {response.status_code}"
+                    self._successes += 1
+                    self._accept(response, n, attempt)
+                    return _DONE
+                if status in _SPLIT_STATUSES and n > 1:
+                    return _SPLIT
+                if not is_retryable(status):
+                    self.warn_once(f"status:{status}", "%d events rejected with HTTP %d (not retried): %s",
+                                   n, status, _error_text(response))
+                    self._finish(rejected=n)
+                    return _DONE
+                if status == 500:
+                    outcome = self._after_server_error(group, alone, response)
+                    if outcome is not None:
+                        return outcome
+                problem = f"{self.endpoint} answered HTTP {status}"
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
             if not self._failing:
                 self._failing = True
                 log.warning("llm-incident events held for retry (%s); queue bound %d", problem, self.max_queue)
             delay = retry_delay(attempt, retry_after, base=_BASE_BACKOFF, cap=self.max_retry_backoff)
             if self._should_stop() or self._sleep(delay):
-                return
+                return _STOP
             attempt += 1
             self.count("retries")
+
+    def _after_server_error(self, group: _Group, alone: bool, response: httpx.Response) -> object | None:
+        """A 500 (a server bug, perhaps triggered by one event): after `_ISOLATE_AFTER` of them split the
+        group; a lone event is rejected once the server has taken other events since it first failed
+        (else it waits behind the others, or is retried when nothing else is left). None: retry."""
+        if group.first_error_at is None:
+            group.first_error_at = self._successes
+        group.server_errors += 1
+        if group.server_errors < _ISOLATE_AFTER:
+            return None
+        if len(group.parts) > 1:
+            return _SPLIT
+        if self._successes > group.first_error_at:
+            self.warn_once("poison500", "1 event rejected: the server answers HTTP 500 for it while it takes "
+                           "others (%s)", _error_text(response))
+            self._finish(rejected=1)
+            return _DONE
+        return None if alone else _DEFER
 
     def _sleep(self, seconds: float) -> bool:
         """Wait before a retry; True when the logger is stopping instead."""

@@ -67,6 +67,8 @@ def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
     by_field: dict[str, list[str]] = {}
     for err in exc.errors(include_url=False):
         loc = _printable(str(err["loc"][0])) if err["loc"] else "(event)"
+        if not err["loc"] and err["type"] == "string_unicode":  # a key pydantic cannot even read
+            loc = _printable(err["input"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (see the event fields in the README)"
