@@ -20,6 +20,8 @@ out `socket_url` (a Socket Mode websocket, tests/fakesocket.py) with a new `?tic
 conversations.replies / conversations.history answer from the posts recorded (with their
 `metadata` when `include_all_metadata` is set) and the file shares (a message with `files`);
 `oldest`/`latest` are recorded but not applied (the fake's ts are not wall-clock times).
+`outage("error", status=500 | 429, retry_after=…)` / `outage("hang")` makes every call fail or
+hang until `outage(None)`; `expired_responses` holds response_url names that answer 404.
 `hang(method, when=…)` makes a call reach Slack and lose its answer: the next matching call is
 done and recorded as usual, then the fake holds the connection (`hanging(method)` counts them)
 until `release()` (or the fake closes) and drops it unanswered: a crash or a timeout mid-call.
@@ -90,6 +92,9 @@ class FakeSlack:
         self._hangs: list[tuple[str, Callable[[dict[str, Any]], bool]]] = []
         self._hanging: dict[str, int] = {}
         self._released = threading.Event()
+        self._outage: tuple[str, int, int | None] | None = None  # see outage()
+        self._outage_over = threading.Event()
+        self.expired_responses: set[str] = set()  # response_url names that answer 404 (expired)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -102,6 +107,7 @@ class FakeSlack:
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         self.release()
+        self._outage_over.set()
         self.server.shutdown()
         self.server.server_close()
         if self.invalid and not self.expect_invalid and exc_type is None:
@@ -117,6 +123,16 @@ class FakeSlack:
             self._failures.setdefault(method, []).append(
                 Failure(times=times, status=200 if error else status, retry_after=retry_after,
                         error=error))
+
+    def outage(self, mode: str | None, *, status: int = 500, retry_after: int | None = None) -> None:
+        """Every call (API and response_url) until `outage(None)`: "error" answers `status` (429
+        with `retry_after`), "hang" holds the request unanswered until the outage ends."""
+        with self._lock:
+            self._outage = (mode, status, retry_after) if mode else None
+        if mode:
+            self._outage_over.clear()
+        else:
+            self._outage_over.set()
 
     def hang(self, method: str, *, when: Callable[[dict[str, Any]], bool] | None = None) -> None:
         """The next call of `method` whose arguments satisfy `when` is done, then never
@@ -325,8 +341,25 @@ class FakeSlack:
                 args = _parse_args(raw, self.headers.get("Content-Type", ""))
                 token = (self.headers.get("Authorization") or "").removeprefix("Bearer ") or None
                 token = token or args.pop("token", None)
+                outage = fake._outage
+                if outage is not None:
+                    mode, status, retry_after = outage
+                    with fake._lock:
+                        fake._calls.append(Call(self.path.removeprefix("/api/").split("?")[0],
+                                                {**args, "_failed": True}, status=status))
+                    if mode == "hang":
+                        fake._outage_over.wait(120)
+                        self.close_connection = True
+                        return
+                    self._json(status, {"ok": False, "error": "ratelimited" if status == 429
+                                        else "fatal_error"},
+                               {"Retry-After": str(retry_after or 1)} if status == 429 else None)
+                    return
                 if self.path.startswith("/response/"):
                     name = self.path.removeprefix("/response/")
+                    if name in fake.expired_responses:
+                        self._send(404, b"expired_url", "text/plain")
+                        return
                     problems = message_problems(args, where=f"response_url {name}")
                     with fake._lock:
                         fake.invalid += problems

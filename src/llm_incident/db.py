@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -13,6 +14,20 @@ from sqlmodel import Session
 
 _WRITE_OPTION = "llm_incident_write"
 log = logging.getLogger("llm_incident.db")
+_FIRST_WRITE: ContextVar[Callable[[Session], None] | None] = ContextVar("llm_incident_first_write",
+                                                                      default=None)
+
+
+@contextmanager
+def first_write_also(hook: Callable[[Session], None]) -> Iterator[None]:
+    """Inside the block, the first `Database.write()` transaction also runs `hook(session)` just
+    before it commits: what the block did and the hook's record of it commit together (the Slack
+    inbox marks a request done in the transaction of its effect)."""
+    token = _FIRST_WRITE.set(hook)
+    try:
+        yield
+    finally:
+        _FIRST_WRITE.reset(token)
 
 
 def normalize_url(url: str) -> str:
@@ -82,6 +97,10 @@ class Database:
         with Session(self.write_engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
+                hook = _FIRST_WRITE.get()
+                if hook is not None:
+                    _FIRST_WRITE.set(None)
+                    hook(session)
             for hook in list(self.commit_hooks):
                 try:
                     hook(session)

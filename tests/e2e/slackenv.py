@@ -120,8 +120,8 @@ def slack_server(db: Database, slack: FakeSlack, *, fast: bool = True,
     values.update(overrides)
     app = create_app(settings_for(db, **values), database=db)
     if fast and getattr(app.state, "slack", None) is not None:
-        worker = app.state.slack.worker
-        worker.poll_seconds, worker.backoff_base = 0.1, 0.1
+        for worker in (app.state.slack.worker, app.state.slack.replies):
+            worker.poll_seconds, worker.backoff_base = 0.1, 0.1
     with live_server(app) as url:
         sender = SlackSender(url, slack.url)
         try:

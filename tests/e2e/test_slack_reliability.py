@@ -180,9 +180,9 @@ def test_a_slow_listener_does_not_block_the_event_loop(db, slack, monkeypatch):
     gate = threading.Event()
     original = listeners.Handlers.on_command
 
-    def slow(self, ack, body, request, client):
+    def slow(self, ack, body, request):
         gate.wait(5)
-        original(self, ack, body, request, client)
+        original(self, ack, body, request)
 
     monkeypatch.setattr(listeners.Handlers, "on_command", slow)
     with slack_server(db, slack) as env:

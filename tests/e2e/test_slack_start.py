@@ -24,7 +24,7 @@ def test_start_with_arguments_posts_card_runbook_checklist_metrics_changes_and_a
         resp = env.sender.command(
             "start support.reply search.summarize cost tokens exploding — “again” 🔥 <b>&",
             channel=WAR_ROOM, response="start")
-        assert resp.status_code == 200 and resp.text == ""
+        assert resp.status_code == 200 and resp.text == "Starting the incident…"  # the ack says it
         root = env.root(INCIDENTS)
         thread = env.thread(root, opening_thread(routes=2))
         origin = env.slack.wait_for(lambda: env.slack.posts(channel=WAR_ROOM), what="link")[0]

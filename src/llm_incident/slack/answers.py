@@ -1,7 +1,5 @@
-"""How the bot answers the person who asked: response_url, ephemeral message, or a DM.
-
-Answers are best effort and never raise: a failed answer is logged, the command already ran.
-"""
+"""How the bot answers the person who asked: a stored answer (response_url, ephemeral message or
+a DM, see replies.py), or a form opened with the request's trigger."""
 
 from __future__ import annotations
 
@@ -12,10 +10,10 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook import WebhookClient
 
 from llm_incident.commands.replies import Modal, Reply
 from llm_incident.slack import blocks
+from llm_incident.slack.replies import ReplyQueue
 
 log = logging.getLogger(__name__)
 
@@ -38,45 +36,29 @@ SLOW_ERRORS = {"expired_trigger_id", "exchanged_trigger_id", "no trigger_id"}
 
 @dataclass
 class Answer:
-    """Where to answer one request: its response_url if any, else the user in the channel/DM."""
+    """Where to answer one request: its response_url if any, else the user in the channel/DM.
 
-    client: WebClient
+    Answers are stored (`ReplyQueue`) and sent by the reply worker; `key` (the request's) makes
+    them idempotent, so a request re-run after a crash does not answer twice.
+    """
+
+    replies: ReplyQueue
+    views: WebClient  # views.open only: it must happen within the trigger's 3 seconds
     user: str
+    key: str
     channel: str | None = None
     response_url: str | None = None
     trigger_id: str | None = None
     thread_ts: str | None = None  # the incident thread the request came from, if any
+    _sent: int = 0
 
     def reply(self, reply: Reply) -> None:
         """Show `reply` to the user (ephemeral unless `reply.ephemeral` is False)."""
-        message = blocks.message(reply)
-        if self.response_url:
-            try:
-                self._via_response_url(message, ephemeral=reply.ephemeral)
-                return
-            except Exception as exc:  # noqa: BLE001 - expired or unreachable: answer another way
-                log.warning("response_url answer failed (%s); answering in Slack instead", exc)
-        try:
-            if self.channel and not reply.ephemeral:
-                self.client.chat_postMessage(channel=self.channel, **message)
-                return
-            if self.channel:
-                try:
-                    self.client.chat_postEphemeral(channel=self.channel, user=self.user, **message)
-                    return
-                except SlackApiError as exc:  # e.g. the bot is not in the channel: DM instead
-                    log.info("ephemeral answer failed (%s); sending a DM",
-                             exc.response.get("error"))
-            self.client.chat_postMessage(channel=self.user, **message)
-        except Exception:  # noqa: BLE001 - answering must never take the worker down
-            log.exception("could not answer %s in %s", self.user, self.channel)
-
-    def _via_response_url(self, message: dict[str, Any], *, ephemeral: bool) -> None:
-        body = {**message, "response_type": "ephemeral" if ephemeral else "in_channel",
-                "replace_original": False}
-        response = WebhookClient(url=self.response_url or "").send_dict(body)
-        if response.status_code >= 300:
-            raise RuntimeError(f"response_url answered {response.status_code}: {response.body}")
+        self._sent += 1
+        self.replies.enqueue(f"{self.key}:reply:{self._sent}", blocks.message(reply),
+                             user=self.user, channel=self.channel,
+                             response_url=self.response_url, ephemeral=reply.ephemeral,
+                             thread_ts=self.thread_ts)
 
     def error(self, text: str) -> None:
         self.reply(Reply(text=text))
@@ -92,8 +74,8 @@ class Answer:
         try:
             if not self.trigger_id:
                 raise ValueError("no trigger_id")
-            self.client.views_open(trigger_id=self.trigger_id, view=view)
-        except (SlackApiError, ValueError) as exc:
+            self.views.views_open(trigger_id=self.trigger_id, view=view)
+        except Exception as exc:  # noqa: BLE001 - refused, timed out, unreachable: say which
             self.error(form_failure(exc, modal.kind))
 
 
@@ -105,11 +87,13 @@ def form_failure(exc: Exception, kind: str) -> str:
         messages = (exc.response.get("response_metadata") or {}).get("messages") or []
         if messages:
             details = ": " + "; ".join(str(m) for m in messages[:3])
-    else:
+    elif isinstance(exc, ValueError):
         error = str(exc)
+    else:  # a timeout or a connection error: Slack did not answer within the trigger's life
+        error = f"Slack did not answer: {type(exc).__name__}"
     log.warning("views.open failed: %s%s", error, details)
     skip = FORM_SKIPS.get(kind, "")
-    if error in SLOW_ERRORS:
+    if error in SLOW_ERRORS or error.startswith("Slack did not answer"):
         return FORM_TOO_SLOW.format(error=error, skip=skip)
     return FORM_REFUSED.format(error=error, details=details[:500], skip=skip)
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -15,11 +13,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from llm_incident.commands.core import CommandCore
-from llm_incident.db import Database
 from llm_incident.settings import Settings
-from llm_incident.slack.listeners import Handlers, Mitigations, register
-from llm_incident.slack.outbox import utc_now
+from llm_incident.slack.identity import BotIdentity
+from llm_incident.slack.listeners import Handlers, register
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +24,23 @@ class SlackConfigError(Exception):
     """The Slack configuration cannot work; the message says what to change."""
 
 
-def web_client(settings: Settings, *, retries: bool = True, timeout: int = 15) -> WebClient:
+def web_client(settings: Settings, *, retries: bool = True, timeout: int = 15,
+               token: bool = True) -> WebClient:
     """A WebClient on `SLACK_API_URL`; with `retries`, 429s (after Retry-After) and connection
     errors are retried. Bolt copies base_url and retry handlers into its per-request clients."""
     handlers = ([ConnectionErrorRetryHandler(max_retry_count=2),
                  RateLimitErrorRetryHandler(max_retry_count=2)] if retries else [])
-    return WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url,
+    return WebClient(token=settings.slack_bot_token if token else None,
+                     base_url=settings.slack_api_url,
                      retry_handlers=handlers, timeout=timeout)
 
 
-def build_bolt_app(settings: Settings, core: CommandCore, db: Database, *,
-                   executor: Executor | None = None,
-                   clock: Callable[[], datetime] = utc_now,
-                   mitigations: Mitigations | None = None) -> App:
-    """The Bolt app with every listener registered; work after the ack runs on `executor`.
+def build_bolt_app(settings: Settings, handlers: Handlers, identity: BotIdentity) -> App:
+    """The Bolt app with every listener registered.
 
-    The bot token is not checked at construction (`auth.test` happens on the first request),
-    so building the app never calls Slack.
+    Bolt never calls Slack itself here: `identity.authorize` answers for the configured token
+    (no `auth.test` at construction or on the first request's ack path), and our HTTP adapter
+    has already checked the signature on the raw body (Bolt checks it again).
     """
     if not settings.slack_bot_token:
         raise SlackConfigError("SLACK_BOT_TOKEN is not set")
@@ -54,15 +50,11 @@ def build_bolt_app(settings: Settings, core: CommandCore, db: Database, *,
             "multi-workspace OAuth mode; llm-incident is a single-workspace app: unset them")
     app = App(
         name="llm-incident",
-        client=web_client(settings),
+        client=web_client(settings, token=False),  # the token comes from `authorize`
         signing_secret=settings.slack_signing_secret or "",
-        token_verification_enabled=False,
+        authorize=identity.bolt_authorize(),
         listener_executor=ThreadPoolExecutor(max_workers=10, thread_name_prefix="slack-ack"),
         logger=logging.getLogger("llm_incident.slack.bolt"),
     )
-    handlers = Handlers(
-        core, db, executor=executor or ThreadPoolExecutor(max_workers=8,
-                                                          thread_name_prefix="slack-work"),
-        clock=clock, incident_channel=settings.incident_channel, mitigations=mitigations)
     register(app, handlers)
     return app

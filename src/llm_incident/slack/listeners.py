@@ -1,4 +1,5 @@
-"""Bolt listeners → the command core. Every listener acks first, then works in the background.
+"""Bolt listeners → the command core. A request is stored (the Slack inbox), then acked, then run
+by the inbox's own pool: nothing acked is lost, and answers go out through the reply worker.
 
 `register(app, handlers)` wires commands, actions, views, shortcuts and events onto an `App`
 built by `slack.app.build_bolt_app`; nothing here is registered at import.
@@ -10,22 +11,27 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltRequest
 from slack_sdk import WebClient
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from llm_incident.commands.acks import ack_text
 from llm_incident.commands.core import CommandCore, Context
 from llm_incident.commands.replies import Outcome, Reply
 from llm_incident.db import Database
 from llm_incident.incidents import service as incidents
-from llm_incident.slack import blocks
+from llm_incident.slack import blocks, inbox
 from llm_incident.slack.answers import Answer, decode_metadata
 from llm_incident.slack.dedupe import first_time, request_key
 from llm_incident.slack.home import home_view, mitigations_by_route
+from llm_incident.slack.inbox import InboxRunner
+from llm_incident.slack.models import InboxRequest
+from llm_incident.slack.replies import ReplyQueue
 
 log = logging.getLogger(__name__)
 
@@ -34,125 +40,144 @@ RUN_ACTION = re.compile(rf"^{re.escape(blocks.RUN_ACTION)}\.\d+$")
 MODAL = re.compile(rf"^{re.escape(blocks.MODAL_CALLBACK)}\.")
 ATTACH_SHORTCUT = "attach_to_incident"
 Mitigations = Callable[[Session], Mapping[str, Sequence[str]]]
+AFTER_CRASH = ("✅ Your request{what} was carried out; llm-incident restarted before it could "
+               "answer. `/llm-incident list` or the incident thread shows the result.")
+DB_DOWN = ("⚠️ llm-incident cannot reach its database right now, so nothing was done. Try again "
+           "in a minute; if it persists, tell whoever runs llm-incident.")
 
 
 class Handlers:
-    """The listeners' work: dedupe, run the core, answer. Heavy work goes to `executor`."""
+    """The listeners' work. The ack path stores the request (`inbox.accept`) and acks; the
+    inbox runner then calls `process` on a pool of its own, now or after a restart."""
 
-    def __init__(self, core: CommandCore, db: Database, *, executor: Executor,
-                 clock: Callable[[], datetime], incident_channel: str | None = None,
-                 mitigations: Mitigations | None = None) -> None:
+    def __init__(self, core: CommandCore, db: Database, *, replies: ReplyQueue,
+                 views: WebClient, clock: Callable[[], datetime],
+                 incident_channel: str | None = None,
+                 mitigations: Mitigations | None = None,
+                 home_executor: Executor | None = None) -> None:
         self.core = core
         self.db = db
-        self.executor = executor
+        self.replies = replies
+        self.views = views  # short timeout, no retries: a trigger_id lives 3 seconds
         self.clock = clock
         self.incident_channel = incident_channel
         self.mitigations = mitigations or mitigations_by_route
+        self.inbox = InboxRunner(db, self.process, self.answer_after_crash, clock=clock)
+        self.home_executor = home_executor or ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="slack-home")
 
-    # -- slash command ------------------------------------------------------------------------
+    # -- the ack path: store, then ack ----------------------------------------------------------
 
-    def on_command(self, ack: Ack, body: dict[str, Any], request: BoltRequest,
-                   client: WebClient) -> None:
-        ack()
-        answer = Answer(client, user=body.get("user_id", ""), channel=body.get("channel_id"),
-                        response_url=body.get("response_url"), trigger_id=body.get("trigger_id"))
-        key = request_key(body, request.raw_body)
-        ctx = Context(user=answer.user, channel=answer.channel, now=self.clock(), request_key=key)
-        self._spawn(answer, lambda: self._run(body.get("text") or "", ctx, answer, key))
+    def on_command(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
+        said = ack_text(body.get("text") or "")
+        self._accept(ack, "command", body, request_key(body, request.raw_body),
+                     ack_text=blocks.escape(said) if said else None)
 
-    # -- buttons ------------------------------------------------------------------------------
+    def on_action(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
+        self._accept(ack, "action", body, request_key(body, request.raw_body))
 
-    def on_action(self, ack: Ack, body: dict[str, Any], request: BoltRequest,
-                  client: WebClient) -> None:
-        ack()
-        action = (body.get("actions") or [{}])[0]
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
-        thread_ts = (message.get("thread_ts") or message.get("ts") or container.get("thread_ts")
-                     or container.get("message_ts"))
-        answer = Answer(client, user=(body.get("user") or {}).get("id", ""), channel=channel,
-                        response_url=body.get("response_url"), trigger_id=body.get("trigger_id"),
-                        thread_ts=thread_ts)
-        key = request_key(body, request.raw_body)
-        ctx = Context(user=answer.user, channel=channel, now=self.clock(), thread_ts=thread_ts,
-                      request_key=key)
-        self._spawn(answer, lambda: self._run(action.get("value") or "", ctx, answer, key))
-
-    # -- forms --------------------------------------------------------------------------------
-
-    def on_view(self, ack: Ack, body: dict[str, Any], request: BoltRequest,
-                client: WebClient) -> None:
-        view = body.get("view") or {}
-        errors = blocks.validation_errors(view)
+    def on_view(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
+        errors = blocks.validation_errors(body.get("view") or {})
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        ack()
+        self._accept(ack, "view", body, request_key(body, request.raw_body))
+
+    def on_attach_shortcut(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
+        self._accept(ack, "shortcut", body, request_key(body, request.raw_body))
+
+    def _accept(self, ack: Ack, kind: str, body: dict[str, Any], key: str, *,
+                ack_text: str | None = None) -> None:
+        try:
+            item = inbox.accept(self.db, key=key, kind=kind, body=body, now=self.clock())
+        except SQLAlchemyError as exc:
+            log.error("Slack %s not stored, database unavailable: %s", kind,
+                      str(exc).splitlines()[0][:300])
+            ack(text=DB_DOWN) if kind == "command" else ack()
+            return
+        if item is None:
+            log.info("Slack request %s already handled (retry or replay); not running it "
+                     "again", key)
+            ack()
+            return
+        ack(text=ack_text) if ack_text else ack()
+        self.inbox.submit(item)
+
+    # -- processing (inbox runner) ---------------------------------------------------------------
+
+    def process(self, item: InboxRequest) -> None:
+        """Run one stored request; a failure is logged with a reference, told to the user, and
+        re-raised for the inbox to record."""
+        body = item.body
+        kind = item.kind
+        answer = self._answer(kind, body, item.key)
+        try:
+            if kind == "command":
+                self._show(self.core.run(body.get("text") or "", self._ctx(answer)), answer)
+            elif kind == "action":
+                action = (body.get("actions") or [{}])[0]
+                self._show(self.core.run(action.get("value") or "", self._ctx(answer)), answer)
+            elif kind == "view":
+                self._submit(body, answer)
+            elif kind == "shortcut":
+                message = body.get("message") or {}
+                self._show(self.core.attach_form(message.get("text") or "", self._ctx(answer)),
+                           answer)
+            else:
+                raise ValueError(f"unknown inbox request kind {kind!r}")
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("Slack request failed (ref %s)", ref)
+            answer.internal_error(ref)
+            raise
+
+    def answer_after_crash(self, item: InboxRequest) -> None:
+        """The request's effect committed, then the process died before its answer was stored:
+        say that it was done (unless the answer made it after all)."""
+        if self.replies.has_answered(item.key):
+            return
+        what = (item.body.get("text") or "") if item.kind == "command" else ""
+        answer = self._answer(item.kind, item.body, item.key)
+        answer.reply(Reply(text=AFTER_CRASH.format(what=f" `{what[:200]}`" if what else "")))
+
+    def _answer(self, kind: str, body: dict[str, Any], key: str) -> Answer:
+        if kind == "command":
+            return Answer(self.replies, self.views, user=body.get("user_id", ""), key=key,
+                          channel=body.get("channel_id"), response_url=body.get("response_url"),
+                          trigger_id=body.get("trigger_id"))
+        user = (body.get("user") or {}).get("id", "")
+        if kind == "view":
+            metadata = decode_metadata((body.get("view") or {}).get("private_metadata") or "")
+            return Answer(self.replies, self.views, user=user, key=key,
+                          channel=metadata.get("channel"),
+                          response_url=metadata.get("response_url"),
+                          thread_ts=metadata.get("thread_ts"))
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+        if kind == "shortcut":
+            thread_ts = message.get("thread_ts")
+        else:
+            thread_ts = (message.get("thread_ts") or message.get("ts")
+                         or container.get("thread_ts") or container.get("message_ts"))
+        return Answer(self.replies, self.views, user=user, key=key, channel=channel,
+                      response_url=body.get("response_url"), trigger_id=body.get("trigger_id"),
+                      thread_ts=thread_ts)
+
+    def _ctx(self, answer: Answer) -> Context:
+        return Context(user=answer.user, channel=answer.channel, now=self.clock(),
+                       thread_ts=answer.thread_ts, request_key=answer.key)
+
+    def _submit(self, body: dict[str, Any], answer: Answer) -> None:
+        view = body.get("view") or {}
         values = blocks.view_values(view)
         metadata = decode_metadata(view.get("private_metadata") or "")
         picked = values.pop(blocks.CHANNEL_BLOCK, None)
-        channel = picked if isinstance(picked, str) and picked else metadata.get("channel")
-        answer = Answer(client, user=(body.get("user") or {}).get("id", ""), channel=channel,
-                        response_url=metadata.get("response_url"),
-                        thread_ts=metadata.get("thread_ts"))
+        if isinstance(picked, str) and picked:
+            answer.channel = picked
         kind = blocks.modal_kind(view.get("callback_id") or "")
-        key = request_key(body, request.raw_body)
-        ctx = Context(user=answer.user, channel=channel, now=self.clock(),
-                      thread_ts=answer.thread_ts, request_key=key)
-
-        def work() -> None:
-            if self._duplicate(key):
-                return
-            self._show(self.core.submit(kind, values, metadata.get("context", ""), ctx), answer)
-
-        self._spawn(answer, work)
-
-    # -- shortcuts and events ------------------------------------------------------------------
-
-    def on_attach_shortcut(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        channel = (body.get("channel") or {}).get("id")
-        message = body.get("message") or {}
-        answer = Answer(client, user=(body.get("user") or {}).get("id", ""), channel=channel,
-                        response_url=body.get("response_url"), trigger_id=body.get("trigger_id"),
-                        thread_ts=message.get("thread_ts"))
-        ctx = Context(user=answer.user, channel=channel, now=self.clock(),
-                      thread_ts=message.get("thread_ts"), request_key=request_key(body))
-        self._spawn(answer, lambda: self._show(
-            self.core.attach_form(message.get("text") or "", ctx), answer))
-
-    def on_home_opened(self, body: dict[str, Any], event: dict[str, Any],
-                       client: WebClient) -> None:
-        if event.get("tab", "home") != "home" or not event.get("user"):
-            return
-        key = request_key(body)
-        user = event["user"]
-
-        def work() -> None:
-            if self._duplicate(key):
-                return
-            now = self.clock()
-            with self.db.read() as session:
-                open_incidents = incidents.list_open(session)
-                active = self.mitigations(session)
-            view = home_view(open_incidents, now=now, mitigations=active)
-            client.views_publish(user_id=user, view=view)
-
-        self._spawn(None, work)
-
-    # -- shared -------------------------------------------------------------------------------
-
-    def _run(self, text: str, ctx: Context, answer: Answer, key: str) -> None:
-        if self._duplicate(key):
-            return
-        self._show(self.core.run(text, ctx), answer)
-
-    def _duplicate(self, key: str) -> bool:
-        if first_time(self.db, key, now=self.clock()):
-            return False
-        log.info("Slack request %s already handled (retry or replay); not running it again", key)
-        return True
+        self._show(self.core.submit(kind, values, metadata.get("context", ""),
+                                    self._ctx(answer)), answer)
 
     def _show(self, outcome: Outcome, answer: Answer) -> None:
         if outcome.modal is not None:
@@ -163,24 +188,35 @@ class Handlers:
         if outcome.reply is not None:
             answer.reply(outcome.reply)
 
-    def _spawn(self, answer: Answer | None, work: Callable[[], None]) -> None:
-        """Run `work` after the ack; failures are logged with a reference and told to the user."""
+    # -- App Home (Slack retries events itself; nothing to store) ---------------------------------
+
+    def on_home_opened(self, body: dict[str, Any], event: dict[str, Any],
+                       client: WebClient) -> None:
+        if event.get("tab", "home") != "home" or not event.get("user"):
+            return
+        key = request_key(body)
+        user = event["user"]
+
+        def work() -> None:
+            if not first_time(self.db, key, now=self.clock()):
+                return
+            now = self.clock()
+            with self.db.read() as session:
+                open_incidents = incidents.list_open(session)
+                active = self.mitigations(session)
+            client.views_publish(user_id=user, view=home_view(open_incidents, now=now,
+                                                              mitigations=active))
 
         def guarded() -> None:
             try:
                 work()
-            except Exception:  # noqa: BLE001 - the user gets a reference, the log the trace
-                ref = uuid.uuid4().hex[:8]
-                log.exception("Slack request failed (ref %s)", ref)
-                if answer is not None:
-                    answer.internal_error(ref)
+            except Exception:  # noqa: BLE001 - the Home tab is best effort; say why in the log
+                log.exception("App Home for %s not published", user)
 
         try:
-            self.executor.submit(guarded)
+            self.home_executor.submit(guarded)
         except RuntimeError:  # shutting down
-            log.warning("Slack request arrived while shutting down; not handled")
-            if answer is not None:
-                answer.reply(Reply(text="⚠️ llm-incident is restarting; try again in a minute."))
+            pass
 
 
 def register_commands(app: App, handlers: Handlers) -> None:

@@ -1,7 +1,8 @@
 """Put Slack into the service: `POST /slack/events` (HTTP mode) or Socket Mode, plus the outbox.
 
-`mount(app, settings, db, clock)` is called by `create_app`; the outbox worker, the background
-executor and the Socket Mode connection start and stop with the server (its lifespan).
+`mount(app, settings, db, clock)` is called by `create_app`; the inbox runner, the outbox and
+reply workers, the bot identity lookup and the Socket Mode connection start and stop with the
+server (its lifespan).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,8 +26,11 @@ from llm_incident.db import Database
 from llm_incident.settings import Settings
 from llm_incident.slack.app import build_bolt_app, web_client
 from llm_incident.slack.http_request import BadSlackBody, parse_request
+from llm_incident.slack.identity import BotIdentity
+from llm_incident.slack.listeners import Handlers
 from llm_incident.slack.outbox import SlackDelivery
 from llm_incident.slack.outbox_worker import OutboxWorker
+from llm_incident.slack.replies import ReplyQueue, ReplyWorker
 from llm_incident.slack.responders import responders_permission
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,9 @@ class SlackRuntime:
     bolt: App
     worker: OutboxWorker
     delivery: SlackDelivery
-    executor: ThreadPoolExecutor
+    handlers: Handlers
+    replies: ReplyWorker
+    identity: BotIdentity
     mode: str
     app_token: str | None = None
     socket_handler: Any = field(default=None, repr=False)
@@ -64,7 +69,10 @@ class SlackRuntime:
     _connector: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> None:
+        self.identity.start()
         self.worker.start()
+        self.replies.start()
+        self.handlers.inbox.start()  # first: requests a crash left pending
         if self.mode == "socket":
             self._stopping.clear()
             self._connector = threading.Thread(target=self._connect_socket, daemon=True,
@@ -98,8 +106,11 @@ class SlackRuntime:
         if self.socket_handler is not None:
             self.socket_handler.close()
             self.socket_handler = None
-        self.executor.shutdown(wait=True)  # commands in progress finish and store their posts
+        self.handlers.inbox.stop()  # requests in progress finish and store their posts
+        self.handlers.home_executor.shutdown(wait=False)
+        self.replies.stop()
         self.worker.stop()
+        self.identity.stop()
         self.bolt.listener_runner.listener_executor.shutdown(wait=False)
 
 
@@ -112,13 +123,19 @@ def mount(app: FastAPI, settings: Settings, db: Database, clock: Callable[[], da
         return None
     worker = OutboxWorker(db, web_client(settings, retries=False), render_clock=clock)
     delivery = SlackDelivery(wake=worker.wake)
+    # Slack calls in front of a command (responders' user groups, views.open) time out fast
+    fast = web_client(settings, retries=False, timeout=3)
     core = CommandCore(db, delivery,
                        incident_channel=settings.incident_channel,
-                       can_change=responders_permission(settings.responders, web_client(settings)),
+                       can_change=responders_permission(settings.responders, fast),
                        event_id_pattern=settings.event_id_pattern, alerts=alerts)
-    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slack-work")
-    bolt = build_bolt_app(settings, core, db, executor=executor, clock=clock)
-    runtime = SlackRuntime(bolt=bolt, worker=worker, delivery=delivery, executor=executor, mode=mode,
+    replies = ReplyWorker(db, web_client(settings, retries=False, timeout=5), clock=clock)
+    handlers = Handlers(core, db, replies=ReplyQueue(db, clock=clock, wake=replies.wake),
+                        views=fast, clock=clock, incident_channel=settings.incident_channel)
+    identity = BotIdentity(settings.slack_bot_token or "", web_client(settings, retries=False))
+    bolt = build_bolt_app(settings, handlers, identity)
+    runtime = SlackRuntime(bolt=bolt, worker=worker, delivery=delivery, handlers=handlers,
+                           replies=replies, identity=identity, mode=mode,
                            app_token=settings.slack_app_token)
     if mode == "http":
         _add_events_route(app, bolt, SignatureVerifier(settings.slack_signing_secret or ""))

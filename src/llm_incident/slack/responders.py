@@ -41,9 +41,9 @@ class Responders:
             return cached[1]
         try:
             users = self.client.usergroups_users_list(usergroup=group).get("users") or []
-        except SlackApiError as exc:
-            log.warning("could not list members of user group %s (%s); %s", group,
-                        exc.response.get("error"),
+        except Exception as exc:  # noqa: BLE001 - refused, timed out, unreachable: never block
+            why = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.warning("could not list members of user group %s (%s); %s", group, why,
                         "using the last known members" if cached else "nobody counts as a member")
             return cached[1] if cached else frozenset()
         members = frozenset(users)
