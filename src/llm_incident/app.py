@@ -13,11 +13,13 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llm_incident import __version__
 from llm_incident.api import changes, controls, evidence, health, ingest, postmortem, search, traces
 from llm_incident.api import metrics as metrics_api
+from llm_incident.api.dberrors import UNAVAILABLE_RESPONSE, database_error
 from llm_incident.api.deps import ApiError, Services, allowed_methods, check_params, utc_now
 from llm_incident.api.docs import install_docs
 from llm_incident.apikeys import KeyChecker
@@ -79,6 +81,14 @@ def _install_error_handlers(app: FastAPI) -> None:
             parts.append(f"{where}: {err['msg']}")
         return JSONResponse({"error": "bad request: " + "; ".join(parts)}, status_code=400)
 
+    app.add_exception_handler(SQLAlchemyError, database_error)  # 503 + Retry-After when transient
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+        """A bug: 500 `{"error"}` saying `Connection: close`, since uvicorn then closes it."""
+        return JSONResponse({"error": "internal server error"}, status_code=500,
+                            headers={"Connection": "close"})
+
 
 def _install_request_metrics(app: FastAPI, metrics: ServiceMetrics) -> None:
     @app.middleware("http")
@@ -118,7 +128,7 @@ def create_app(
     _install_request_metrics(app, metrics)
     for module in (health, ingest, traces, changes, search, metrics_api, controls, evidence,
                    postmortem):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=UNAVAILABLE_RESPONSE)
     install_docs(app)
     jobs = build_scheduler(settings, db, clock, metrics)  # loads the alert rules: RuleError when bad
     slack = mount_slack(app, settings, db, clock, jobs.alert_config)
