@@ -77,6 +77,23 @@ def _without_422(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _no_nul_in_parameters(document: dict[str, Any]) -> dict[str, Any]:
+    """Say in every string path/query parameter what `check_params` enforces: no NUL."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                variants = [schema, *schema.get("anyOf", [])]
+                variants += [v["items"] for v in variants if isinstance(v.get("items"), dict)]
+                for variant in variants:
+                    if variant.get("type") == "string" and "pattern" not in variant:
+                        variant["pattern"] = NO_NUL
+    return document
+
+
 def install_docs(app: FastAPI) -> None:
     """Serve Swagger UI at `/docs` from the package's assets under `ASSETS_URL`; make
     `/openapi.json` say 400 where FastAPI would say 422."""
@@ -84,7 +101,7 @@ def install_docs(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _without_422(generate())
+            app.openapi_schema = _no_nul_in_parameters(_without_422(generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
