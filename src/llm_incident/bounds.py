@@ -68,16 +68,17 @@ def has_nul(value: object) -> bool:
     return False
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def text_problem(text: str) -> str | None:
     """Why `text` cannot be stored (NUL, a lone UTF-16 surrogate), or None."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
     if "\x00" in text:
         return "text cannot contain NUL (U+0000) characters"
-    if _SURROGATE.search(text):
-        return "text cannot contain lone UTF-16 surrogates (e.g. \\ud800)"
-    return None
+    return "text cannot contain lone UTF-16 surrogates (e.g. \\ud800)"
 
 
 def json_problem(value: object, where: str = "") -> str | None:
