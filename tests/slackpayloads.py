@@ -102,6 +102,19 @@ class SlackSender:
             "state": {"values": {}},
         }
 
+    def shortcut_payload(self, text: str, *, channel: str = "C0WAR", user_name: str = "alice",
+                         channel_name: str = "war-room", response: str = "shortcut",
+                         team: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The "Attach to incident" message shortcut pressed on a message saying `text`."""
+        message = {"type": "message", "user": "U0CUSTOMER", "ts": "1700000000.000100",
+                   "text": text}
+        return {
+            "type": "message_action", "callback_id": "attach_to_incident", "token": "x",
+            "team": team or TEAM, "user": {"id": "U0ALICE", "name": user_name},
+            "channel": {"id": channel, "name": channel_name}, "message": message,
+            "trigger_id": trigger_id(), "response_url": self.fake_url + f"/response/{response}",
+            "message_ts": message["ts"], "action_ts": "1700000001.0"}
+
     def submission_payload(self, view: dict[str, Any], values: dict[str, Any], *,
                            user: str = "U0ALICE") -> dict[str, Any]:
         """A view_submission for `view` (as our app opened it) filled with `values`."""

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from llm_incident.slack.http_request import BadSlackBody, parse_slack_body
 from tests.e2e.slackenv import INCIDENTS, WAR_ROOM, opening_thread, seed, slack_server, texts
 from tests.fakeslack import FakeSlack
-from tests.slackpayloads import TEAM, trigger_id
+from tests.slackpayloads import TEAM
 
 SPECIAL = ["payload", "payload=", "payload={}", "&payload=x", "{", '{"type":"x"}', "command=",
            "%00", "\x00", "&", "=", "+", "%", "ssl_check=1", "type=url_verification"]
@@ -76,14 +76,9 @@ def test_any_command_text_and_names_get_a_200_and_a_reply(env, verb, text, chann
 @EXAMPLES
 def test_any_names_in_a_shortcut_get_an_answer(env, user_name, channel_name, message_text):
     name = f"sc{next(_n)}"
-    response = env.sender.interactive({
-        "type": "message_action", "callback_id": "attach_to_incident", "token": "x",
-        "team": {**TEAM, "domain": channel_name}, "user": {"id": "U0ALICE", "name": user_name},
-        "channel": {"id": WAR_ROOM, "name": channel_name},
-        "message": {"type": "message", "user": "U0C", "ts": "1700000000.000100",
-                    "text": message_text},
-        "trigger_id": trigger_id(), "response_url": env.slack.url + f"/response/{name}",
-        "message_ts": "1700000000.000100", "action_ts": "1700000001.0"})
+    response = env.sender.interactive(env.sender.shortcut_payload(
+        message_text, channel=WAR_ROOM, user_name=user_name, channel_name=channel_name,
+        response=name, team={**TEAM, "domain": channel_name}))
     assert response.status_code == 200, response.text
     assert env.response(name)["text"]  # no open incident / no ids found: said, not dropped
 

@@ -13,7 +13,6 @@ from llm_incident.incidents import service as incidents
 from tests.blockkit import message_problems, view_problems
 from tests.e2e.slackenv import INCIDENTS, WAR_ROOM, opening_thread, slack_server, texts
 from tests.fakeslack import FakeSlack
-from tests.slackpayloads import TEAM, trigger_id
 
 SPECIALS = "*_~`<>&|:#@!"
 NASTY_ROUTE = ("r" + SPECIALS * 20)[:200]  # 200 characters, no spaces (a route is one word)
@@ -94,14 +93,8 @@ def test_attach_form_for_a_message_with_hundreds_of_ids_opens_and_says_what_was_
         env.sender.command("start support.reply quality odd", channel=WAR_ROOM,
                            response="start")
         env.response("start")
-        message = {"type": "message", "user": "U0C", "ts": "1700000000.000100",
-                   "text": "bad ones: " + " ".join(ids)}
-        env.sender.interactive({
-            "type": "message_action", "callback_id": "attach_to_incident", "token": "x",
-            "team": TEAM, "user": {"id": "U0ALICE", "name": "alice"},
-            "channel": {"id": WAR_ROOM, "name": "war-room"}, "message": message,
-            "trigger_id": trigger_id(), "response_url": env.slack.url + "/response/shortcut",
-            "message_ts": message["ts"], "action_ts": "1700000001.0"})
+        env.sender.interactive(env.sender.shortcut_payload("bad ones: " + " ".join(ids),
+                                                           channel=WAR_ROOM))
         view = env.slack.wait_for(lambda: env.slack.calls("views.open"),
                                   what="the form")[-1].args["view"]
         field = next(b for b in view["blocks"] if b["block_id"] == "event_ids")

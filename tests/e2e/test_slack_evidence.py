@@ -9,7 +9,6 @@ from llm_incident.incidents import service as incidents
 from llm_incident.events.ingest import ingest_events
 from tests.e2e.slackenv import INCIDENTS, WAR_ROOM, opening_thread, seed, slack_server, texts
 from tests.fakeslack import FakeSlack
-from tests.slackpayloads import TEAM, trigger_id
 
 SDK_ID = "3f2a9c0d4e5b6a7f8091a2b3c4d5e6f7"  # what our SDK writes (uuid4 hex)
 
@@ -49,14 +48,9 @@ def test_shortcut_finds_event_ids_in_a_message_and_attaches_them(db, slack):
                       now=datetime.now(timezone.utc))
     with slack_server(db, slack) as env:
         start(env)
-        message = {"type": "message", "user": "U0CUSTOMER", "ts": "1700000000.000100",
-                   "text": f"customer says {SDK_ID} was rude :( also 00000000000000000000000000000000"}
-        env.sender.interactive({
-            "type": "message_action", "callback_id": "attach_to_incident", "token": "x",
-            "team": TEAM, "user": {"id": "U0ALICE", "name": "alice"},
-            "channel": {"id": WAR_ROOM, "name": "war-room"}, "message": message,
-            "trigger_id": trigger_id(), "response_url": env.slack.url + "/response/shortcut",
-            "message_ts": message["ts"], "action_ts": "1700000001.0"})
+        env.sender.interactive(env.sender.shortcut_payload(
+            f"customer says {SDK_ID} was rude :( also 00000000000000000000000000000000",
+            channel=WAR_ROOM))
         opened = env.slack.wait_for(lambda: env.slack.calls("views.open"), what="the form")
         view = opened[-1].args["view"]
         rendered = str(view)
