@@ -72,7 +72,7 @@ class SlackRuntime:
         self.identity.start()
         self.worker.start()
         self.replies.start()
-        self.handlers.inbox.start()  # first: requests a crash left pending
+        self.handlers.inbox.start()  # takes up the requests a crash left pending
         if self.mode == "socket":
             self._stopping.clear()
             self._connector = threading.Thread(target=self._connect_socket, daemon=True,
