@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from functools import lru_cache
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -36,7 +37,7 @@ def _sqlite_probe(db: Database) -> None:
             session.execute(text("SELECT 1"))
         return
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=PROBE_TIMEOUT,
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=rw", uri=True, timeout=PROBE_TIMEOUT,
                                isolation_level=None)
     except sqlite3.Error as exc:
         raise DatabaseDown(f"cannot open {path}: {exc}") from None

@@ -43,9 +43,9 @@ class LoggerStats:
     """Event counts since the logger was created.
 
     `sent`: stored by the server; `duplicates`: the server already had them (a resend after a lost reply);
-    `rejected`: refused by the server (an invalid event — isolated by splitting a refused batch —, a
-    non-retryable 4xx, or an event the server answers 500 for while taking others); `invalid`: refused locally (not a
-    mapping, not JSON-serialisable, too large); `dropped`: not queued because the queue was full or the logger
+    `rejected`: refused by the server (an invalid event, isolated by splitting a batch refused whole; a
+    non-retryable 4xx; an event the server answers 500 for while taking others); `invalid`: refused locally
+    (not a mapping, not JSON-serialisable, too large); `dropped`: not queued because the queue was full or the logger
     closed; `retries`: HTTP attempts repeated after a failure; `queued`: logged but not yet delivered.
     """
 
@@ -77,7 +77,7 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
 
 
 def _culprit(event: Mapping[str, Any]) -> str:
-    """The first field of `event` that cannot be encoded (NaN, a lone surrogate, an odd type), for messages."""
+    """The first field of `event` that cannot be encoded (NaN, a lone surrogate, an odd type)."""
     for key, value in event.items():
         try:
             encode_event({key: value})
