@@ -22,6 +22,7 @@ from llm_incident.api import metrics as metrics_api
 from llm_incident.api.dberrors import UNAVAILABLE_RESPONSE, database_error
 from llm_incident.api.deps import ApiError, Services, allowed_methods, check_params, utc_now
 from llm_incident.api.docs import install_docs
+from llm_incident.api.limits import install_limits
 from llm_incident.apikeys import KeyChecker
 from llm_incident.db import Database
 from llm_incident.observability import ServiceMetrics
@@ -130,6 +131,7 @@ def create_app(
                    postmortem):
         app.include_router(module.router, responses=UNAVAILABLE_RESPONSE)
     install_docs(app)
+    install_limits(app)  # ingest rate limit; 429s declared
     jobs = build_scheduler(settings, db, clock, metrics)  # loads the alert rules: RuleError when bad
     slack = mount_slack(app, settings, db, clock, jobs.alert_config)
     jobs.context.delivery = slack.delivery if slack else None

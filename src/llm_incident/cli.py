@@ -46,7 +46,11 @@ def _upgrade(settings: Settings):
 def _run_server(app, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True,
+    from llm_incident.api.timeouts import timed_h11
+
+    settings = app.state.services.settings  # slow or incomplete requests get 408 (README: request limits)
+    http = timed_h11(settings.header_timeout_seconds, settings.body_timeout_seconds)
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True, http=http,
                 timeout_graceful_shutdown=5)  # long-polls (controls ?wait=) end at shutdown
 
 

@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         5 * 1024 * 1024, ge=1024, validation_alias="LLM_INCIDENT_MAX_BODY_BYTES"
     )
 
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, validation_alias="LLM_INCIDENT_HEADER_TIMEOUT_SECONDS"
+    )
+    body_timeout_seconds: float = Field(
+        60.0, gt=0, le=3600, validation_alias="LLM_INCIDENT_BODY_TIMEOUT_SECONDS"
+    )
+    ingest_rate: float = Field(1000.0, gt=0, validation_alias="LLM_INCIDENT_INGEST_RATE")
+    ingest_burst: int = Field(5000, ge=1, validation_alias="LLM_INCIDENT_INGEST_BURST")
+    max_long_polls_per_key: int = Field(
+        1000, ge=1, validation_alias="LLM_INCIDENT_MAX_LONG_POLLS_PER_KEY"
+    )
+
     scheduler: bool = Field(True, validation_alias="LLM_INCIDENT_SCHEDULER")
     alert_rules: str | None = Field(None, validation_alias="LLM_INCIDENT_ALERT_RULES")
     alert_interval_seconds: int = Field(

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from llm_incident.api.controls_watch import ControlsWatch, wait_until
 from llm_incident.api.deps import ApiError, parse_json, read_body, require_api_key, services
 from llm_incident.api.docs import errors, json_body
+from llm_incident.api.limits import long_poll_slot
 from llm_incident.api.schemas import ControlsChange, ControlsChanged, ControlsConflict, ControlsOut
 from llm_incident.bounds import INT_MAX, Amount, Count, Positive, Text, UtcTimestamp, has_nul
 from llm_incident.controls.models import Outcome
@@ -112,7 +113,8 @@ async def _conditional(request: Request, read: Callable[[], T], etag_of: Callabl
 
     if wait > 0 and (tags is not None or version is not None):
         watch = controls_watch(request.app)
-        state, _ = await wait_until(watch, read, lambda s: not unchanged(s), wait, time.monotonic)
+        async with long_poll_slot(request):  # 429 past LLM_INCIDENT_MAX_LONG_POLLS_PER_KEY
+            state, _ = await wait_until(watch, read, lambda s: not unchanged(s), wait, time.monotonic)
     else:
         state = await run_in_threadpool(read)
     headers = {"ETag": etag_of(state), "Cache-Control": "no-cache"}
