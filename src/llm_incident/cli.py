@@ -175,7 +175,7 @@ def _serve_in_background(app, host: str, port: int) -> None:
 def _console(database, user: str | None, settings: Settings) -> None:
     from llm_incident.alerts.rules import RuleError, load_rules
     from llm_incident.commands.alerting import AlertConfig
-    from llm_incident.console.shell import Shell
+    from llm_incident.console.shell import Shell, console_permission
 
     try:
         alerts = AlertConfig(rules=load_rules(settings.alert_rules),
@@ -189,7 +189,8 @@ def _console(database, user: str | None, settings: Settings) -> None:
         import readline  # noqa: F401 - line editing and history for input()
     except ImportError:  # pragma: no cover - not on every platform
         pass
-    Shell(database, user=user, alerts=alerts).loop()
+    Shell(database, user=user, alerts=alerts,
+          can_change=console_permission(settings.responders)).loop()
 
 
 @main.command()

@@ -110,7 +110,7 @@ def test_close_posts_the_postmortem_restore_buttons_files_and_canvas(db, slack):
     buttons = [e for b in active["blocks"] if b["type"] == "actions" for e in b["elements"]]
     values = sorted(b["value"] for b in buttons)
     assert [re.sub(r"@v\d+", "@vN", v) for v in values] == [
-        "restore search.summarize @vN", "restore support.reply @vN"]
+        "restore search.summarize @vN after-close", "restore support.reply @vN after-close"]
     assert all(b["confirm"]["confirm"]["text"] == "Restore" for b in buttons)
 
     by_name = {u["filename"]: u for u in uploads}

@@ -38,6 +38,6 @@ def test_restore_buttons_only_for_prod_routes_and_none_when_nothing_is_left():
                                   ActiveMitigation("b", "staging", "max_tokens clamped to 800")])
     reply = still_active_reply(pm, {"a": 3})
     [actions] = [b for b in reply.blocks if isinstance(b, Actions)]
-    assert [b.command for b in actions.buttons] == ["restore a @v3"]
+    assert [b.command for b in actions.buttons] == ["restore a @v3 after-close"]
     assert actions.buttons[0].confirm is not None
     assert "`b` (staging): max_tokens clamped to 800" in reply.blocks[0].text

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from llm_incident.changes import recent_changes
 from llm_incident.commands import changelog, mitigated, mitigations, views
 from llm_incident.commands.alerting import AlertCommands, AlertConfig
+from llm_incident.commands.control_changes import ControlChanges, refusal
 from llm_incident.commands.forms import (
     as_list,
     as_str,
@@ -56,7 +57,6 @@ from llm_incident.commands.replies import (
     Target,
 )
 from llm_incident.controls import service as controls
-from llm_incident.controls.models import Outcome as ChangeOutcome
 from llm_incident.controls.values import ControlError
 from llm_incident.evidence.service import EvidenceError, evidence_counts
 from llm_incident.metrics.filters import FilterError
@@ -103,7 +103,8 @@ class CommandCore:
         self.event_ids = re.compile(event_id_pattern)
         self.delivery = delivery
         self.incident_channel = incident_channel
-        self.can_change = can_change  # None: anyone may change controls
+        self.can_change = can_change  # None: anyone may change controls or close incidents
+        self.control_changes = ControlChanges(db, can_change, self._record_in_incident)
         self.labelling = Labelling(delivery)
         self.alerts = AlertCommands(db, alerts or AlertConfig(), self._start, delivery)
 
@@ -165,7 +166,7 @@ class CommandCore:
         if isinstance(command, Close):
             return self._close(command, ctx)
         if isinstance(command, ChangeControl):
-            return self._change_control(command, ctx)
+            return self.control_changes.run(command, ctx)
         if isinstance(command, ShowControls):
             return self._show_controls(command, ctx)
         if isinstance(command, (Attach, Note, Sample)):
@@ -272,6 +273,13 @@ class CommandCore:
         with self.db.write() as session:
             incident = incidents.find_incident(session, channel_id=ctx.channel,
                                                number=cmd.incident, thread_ts=ctx.thread_ts)
+            if self.can_change is not None and not self.can_change(ctx.user):
+                incidents.add_timeline(session, incident, actor=ctx.user, kind="refused",
+                                       text="tried to close the incident: not a responder",
+                                       now=ctx.now)
+                log.info("refused close of #%s from %s: not a responder", incident.number,
+                         ctx.user)
+                return refusal("close incidents")
             incidents.close_incident(session, incident, actor=ctx.user, summary=cmd.summary,
                                      now=ctx.now)
             entries = incidents.timeline(session, incident)
@@ -299,49 +307,17 @@ class CommandCore:
             state = controls.get_controls(session, cmd.route, mitigations.ENV)
         return Outcome(reply=mitigations.panel(state))
 
-    def _change_control(self, cmd: ChangeControl, ctx: Context) -> Outcome:
-        changes = mitigations.requested_changes(cmd)
-        with self.db.write() as session:
-            incident = self._incident_here(session, ctx)
-            number = incident.number if incident else None
-            state = controls.get_controls(session, cmd.route, mitigations.ENV)
-            if cmd.form:
-                return Outcome(modal=mitigations.control_form(cmd, state, session, ctx.now))
-            if self.can_change is not None and not self.can_change(ctx.user):
-                controls.record_refusal(session, cmd.route, mitigations.ENV, changes,
-                                        actor=ctx.user, reason="not a responder",
-                                        incident=number, now=ctx.now)
-                return Outcome(reply=views.error_reply(
-                    "only responders (LLM_INCIDENT_RESPONDERS) may change route controls; "
-                    "ask the incident commander or a responder to do it"))
-            result = controls.change_controls(
-                session, cmd.route, mitigations.ENV, changes, actor=ctx.user,
-                reason=f"/llm-incident {cmd.verb} {cmd.route}", incident=number,
-                expected_version=cmd.expected_version,
-                expires_at=mitigations.expiry(cmd, ctx.now), now=ctx.now)
-            if result.outcome is ChangeOutcome.conflict:
-                return Outcome(reply=Reply(
-                    text=f"Not applied: `{cmd.route}` changed since that button was shown "
-                         f"(now version {result.controls.version}). Current controls:",
-                    blocks=mitigations.panel(result.controls).blocks))
-            if result.outcome is ChangeOutcome.unchanged:
-                return Outcome(reply=Reply(text=f"Nothing to do: `{cmd.route}` already has that."))
-            line = mitigations.describe_change(ctx.user, cmd, result)
-            if incident is not None:
-                self._record_in_incident(session, incident, cmd, result, line, ctx)
-        warnings = "".join(f"\n⚠️ {w}" for w in result.warnings)
-        reply = Reply(text=f"Done: {line}{warnings}", ephemeral=incident is not None)
-        return Outcome(reply=reply)
-
     def _record_in_incident(self, session: Session, incident: Incident, cmd: ChangeControl,
-                            result: controls.ChangeResult, line: str, ctx: Context) -> None:
+                            result: controls.ChangeResult, line: str) -> None:
         """Timeline entry, the thread line, the route's panel and the summary card."""
-        incidents.add_timeline(session, incident, actor=ctx.user, kind="control", now=ctx.now,
+        now = result.controls.updated_at
+        incidents.add_timeline(session, incident, actor=result.controls.updated_by,
+                               kind="control", now=now,
                                text=line, before={cmd.route: result.before},
                                after={cmd.route: result.after})
         if cmd.route not in incident.routes:
             incident.routes = [*incident.routes, cmd.route]
-        incidents.touch(session, incident, ctx.now)
+        incidents.touch(session, incident, now)
         n = incident.number
         self.delivery.enqueue(session, [
             Post(n, Target.thread, Reply(text=line, blocks=(Section(text=line),),

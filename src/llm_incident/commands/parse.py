@@ -104,6 +104,7 @@ class ChangeControl:
     duration: str | None = None
     expected_version: int | None = None
     form: bool = False
+    after_close: bool = False  # a closed incident's postmortem Restore button (`@vN after-close`)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ Command = (Help | Start | Status | Metrics | ListIncidents | Close | ChangeContr
 CONTROL_VERBS = ("kill", "restore", "clamp", "model", "provider", "retries")
 _VALUE_VERBS = {"clamp": "max_tokens", "model": "model", "provider": "provider", "retries": "cap"}
 _VERSION = re.compile(r"@v(\d+)$")
+AFTER_CLOSE = "after-close"
 
 
 @dataclass
@@ -304,6 +306,9 @@ def _parse_control(verb: str, words: _Words) -> ChangeControl:
         raise ParseError("which route?", verb)
     route = words.take()
     args = words.rest().split()
+    after_close = bool(args) and args[-1] == AFTER_CLOSE
+    if after_close:
+        args.pop()
     version = None
     if args and (m := _VERSION.match(args[-1])):
         version = int(m.group(1))
@@ -319,7 +324,8 @@ def _parse_control(verb: str, words: _Words) -> ChangeControl:
             raise ParseError(f"unexpected `{' '.join(args)}`", verb)
         if verb == "restore" and duration:
             raise ParseError("restore is permanent; `for` applies to kill, clamp, model…", verb)
-        return ChangeControl(verb, route, duration=duration, expected_version=version)
+        return ChangeControl(verb, route, duration=duration, expected_version=version,
+                             after_close=after_close)
     if not args:
         return ChangeControl(verb, route, duration=duration, expected_version=version, form=True)
     if len(args) > 1:

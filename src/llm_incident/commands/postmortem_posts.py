@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from llm_incident.commands.parse import AFTER_CLOSE
 from llm_incident.commands.replies import (
     Actions,
     Attachment,
@@ -91,7 +92,7 @@ def still_active_reply(pm: Postmortem, versions: dict[str, int]) -> Reply | None
         lines.append(f"• `{a.route}`{where}: {a.description}")
         if a.env == RESTORE_ENV and a.route in versions:
             buttons.append(Button(
-                f"Restore {a.route}", f"restore {a.route} @v{versions[a.route]}", style="primary",
+                f"Restore {a.route}", f"restore {a.route} @v{versions[a.route]} {AFTER_CLOSE}", style="primary",
                 confirm=Confirm("Restore this route?",
                                 f"Clear every mitigation on {a.route} and send its traffic to "
                                 "the LLM as before?", ok="Restore")))

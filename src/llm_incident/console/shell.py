@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from llm_incident.commands.alerting import AlertConfig
 from llm_incident.commands.core import CommandCore, Context, card
+from llm_incident.commands.mitigations import Permission
 from llm_incident.commands.replies import Button, FieldKind, Modal, Outcome, Post, Target
 from llm_incident.console.render import render_modal_intro, render_reply
 from llm_incident.db import Database
@@ -20,6 +21,14 @@ from llm_incident.incidents.models import Incident
 
 CHANNEL = "console"
 PROMPT = "llm-incident> "
+
+
+def console_permission(responders: list[str]) -> Permission | None:
+    """The console user (`--user`, else the login) must be one of `LLM_INCIDENT_RESPONDERS`
+    to change controls or close incidents; None (anyone) when none are set. User groups
+    cannot be resolved without Slack, so only listed users count here."""
+    users = frozenset(r.strip() for r in responders if r.strip())
+    return users.__contains__ if users else None
 
 
 class ConsoleDelivery:
@@ -52,10 +61,11 @@ class Shell:
     def __init__(self, db: Database, *, user: str | None = None, out: TextIO = sys.stdout,
                  read: Callable[[str], str] = input,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 alerts: AlertConfig | None = None) -> None:
+                 alerts: AlertConfig | None = None,
+                 can_change: Permission | None = None) -> None:
         self.db = db
         self.delivery = ConsoleDelivery()
-        self.core = CommandCore(db, self.delivery, alerts=alerts)
+        self.core = CommandCore(db, self.delivery, alerts=alerts, can_change=can_change)
         self.user = user or getpass.getuser()
         self.out = out
         self.read = read

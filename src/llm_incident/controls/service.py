@@ -56,6 +56,8 @@ class ChangeResult:
     after: dict[str, Any] = field(default_factory=dict)
     change_id: int | None = None
     warnings: tuple[str, ...] = ()
+    raced: ControlChange | None = None  # on a conflict: the newest change it lost to
+
 
     @property
     def applied(self) -> bool:
@@ -171,12 +173,13 @@ def _incident(incident: Any) -> int | None:
 def change_controls(
     session: Session, route: str, env: str, changes: Mapping[str, Any], *, actor: str, reason: str = "",
     incident: int | None = None, expected_version: int | None = None, expires_at: datetime | None = None,
-    now: datetime,
+    per_field: bool = False, now: datetime,
 ) -> ChangeResult:
     """Apply `changes` (field → value, None clears an override) as one new version.
 
     With `expected_version`, a compare-and-set: when the current version differs nothing is applied and the
-    outcome is `conflict` (a double click or a retried request carries the old version). Values equal to the
+    outcome is `conflict` (a double click or a retried request carries the old version); with `per_field`
+    only changes since that version to the same fields conflict (typed commands). Values equal to the
     current ones and no expiry → `unchanged`, nothing stored. ControlError for bad input. A route that has
     sent no events is allowed; the result carries a warning.
     """
@@ -192,7 +195,8 @@ def change_controls(
         f"route {route!r} has sent no events yet: controls are stored, but check the name",)
     for _attempt in range(3):
         result = _try_change(session, route, env, values, actor=actor, reason=reason, incident=incident,
-                             expected_version=expected_version, expires_at=expires_at, now=now)
+                             expected_version=expected_version, expires_at=expires_at,
+                             per_field=per_field, now=now)
         if result is not None:
             return replace(result, warnings=warnings)
     raise ControlError(f"could not store controls for {route} ({env}): concurrent first changes; try again")
@@ -200,16 +204,18 @@ def change_controls(
 
 def _try_change(session: Session, route: str, env: str, values: dict[str, Any], *, actor: str, reason: str,
                 incident: int | None, expected_version: int | None, expires_at: datetime | None,
-                now: datetime) -> ChangeResult | None:
+                per_field: bool, now: datetime) -> ChangeResult | None:
     """One compare-and-set attempt; None when another transaction created the row first (retry)."""
     row = _row(session, route, env, lock=True)
     current = _state(row, route, env)
     before = {name: getattr(current, name) for name in values}
     if expected_version is not None and expected_version != current.version:
-        entry = _audit(session, route=route, env=env, outcome=Outcome.conflict, actor=actor, reason=reason,
-                       incident=incident, now=now, version=current.version, before=before, after=values,
-                       expires_at=expires_at)
-        return ChangeResult(Outcome.conflict, current, before, values, entry.id)
+        raced = _raced(session, route, env, expected_version, values if per_field else None)
+        if raced is not None or not per_field:
+            entry = _audit(session, route=route, env=env, outcome=Outcome.conflict, actor=actor,
+                           reason=reason, incident=incident, now=now, version=current.version,
+                           before=before, after=values, expires_at=expires_at)
+            return ChangeResult(Outcome.conflict, current, before, values, entry.id, raced=raced)
     if before == values and expires_at is None:
         return ChangeResult(Outcome.unchanged, current, before, values)
     if row is None:
@@ -236,6 +242,15 @@ def _try_change(session: Session, route: str, env: str, values: dict[str, Any], 
     session.flush()
     _mark_changed(session, route, env)
     return ChangeResult(Outcome.applied, _state(row, route, env), before, values, entry.id)
+
+
+def _raced(session: Session, route: str, env: str, version: int,
+           fields: Mapping[str, Any] | None) -> ControlChange | None:
+    """The newest applied change after `version` (touching one of `fields` when given)."""
+    stmt = select(ControlChange).where(
+        ControlChange.route == route, ControlChange.env == env, ControlChange.version > version,
+        ControlChange.outcome == Outcome.applied.value).order_by(ControlChange.id.desc())
+    return next((c for c in session.exec(stmt) if fields is None or set(c.fields) & set(fields)), None)
 
 
 def record_refusal(
