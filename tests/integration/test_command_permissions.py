@@ -186,3 +186,20 @@ def test_the_postmortem_restore_button_acts_outside_the_incident(started, db):
     typed = core.run("kill support.reply", ctx(thread_ts=THREAD))
     assert "change outside an incident" in typed.reply.text
     assert history(db)[0] == ("applied", "U_BOSS", None)
+
+
+def test_a_closed_incidents_buttons_stay_inert_in_the_console(db):
+    with db.write() as session:
+        ingest_events(session, [{"route": "support.reply", "ts": NOW.isoformat()}], now=NOW)
+    out = StringIO()
+    shell = Shell(db, user="U_BOSS", out=out, read=lambda prompt: "yes")
+    shell.handle_line("start support.reply tokens exploding")
+    kill = next(i for i, b in enumerate(shell.buttons, 1) if b.label == "Kill route")
+    shell.handle_line("clamp support.reply 800")
+    shell.handle_line("close done")
+    shell.handle_line(str(kill))
+    assert "incident #1 is closed; use `/llm-incident kill support.reply` to act now" in \
+        out.getvalue()
+    with db.read() as session:
+        state = get_controls(session, "support.reply")
+    assert (state.enabled, state.max_tokens) == (True, 800)

@@ -71,18 +71,29 @@ class Shell:
         self.read = read
         self.clock = clock
         self.buttons: list[Button] = []
+        self.threads: dict[int, str] = {}  # button index → the incident thread it was shown in
 
     def say(self, text: str) -> None:
         print(text, file=self.out)
 
-    def context(self) -> Context:
-        return Context(user=self.user, channel=CHANNEL, now=self.clock())
+    def context(self, thread_ts: str | None = None) -> Context:
+        return Context(user=self.user, channel=CHANNEL, now=self.clock(), thread_ts=thread_ts)
+
+    def render(self, reply, incident: int | None = None) -> str:
+        """Render `reply`, numbering its buttons; those of an incident's posts remember its
+        thread, so pressing one acts as it would in Slack (a closed incident's stay inert)."""
+        first = len(self.buttons)
+        text = render_reply(reply, self.buttons)
+        if incident is not None:
+            self.threads.update((i, f"console-{incident}") for i in range(first, len(self.buttons)))
+        return text
 
     def handle_line(self, line: str) -> None:
         """One line: a button number, or a command with or without `/llm-incident`."""
         line = line.strip()
         if not line:
             return
+        thread = None
         if line.isdigit():
             index = int(line)
             if not 1 <= index <= len(self.buttons):
@@ -92,23 +103,24 @@ class Shell:
             if button.confirm and not self._confirm(button):
                 return
             line = button.command
+            thread = self.threads.get(index - 1)
         for prefix in ("/llm-incident", "llm-incident"):
             if line.startswith(prefix):
                 line = line[len(prefix):]
-        self.show(self.core.run(line, self.context()))
+        self.show(self.core.run(line, self.context(thread)), thread)
 
     def _confirm(self, button: Button) -> bool:
         answer = self.read(f"{button.confirm.text} [{button.confirm.ok}/no] ").strip().lower()
         return answer in ("y", "yes", button.confirm.ok.lower())
 
-    def show(self, outcome: Outcome) -> None:
+    def show(self, outcome: Outcome, thread: str | None = None) -> None:
         if outcome.modal is not None:
             values = self.fill(outcome.modal)
             if values is None:
                 self.say("(cancelled)")
                 return
             outcome = self.core.submit(outcome.modal.kind, values, outcome.modal.context,
-                                       self.context())
+                                       self.context(thread))
         if outcome.reply is not None:
             self.say(render_reply(outcome.reply, self.buttons))
         posts, cards = self.delivery.drain()
@@ -118,7 +130,7 @@ class Shell:
             updated = " (updated)" if post.replace else ""
             about = f"incident #{post.incident}" if post.incident is not None else "alert"
             self.say(f"\n── {about} · {where}{updated} ──")
-            self.say(render_reply(post.reply, self.buttons))
+            self.say(self.render(post.reply, post.incident))
             if post.attachments:
                 self.say(f"(the files go to Slack; `llm-incident postmortem {post.incident}` "
                          "prints the full draft)")
@@ -127,7 +139,7 @@ class Shell:
                 incident = incidents.get_incident(session, number)
                 current = card(session, incident)
             self.say(f"\n── incident #{number} · summary card (updated) ──")
-            self.say(render_reply(current, self.buttons))
+            self.say(self.render(current, number))
 
     def fill(self, modal: Modal) -> dict[str, str | list[str]] | None:
         """Ask for each field; None when cancelled."""
