@@ -11,12 +11,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from llm_incident.client import EventLogger
+from llm_incident.client import Controls, EventLogger
 from tests.serverprocess import ServerProcess, start_server
 from tests.support import free_port
 
 KEYS = ["limits-key-a-0123456789", "limits-key-b-0123456789", "limits-key-sdk-0123456789",
-        "limits-key-poll-0123456789", "limits-key-poll2-0123456789", "limits-key-body-0123456789"]
+        "limits-key-poll-0123456789", "limits-key-poll2-0123456789", "limits-key-body-0123456789",
+        "limits-key-ctl-0123456789"]
 LIMITS = {"LLM_INCIDENT_HEADER_TIMEOUT_SECONDS": "1", "LLM_INCIDENT_BODY_TIMEOUT_SECONDS": "1",
           "LLM_INCIDENT_INGEST_RATE": "1", "LLM_INCIDENT_INGEST_BURST": "3",
           "LLM_INCIDENT_MAX_LONG_POLLS_PER_KEY": "2", "LLM_INCIDENT_SCHEDULER": "false"}
@@ -131,7 +132,7 @@ def test_ingest_rate_limit_per_key_answers_429_with_retry_after(server):
     with httpx.Client(base_url=server.url, timeout=10) as client:
         codes = [post_event(client, KEYS[0]).status_code for _ in range(3)]
         assert codes == [200, 200, 200]
-        refused = post_event(client, KEYS[0])
+        refused, refused_at = post_event(client, KEYS[0]), time.monotonic()
         assert refused.status_code == 429, refused.text
         assert "rate limit" in refused.json()["error"]
         retry_after = int(refused.headers["retry-after"])
@@ -141,7 +142,7 @@ def test_ingest_rate_limit_per_key_answers_429_with_retry_after(server):
                                                 "description": "x"}, headers=auth(KEYS[0])).status_code == 429
         assert client.post("/v1/traces", json={}, headers=auth(KEYS[0])).status_code == 429
         assert client.get("/v1/events", headers=auth(KEYS[0])).status_code == 200  # reads are not limited
-        refused_at, deadline = time.monotonic(), time.monotonic() + retry_after + 5
+        deadline = refused_at + retry_after + 5
         while (answer := post_event(client, KEYS[0])).status_code == 429:  # poll until a token is due
             assert time.monotonic() < deadline, "still refused long after Retry-After"
             time.sleep(0.05)
@@ -202,3 +203,27 @@ def test_long_polls_per_key_are_capped(server):
         assert client.get("/v1/controls", headers=auth(KEYS[3])).status_code == 200  # plain reads are fine
         again = client.get("/v1/controls?wait=0.2", headers={**auth(KEYS[3]), "If-None-Match": tag})
         assert again.status_code == 304  # the slots are free again
+
+
+def test_controls_client_past_the_cap_keeps_its_values_and_honours_retry_after(server):
+    """Three controls clients share a key capped at 2 long-polls: the one refused keeps serving the values it
+    read and retries after Retry-After (1 s), not every 50 ms of its own backoff."""
+    clients = [Controls(server.url, KEYS[6], wait=3, max_retry_backoff=0.05) for _ in range(3)]
+    try:
+        assert all(c.wait_ready(10) for c in clients)
+        refused: list[Controls] = []
+        deadline = time.monotonic() + 10
+        while not refused:  # the third long-poll to arrive is refused
+            refused = [c for c in clients if c.last_error and "429" in c.last_error]
+            assert time.monotonic() < deadline, "no controls client was refused"
+            time.sleep(0.02)
+        start_log = server.output().count('" 429 ')
+        start = time.monotonic()
+        while time.monotonic() - start < 2.5:
+            assert refused[0].guard("limits.route").allowed  # fail-open values, still served
+            time.sleep(0.05)
+        refusals = server.output().count('" 429 ') - start_log
+    finally:
+        for c in clients:
+            c.close()
+    assert 1 <= refusals <= 8  # about one a second per refused client; ignoring Retry-After: ~50
