@@ -217,25 +217,32 @@ def db_upgrade() -> None:
 
 @main.group()
 def keys() -> None:
-    """API keys for /v1 endpoints (ingest and read)."""
+    """API keys for /v1 endpoints, each with scopes (ingest, read, controls, admin)."""
 
 
 @keys.command("create")
 @click.argument("name")
-def keys_create(name: str) -> None:
+@click.option("--scope", "scopes", multiple=True, default=("ingest", "read"), show_default=True,
+              help="ingest, read, controls or admin; repeat or comma-separate for several.")
+def keys_create(name: str, scopes: tuple[str, ...]) -> None:
     """Create a key called NAME and print it once (only its hash is stored)."""
-    from llm_incident.apikeys import create_key
+    from llm_incident.apikeys import create_key, parse_scopes, scope_text
 
+    try:
+        chosen = parse_scopes(scopes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scope") from None
     database, _ = _upgrade(_settings())
     with database.write() as session:
-        row, plain = create_key(session, name, now=_now())
+        row, plain = create_key(session, name, now=_now(), scopes=chosen)
     click.echo(plain)
-    click.echo(f"key #{row.id} '{name}' created; store it now, it cannot be shown again", err=True)
+    click.echo(f"key #{row.id} '{name}' ({scope_text(chosen)}) created; store it now, it cannot be shown again",
+               err=True)
 
 
 @keys.command("list")
 def keys_list() -> None:
-    """List keys: id, name, hint, created, revoked."""
+    """List keys: id, name, scopes, hint, created, revoked."""
     from llm_incident.apikeys import list_keys
 
     database, _ = _upgrade(_settings())
@@ -245,7 +252,8 @@ def keys_list() -> None:
         click.echo("no keys (LLM_INCIDENT_API_KEYS may still provide some)")
     for row in rows:
         state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}Z" if row.revoked_at else "active"
-        click.echo(f"{row.id}\t{row.name}\t{row.hint}\t{row.created_at:%Y-%m-%d %H:%M}Z\t{state}")
+        scopes = row.scope.replace(' ', ',')
+        click.echo(f"{row.id}\t{row.name}\t{scopes}\t{row.hint}\t{row.created_at:%Y-%m-%d %H:%M}Z\t{state}")
 
 
 @keys.command("revoke")

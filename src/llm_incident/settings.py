@@ -88,6 +88,16 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("api_keys")
+    @classmethod
+    def _key_scopes(cls, value: list[str]) -> list[str]:
+        """Each entry is SCOPE:KEY (scopes joined by +) or a bare KEY (every scope, deprecated)."""
+        from llm_incident.apikeys import split_entry
+
+        for entry in value:
+            split_entry(entry)
+        return value
+
     @field_validator("status_reminder_minutes", mode="before")
     @classmethod
     def _reminders(cls, value: object) -> object:

@@ -75,6 +75,28 @@ def test_db_upgrade_on_postgres(tmp_path):
         assert "upgraded to revision" in result.stdout
 
 
+def test_keys_create_takes_scopes_and_keys_list_shows_them(tmp_path):
+    url = f"sqlite:///{tmp_path / 'scopes.db'}"
+    env = {"LLM_INCIDENT_DATABASE_URL": url}
+    created = run(["keys", "create", "flipper", "--scope", "controls,read"], env, tmp_path)
+    assert created.returncode == 0 and "(read controls)" in created.stderr, created.stderr
+    key = created.stdout.strip()
+    assert run(["keys", "create", "sender"], env, tmp_path).returncode == 0
+    bad = run(["keys", "create", "oops", "--scope", "everything"], env, tmp_path)
+    assert bad.returncode == 2 and "unknown scope 'everything'" in bad.stderr
+    listed = run(["keys", "list"], env, tmp_path).stdout.splitlines()
+    assert [line.split("\t")[1:3] for line in listed] == [["flipper", "read,controls"], ["sender", "ingest,read"]]
+    db = Database(url)
+    app = create_app(settings_for(db, api_keys=[]), database=db)
+    with live_server(app) as base:
+        headers = {"Authorization": f"Bearer {key}"}
+        put = httpx.put(f"{base}/v1/routes/r/controls", json={"enabled": False}, headers=headers)
+        assert put.status_code == 200 and put.json()["controls"]["updated_by"] == "key:flipper"
+        denied = httpx.post(f"{base}/v1/events", json=[{"route": "r"}], headers=headers)
+        assert denied.status_code == 403 and "needs the `ingest` scope" in denied.json()["error"]
+    db.dispose()
+
+
 def test_key_lifecycle_create_use_list_revoke(tmp_path):
     url = f"sqlite:///{tmp_path / 'keys.db'}"
     env = {"LLM_INCIDENT_DATABASE_URL": url}

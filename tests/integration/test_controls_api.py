@@ -50,8 +50,8 @@ def test_a_route_never_changed_answers_defaults_with_exactly_the_public_keys(api
 
 def test_put_changes_and_get_shows_the_new_state(api):
     response = api.put(URL, json={"enabled": False, "max_tokens": 512, "fallback_message": "Back soon.",
-                                  "expected_version": 0, "reason": "unsafe answers", "actor": "deploy-bot",
-                                  "incident": 3, "expires_in": 3600})
+                                  "expected_version": 0, "reason": "unsafe answers", "on_behalf_of": "deploy-bot",
+                                  "expires_in": 3600})
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {"controls", "outcome", "warnings", "change_id"}
@@ -60,7 +60,7 @@ def test_put_changes_and_get_shows_the_new_state(api):
     state = api.get(URL).json()
     assert list(state) == KEYS
     assert (state["enabled"], state["max_tokens"], state["fallback_message"], state["version"],
-            state["updated_by"]) == (False, 512, "Back soon.", 1, "deploy-bot")
+            state["updated_by"]) == (False, 512, "Back soon.", 1, "key:env-key-1 on behalf of deploy-bot")
     updated = datetime.fromisoformat(state["updated_at"])
     expires = datetime.fromisoformat(state["expires_at"])
     assert updated.tzinfo is not None and timedelta(minutes=59) < expires - updated <= timedelta(hours=1)

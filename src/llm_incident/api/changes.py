@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from llm_incident.api.deps import ApiError, parse_json, read_body, require_api_key, services
+from llm_incident.api.deps import ApiError, needs, parse_json, read_body, services
 from llm_incident.api.docs import errors, json_body
 from llm_incident.api.schemas import ChangeAnswer, ChangesAnswer
 from llm_incident.changes import Change, ChangeIn, recent_changes, record_change
 from llm_incident.events.ingest import validation_errors
 
-router = APIRouter(dependencies=[Depends(require_api_key)], tags=["changes"])
+router = APIRouter(tags=["changes"])
 
 
 def change_json(row: Change) -> dict[str, Any]:
@@ -30,8 +30,8 @@ def change_json(row: Change) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/changes", status_code=201, response_model=None,
-             responses={201: {"model": ChangeAnswer}, **errors(400, 401, 413, 415)},
+@router.post("/v1/changes", status_code=201, response_model=None, dependencies=[needs("ingest")],
+             responses={201: {"model": ChangeAnswer}, **errors(400, 401, 403, 413, 415)},
              openapi_extra=json_body(ChangeIn))
 async def post_change(request: Request) -> dict[str, Any]:
     """Record one change `{route, kind, description, ref?, author?, ts?}`."""
@@ -51,8 +51,8 @@ async def post_change(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(save)
 
 
-@router.get("/v1/changes", response_model=None,
-            responses={200: {"model": ChangesAnswer}, **errors(400, 401)})
+@router.get("/v1/changes", response_model=None, dependencies=[needs("read")],
+            responses={200: {"model": ChangesAnswer}, **errors(400, 401, 403)})
 def get_changes(
     request: Request,
     route: list[str] = Query(..., description="route(s) to list changes for"),

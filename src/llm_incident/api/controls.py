@@ -18,24 +18,26 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Strict, TypeAdapter, ValidationError
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from llm_incident.api.controls_watch import ControlsWatch, wait_until
-from llm_incident.api.deps import ApiError, parse_json, read_body, require_api_key, services
+from llm_incident.api.deps import ApiError, needs, parse_json, read_body, services
 from llm_incident.api.docs import errors, json_body
 from llm_incident.api.limits import long_poll_slot
 from llm_incident.api.schemas import ControlsChange, ControlsChanged, ControlsConflict, ControlsOut
 from llm_incident.bounds import INT_MAX, Amount, Count, Positive, Text, UtcTimestamp, has_nul
 from llm_incident.controls.models import Outcome
 from llm_incident.controls.service import change_controls, get_controls, list_controls
-from llm_incident.controls.values import DEFAULT_ENV, ControlError, ControlState
+from llm_incident.controls.values import DEFAULT_ENV, MAX_NAME_CHARS, ControlError, ControlState
+from llm_incident.incidents.models import Incident
 
 MAX_WAIT = 30.0
 MAX_EXPIRES_IN = 30 * 24 * 3600.0
-DEFAULT_ACTOR = "api"
+MAX_ON_BEHALF_CHARS = MAX_NAME_CHARS // 2
 T = TypeVar("T")
 
 
@@ -49,7 +51,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         watch.detach()
 
 
-router = APIRouter(dependencies=[Depends(require_api_key)], tags=["controls"], lifespan=_lifespan)
+router = APIRouter(tags=["controls"], lifespan=_lifespan)
 
 
 def controls_watch(app: FastAPI) -> ControlsWatch:
@@ -126,8 +128,8 @@ async def _conditional(request: Request, read: Callable[[], T], etag_of: Callabl
 _NOT_MODIFIED = {304: {"description": "unchanged since the `If-None-Match` tag (or `version`)"}}
 
 
-@router.get("/v1/controls", response_model=None,
-            responses={200: {"model": list[ControlsOut]}, **_NOT_MODIFIED, **errors(400, 401)})
+@router.get("/v1/controls", response_model=None, dependencies=[needs("read")],
+            responses={200: {"model": list[ControlsOut]}, **_NOT_MODIFIED, **errors(400, 401, 403)})
 async def get_all_controls(
     request: Request,
     env: str | None = Query(None, description="only this env (default: every env)"),
@@ -146,8 +148,8 @@ async def get_all_controls(
                               lambda states: [control_json(s) for s in states], seconds)
 
 
-@router.get("/v1/routes/{route}/controls", response_model=None,
-            responses={200: {"model": ControlsOut}, **_NOT_MODIFIED, **errors(400, 401)})
+@router.get("/v1/routes/{route}/controls", response_model=None, dependencies=[needs("read")],
+            responses={200: {"model": ControlsOut}, **_NOT_MODIFIED, **errors(400, 401, 403)})
 async def get_route_controls(
     request: Request,
     route: str,
@@ -173,7 +175,7 @@ class ChangeRequest:
     changes: dict[str, Any]
     expected_version: int | None
     reason: str
-    actor: str
+    on_behalf_of: str | None
     incident: int | None
     expires_at: datetime | None
 
@@ -183,6 +185,7 @@ _META: dict[str, tuple[TypeAdapter[Any], str]] = {
     "expected_version": (TypeAdapter(Annotated[Count, Strict()]), f"a whole number from 0 to {INT_MAX}"),
     "reason": (TypeAdapter(Annotated[Text, Strict()]), "a string"),
     "actor": (TypeAdapter(Annotated[Text, Strict()]), "a string"),
+    "on_behalf_of": (TypeAdapter(Annotated[Text, Strict()]), "a string"),
     "incident": (TypeAdapter(Annotated[Positive, Strict()]), f"an incident number from 1 to {INT_MAX}"),
     "expires_at": (TypeAdapter(UtcTimestamp), "an RFC 3339 timestamp, e.g. 2026-11-26T16:00:00Z"),
     "expires_in": (TypeAdapter(Annotated[Amount, Strict()]), f"between 0 and {MAX_EXPIRES_IN:g} seconds"),
@@ -208,6 +211,27 @@ def _meta(payload: dict[str, Any], key: str) -> Any:
         raise ApiError(400, f"{key} must be {what}") from None
 
 
+def _on_behalf_of(on_behalf_of: str | None, actor: str | None) -> str | None:
+    """Who the caller says it acts for (`actor` is the deprecated spelling); never the audit's actor."""
+    if on_behalf_of is not None and actor is not None and on_behalf_of.strip() != actor.strip():
+        raise ApiError(400, "give on_behalf_of or actor (its deprecated alias), not both")
+    who = (on_behalf_of or actor or "").strip()
+    if len(who) > MAX_ON_BEHALF_CHARS:
+        raise ApiError(400, f"on_behalf_of must be at most {MAX_ON_BEHALF_CHARS} characters")
+    return who or None
+
+
+def audit_actor(key_name: str, on_behalf_of: str | None) -> str:
+    """The audit's actor of an API change: the key's name, and whom it acted for when given."""
+    actor = f"key:{key_name}"[:MAX_ON_BEHALF_CHARS]
+    return f"{actor} on behalf of {on_behalf_of}" if on_behalf_of else actor
+
+
+def _check_incident(session: Any, number: int | None) -> None:
+    if number is not None and session.exec(select(Incident.id).where(Incident.number == number)).first() is None:
+        raise ApiError(400, f"incident #{number} does not exist")
+
+
 def parse_change(payload: Any, env: str | None, now: datetime) -> ChangeRequest:
     """The change request from a JSON body; 400 for a wrong shape (values are checked by the domain)."""
     if not isinstance(payload, dict):
@@ -218,7 +242,7 @@ def parse_change(payload: Any, env: str | None, now: datetime) -> ChangeRequest:
         raise ApiError(400, f"env is {env!r} in the query but {body_env!r} in the body")
     expected = _meta(payload, "expected_version")
     reason = _meta(payload, "reason") or ""
-    actor = _meta(payload, "actor") or DEFAULT_ACTOR
+    on_behalf_of = _on_behalf_of(_meta(payload, "on_behalf_of"), _meta(payload, "actor"))
     incident = _meta(payload, "incident")
     expires_at = _meta(payload, "expires_at")
     expires_in = _meta(payload, "expires_in")
@@ -231,12 +255,12 @@ def parse_change(payload: Any, env: str | None, now: datetime) -> ChangeRequest:
             raise ApiError(400, f"expires_in must be between 0 and {MAX_EXPIRES_IN:g} seconds")
         expires_at = now + timedelta(seconds=expires_in)
     return ChangeRequest(env=env or body_env or DEFAULT_ENV, changes=payload, expected_version=expected,
-                         reason=reason, actor=actor, incident=incident, expires_at=expires_at)
+                         reason=reason, on_behalf_of=on_behalf_of, incident=incident, expires_at=expires_at)
 
 
 _CHANGE_DOCS: dict[str, Any] = dict(
-    response_model=None, openapi_extra=json_body(ControlsChange),
-    responses={200: {"model": ControlsChanged}, 409: {"model": ControlsConflict}, **errors(400, 401, 413, 415)})
+    response_model=None, openapi_extra=json_body(ControlsChange), dependencies=[needs("controls")],
+    responses={200: {"model": ControlsChanged}, 409: {"model": ControlsConflict}, **errors(400, 401, 403, 413, 415)})
 
 
 @router.put("/v1/routes/{route}/controls", **_CHANGE_DOCS)
@@ -248,10 +272,13 @@ async def put_route_controls(
     now = svc.clock()
     req = parse_change(parse_json(await read_body(request, svc.settings.max_body_bytes)), env, now)
 
+    actor = audit_actor(request.state.api_key.name, req.on_behalf_of)
+
     def save():
         with svc.db.write() as session:
+            _check_incident(session, req.incident)
             return change_controls(
-                session, route, req.env, req.changes, actor=req.actor, reason=req.reason, incident=req.incident,
+                session, route, req.env, req.changes, actor=actor, reason=req.reason, incident=req.incident,
                 expected_version=req.expected_version, expires_at=req.expires_at, now=now)
 
     try:

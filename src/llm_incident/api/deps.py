@@ -1,4 +1,4 @@
-"""Shared pieces of the HTTP API: the service container, API-key auth, bounded body reading."""
+"""Shared pieces of the HTTP API: the service container, scoped API-key auth, bounded body reading."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic_core import from_json
 from starlette.concurrency import run_in_threadpool
 
-from llm_incident.apikeys import KeyChecker
+from llm_incident.apikeys import SCOPES, KeyChecker, KeyIdentity
 from llm_incident.db import Database
 from llm_incident.observability import ServiceMetrics
 from llm_incident.settings import Settings
@@ -55,24 +55,51 @@ bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
                     description="An API key from LLM_INCIDENT_API_KEYS or `llm-incident keys create`.")
 
 
-async def require_api_key(
-    request: Request, _declared: HTTPAuthorizationCredentials | None = Security(bearer)
-) -> None:
-    """FastAPI dependency: 401 unless `Authorization: Bearer <key>` names a valid key (declared in
-    the OpenAPI document as the `apiKey` bearer scheme)."""
-    svc = services(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'",
-                       {"WWW-Authenticate": "Bearer"})
+def needs(scope: str) -> Any:
+    """`Depends(...)` for an endpoint that needs `scope`: 401 unless `Authorization: Bearer <key>`
+    names a valid key, 403 naming the scope when the key lacks it (declared in the OpenAPI document
+    as the `apiKey` bearer scheme). The key's identity is left in `request.state.api_key`."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
 
-    def check() -> bool:
-        with svc.db.read() as session:
-            return svc.keys.is_valid(session, key.strip())
+    async def require_scope(
+        request: Request, _declared: HTTPAuthorizationCredentials | None = Security(bearer)
+    ) -> KeyIdentity:
+        svc = services(request)
+        header = request.headers.get("authorization", "")
+        method, _, key = header.partition(" ")
+        if method.lower() != "bearer" or not key.strip():
+            raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'",
+                           {"WWW-Authenticate": "Bearer"})
 
-    if not await run_in_threadpool(check):
-        raise ApiError(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
+        def check() -> KeyIdentity | None:
+            with svc.db.read() as session:
+                return svc.keys.identify(session, key.strip())
+
+        identity = await run_in_threadpool(check)
+        if identity is None:
+            raise ApiError(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
+        if scope not in identity.scopes:
+            held = ", ".join(s for s in SCOPES if s in identity.scopes) or "none"
+            raise ApiError(403, f"API key {identity.name!r} (scopes: {held}) cannot do this: "
+                                f"it needs the `{scope}` scope")
+        request.state.api_key = identity
+        return identity
+
+    require_scope.scope = scope  # type: ignore[attr-defined]  # read by the scope matrix test
+    return Depends(require_scope)
+
+
+def required_scope(route: APIRoute) -> str | None:
+    """The scope `route` declares through `needs`, None for an open endpoint."""
+    pending: list[Dependant] = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        found = getattr(dependant.call, "scope", None)
+        if isinstance(found, str):
+            return found
+        pending.extend(dependant.dependencies)
+    return None
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:

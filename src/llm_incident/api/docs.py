@@ -26,6 +26,7 @@ class ErrorAnswer(BaseModel):
 _WHAT = {
     400: "bad request: malformed JSON, a bad or unknown parameter, a value out of range",
     401: "missing, invalid or revoked API key",
+    403: "the API key lacks the scope this endpoint needs",
     404: "no such incident",
     409: "version conflict (compare-and-set)",
     413: "body or batch too large",

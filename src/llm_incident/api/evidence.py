@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
-from llm_incident.api.deps import ApiError, require_api_key, services
+from llm_incident.api.deps import ApiError, needs, services
 from llm_incident.api.docs import errors
 from llm_incident.api.schemas import EvidenceAnswer
 from llm_incident.bounds import Positive
@@ -14,7 +14,7 @@ from llm_incident.evidence.export import export_rows
 from llm_incident.evidence.service import evidence_counts
 from llm_incident.incidents.service import IncidentError, get_incident
 
-router = APIRouter(dependencies=[Depends(require_api_key)], tags=["evidence"])
+router = APIRouter(dependencies=[needs("read")], responses=errors(403), tags=["evidence"])
 
 
 @router.get("/v1/incidents/{number}/evidence", response_model=None,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from llm_incident.api.deps import ApiError, Services, parse_json, read_body, require_api_key, services
+from llm_incident.api.deps import ApiError, Services, needs, parse_json, read_body, services
 from llm_incident.api.docs import errors
 from llm_incident.api.schemas import IngestAnswer, events_body
 from llm_incident.events.ingest import IngestResult, ingest_events, parse_batch_items, parse_valid_batch
@@ -38,8 +38,8 @@ def ingest_items(svc: Services, items: list[Any], source: str) -> IngestResult:
     return result
 
 
-@router.post("/v1/events", dependencies=[Depends(require_api_key)], tags=["ingest"], response_model=None,
-             responses={200: {"model": IngestAnswer}, **errors(400, 401, 413, 415)},
+@router.post("/v1/events", dependencies=[needs("ingest")], tags=["ingest"], response_model=None,
+             responses={200: {"model": IngestAnswer}, **errors(400, 401, 403, 413, 415)},
              openapi_extra=events_body(Settings.model_fields["max_batch_events"].default))
 async def post_events(request: Request) -> dict[str, Any]:
     """Store a batch; answers `accepted`, `duplicates`, `rejected: [{index, event_id, errors}]`."""

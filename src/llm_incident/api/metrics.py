@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session
 
-from llm_incident.api.deps import ApiError, require_api_key, services
+from llm_incident.api.deps import ApiError, needs, services
 from llm_incident.api.docs import errors
 from llm_incident.api.schemas import BreakdownsAnswer, MetricsAnswer
 from llm_incident.events.routes import is_known_route
@@ -36,7 +36,7 @@ from llm_incident.metrics.windows import (
     window_ending,
 )
 
-router = APIRouter(dependencies=[Depends(require_api_key)], tags=["metrics"])
+router = APIRouter(dependencies=[needs("read")], responses=errors(403), tags=["metrics"])
 
 DEFAULT_WINDOW = "30m"
 PERCENTILE_METHOD = "nearest-rank"

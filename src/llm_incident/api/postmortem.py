@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from llm_incident.api.deps import ApiError, require_api_key, services
+from llm_incident.api.deps import ApiError, needs, services
 from llm_incident.api.docs import errors
 from llm_incident.api.schemas import PostmortemData
 from llm_incident.bounds import Positive
 from llm_incident.incidents.postmortem import compile_postmortem, render_markdown
 from llm_incident.incidents.service import IncidentError
 
-router = APIRouter(dependencies=[Depends(require_api_key)], tags=["postmortem"])
+router = APIRouter(dependencies=[needs("read")], responses=errors(403), tags=["postmortem"])
 MARKDOWN = "text/markdown; charset=utf-8"
 
 

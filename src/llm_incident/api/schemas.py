@@ -133,8 +133,12 @@ class ControlsChange(BaseModel):
     fallback_message: Text | None = Field(None, max_length=MAX_FALLBACK_CHARS)
     expected_version: Count | None = Field(None, description="compare-and-set: 409 unless current")
     reason: Text | None = None
-    actor: Text | None = Field(None, min_length=1, max_length=MAX_NAME_CHARS)
-    incident: Positive | None = None
+    on_behalf_of: Text | None = Field(
+        None, min_length=1, max_length=MAX_NAME_CHARS // 2,
+        description="who the caller acts for; recorded as `key:NAME on behalf of WHO`, never as that person")
+    actor: Text | None = Field(None, min_length=1, max_length=MAX_NAME_CHARS // 2,
+                               description="deprecated alias of `on_behalf_of`")
+    incident: Positive | None = Field(None, description="an existing incident number (400 otherwise)")
     expires_in: Amount | None = Field(None, gt=0, description="seconds until the change reverts")
     expires_at: UtcTimestamp | None = None
     env: Text | None = Field(None, min_length=1, max_length=100)

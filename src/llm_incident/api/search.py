@@ -8,10 +8,10 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter, ValidationError
 
-from llm_incident.api.deps import ApiError, require_api_key, services
+from llm_incident.api.deps import ApiError, needs, services
 from llm_incident.api.docs import errors
 from llm_incident.api.schemas import EventsPage
 from llm_incident.bounds import Positive, UtcTimestamp
@@ -19,7 +19,7 @@ from llm_incident.events.models import Event
 from llm_incident.metrics.filters import FilterError
 from llm_incident.metrics.search import MAX_LIMIT, event_json, search_events
 
-router = APIRouter(dependencies=[Depends(require_api_key)], tags=["events"])
+router = APIRouter(dependencies=[needs("read")], responses=errors(403), tags=["events"])
 DEFAULT_LIMIT = 100
 _POSITION = TypeAdapter(tuple[UtcTimestamp, Positive])
 

@@ -9,12 +9,12 @@ answered as `{"error": message}` JSON like the rest of the API.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.concurrency import run_in_threadpool
 
-from llm_incident.api.deps import ApiError, Services, read_body, require_api_key, services
+from llm_incident.api.deps import ApiError, Services, needs, read_body, services
 from llm_incident.api.docs import errors
 from llm_incident.api.ingest import ingest_items
 from llm_incident.events.ingest import IngestResult
@@ -90,11 +90,11 @@ _BODIES = {
 }
 
 
-@router.post("/v1/traces", dependencies=[Depends(require_api_key)], response_class=Response,
+@router.post("/v1/traces", dependencies=[needs("ingest")], response_class=Response,
              responses={200: {"description": "ExportTraceServiceResponse in the request's encoding",
                               "content": {PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
                                           JSON: {"schema": _EXPORT_REPLY}}},
-                        **errors(400, 401, 413, 415)},
+                        **errors(400, 401, 403, 413, 415)},
              openapi_extra={"requestBody": {"required": True, "content": _BODIES}})
 async def post_traces(request: Request) -> Response:
     """OTLP/HTTP trace export; gen_ai spans are stored as events like `POST /v1/events`."""
