@@ -13,7 +13,8 @@ from llm_incident.incidents.service import StartRequest
 from llm_incident.slack import outbox
 from llm_incident.slack.dedupe import first_time, prune_seen
 from llm_incident.slack.outbox import SlackDelivery
-from llm_incident.slack.outbox_worker import OutboxWorker, _retry_after
+from llm_incident.slack.failures import retry_after as _retry_after
+from llm_incident.slack.outbox_worker import OutboxWorker
 from tests.fakeslack import FakeSlack
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)

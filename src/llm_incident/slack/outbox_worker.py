@@ -31,14 +31,12 @@ from llm_incident.commands.core import card
 from llm_incident.db import Database
 from llm_incident.incidents import service as incidents
 from llm_incident.incidents.models import Incident
-from llm_incident.slack import blocks, outbox, outbox_recovery, postmortem_delivery
+from llm_incident.slack import blocks, failures, outbox, outbox_recovery, postmortem_delivery
 from llm_incident.slack.dedupe import prune_seen
 from llm_incident.slack.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable",
-                    "request_timeout", "team_added_to_org"}
 BLOCK_ERRORS = {"invalid_blocks", "invalid_blocks_format"}
 HOUSEKEEPING_EVERY = timedelta(minutes=10)
 POSTING = {"root", "thread", "origin", outbox.CHANNEL, outbox.FILES}  # not idempotent in Slack
@@ -316,12 +314,10 @@ class OutboxWorker:
     def _failed(self, row: OutboxMessage, attempts: int, exc: Exception) -> None:
         now = self.clock()
         if isinstance(exc, SlackApiError):
-            status = getattr(exc.response, "status_code", 0)
-            error = str((exc.response.data or {}).get("error", "")) if isinstance(
-                exc.response.data, dict) else ""
+            status, error = failures.status_and_error(exc)
             what = f"Slack answered {status} {error}".strip()
             if status == 429:
-                delay = _retry_after(exc.response.headers)
+                delay = failures.retry_after(exc.response.headers)
                 log.info("Slack rate-limited %s; retrying in %.0f s", row.key, delay)
                 outbox.reschedule(self.db, row.id, at=now + timedelta(seconds=delay), error=what,
                                   attempts=attempts - 1,  # a rate limit is not a failed attempt
@@ -335,7 +331,7 @@ class OutboxWorker:
                     "plain": True, **outbox_recovery.after_failure(row.payload,
                                                                    maybe_sent=False)})
                 return
-            if status < 500 and error not in TRANSIENT_ERRORS:
+            if not failures.transient(exc):
                 self._dead(row, attempts, what)
                 return
             maybe_sent = status >= 500  # Slack may have done it before failing to answer
@@ -366,15 +362,3 @@ class OutboxWorker:
             row.key, row.kind, row.incident_number, attempts, reason)
         outbox.mark_dead(self.db, row.id, error=reason)
 
-
-def _retry_after(headers: Any) -> float:
-    """Seconds from a Retry-After header (default 30, at most 15 minutes)."""
-    value = None
-    if headers:
-        for name, raw in dict(headers).items():
-            if str(name).lower() == "retry-after":
-                value = raw[0] if isinstance(raw, (list, tuple)) else raw
-    try:
-        return min(max(float(value), 0.0), 900.0) if value is not None else 30.0
-    except (TypeError, ValueError):
-        return 30.0

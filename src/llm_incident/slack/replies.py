@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from llm_incident.db import Database
+from llm_incident.slack import failures
 from llm_incident.slack.models import ReplyMessage
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ class ReplyWorker:
     def _retry(self, row: ReplyMessage, exc: Exception) -> None:
         now = self.clock()
         error = _describe(exc)
-        if isinstance(exc, SlackApiError) and not _transient(exc):
+        if isinstance(exc, SlackApiError) and not failures.transient(exc):
             log.error("answer to %s not delivered (%s); not retried",
                       row.payload.get("user"), error)
             self._finish(row, "dead", error=error)
@@ -199,8 +200,10 @@ class ReplyWorker:
             self._finish(row, "dead", error=error)
             return
         delay = min(self.backoff_max, self.backoff_base * 2 ** row.attempts)
-        retry_after = _retry_after(exc)
-        delay = retry_after if retry_after is not None else delay * (0.5 + random.random() / 2)
+        if isinstance(exc, SlackApiError) and failures.status_and_error(exc)[0] == 429:
+            delay = failures.retry_after(exc.response.headers)
+        else:
+            delay *= 0.5 + random.random() / 2
         with self.db.write() as session:
             session.connection().execute(
                 update(ReplyMessage).where(ReplyMessage.id == row.id)
@@ -210,22 +213,6 @@ class ReplyWorker:
 
 def _describe(exc: Exception) -> str:
     if isinstance(exc, SlackApiError):
-        return f"Slack error {exc.response.get('error') or exc.response.status_code}"
+        status, error = failures.status_and_error(exc)
+        return f"Slack error {error or status}"
     return f"{type(exc).__name__}: {exc}"[:500]
-
-
-def _transient(exc: SlackApiError) -> bool:
-    status = getattr(exc.response, "status_code", 200)
-    return status == 429 or status >= 500 or exc.response.get("error") in (
-        "ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout")
-
-
-def _retry_after(exc: Exception) -> float | None:
-    if isinstance(exc, SlackApiError) and getattr(exc.response, "status_code", 0) == 429:
-        value = (exc.response.headers or {}).get("Retry-After") or (
-            exc.response.headers or {}).get("retry-after")
-        try:
-            return max(float(value), 0.0)
-        except (TypeError, ValueError):
-            return 1.0
-    return None
