@@ -1,0 +1,251 @@
+"""Suggested mitigations with numbers, each one `/llm-incident` command away (or a rollback text).
+
+Per class, in the order of the runbook's checklists (`ORDER`); a suggestion is offered when:
+
+- clamp — p95 tokens_out rose: `clamp <route> N`, N = the pre-onset p99 tokens_out rounded up
+  (`round_up`: to the next 100 below 1,000, 500 below 10,000, else 1,000);
+- model / provider — an alternative is healthy in the same window (`Alternatives`, read by
+  `alternatives()`): the route's own pre-onset model (provider) first, else the busiest healthy
+  one; offered when the attribution names a model (provider), or for latency/cost (provider:
+  errors) when the class's stat moved;
+- retries — the retry share rose (a shift, or `RETRY_RISE` over the baseline): `retries <route> 1`;
+- kill — the flagged rate since the onset is at least `KILL_FLAGGED_RATE`;
+- rollback — the attribution names a prompt version: roll back to the pre-onset version, citing
+  the change-log entry (its ref) when one ranks as cause; no verb (the bot cannot deploy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from llm_incident.metrics.scope import C, IS_ERROR, event_conditions
+from llm_incident.metrics.stats import WindowStats
+from llm_incident.triage.attribution import Attribution, explaining
+from llm_incident.triage.cause import Cause
+
+KILL_FLAGGED_RATE = 0.10
+RETRY_RISE = 0.05  # retry share up this much (absolute) counts as risen without a shift
+HEALTHY_MAX_ERROR_RATE = 0.05
+HEALTHY_MIN_CALLS = 20
+HEALTHY_MAX_SLOWDOWN = 1.25  # avg duration since the onset vs before, at most
+ORDER = {
+    "quality": ("kill", "rollback", "model", "clamp", "retries", "provider"),
+    "latency": ("model", "provider", "clamp", "retries", "rollback", "kill"),
+    "cost": ("clamp", "model", "rollback", "retries", "provider", "kill"),
+    "provider": ("retries", "provider", "model", "kill", "clamp", "rollback"),
+    "unknown": ("kill", "rollback", "clamp", "retries", "model", "provider"),
+}
+PREFIX = "/llm-incident"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One mitigation; `verb`/`command` None when the bot cannot do it (a rollback)."""
+
+    kind: str  # clamp | model | provider | retries | kill | rollback
+    route: str
+    text: str
+    verb: str | None = None
+    value: str | int | None = None
+
+    @property
+    def command(self) -> str | None:
+        if self.verb is None:
+            return None
+        value = "" if self.value is None else f" {self.value}"
+        return f"{PREFIX} {self.verb} {self.route}{value}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "verb": self.verb, "route": self.route, "value": self.value,
+                "text": self.text, "command": self.command}
+
+
+@dataclass
+class Health:
+    """A model's or provider's calls, errors and average duration since the onset (all routes),
+    and its average duration before."""
+
+    name: str
+    calls: int
+    errors: int
+    avg_ms: float | None
+    avg_ms_before: float | None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
+
+    @property
+    def healthy(self) -> bool:
+        slower = (self.avg_ms is not None and self.avg_ms_before
+                  and self.avg_ms / self.avg_ms_before > HEALTHY_MAX_SLOWDOWN)
+        return (self.calls >= HEALTHY_MIN_CALLS and self.error_rate <= HEALTHY_MAX_ERROR_RATE
+                and not slower)
+
+    def describe(self) -> str:
+        return f"{self.error_rate * 100:.1f} % errors over {self.calls:,} calls since the onset"
+
+
+@dataclass
+class Alternatives:
+    """Models and providers seen since the onset, and what the route ran before it."""
+
+    models: list[Health] = field(default_factory=list)
+    providers: list[Health] = field(default_factory=list)
+    route_before: dict[str, list[str]] = field(default_factory=dict)  # "model" → busiest first
+    route_after: dict[str, list[str]] = field(default_factory=dict)
+    prompt_versions_before: dict[str, str] = field(default_factory=dict)  # prompt_id → version
+
+
+def _grouped(session: Session, column: Any, start: datetime, end: datetime,
+             route: str | None) -> dict[str, tuple[int, int, float | None]]:
+    rows = session.execute(
+        select(column, func.count(), func.count().filter(IS_ERROR), func.avg(C.duration_ms))
+        .where(*event_conditions(route, start, end), column.is_not(None)).group_by(column)
+    ).all()
+    return {name: (calls, errors, None if avg is None else float(avg))
+            for name, calls, errors, avg in rows}
+
+
+def alternatives(session: Session, route: str, *, baseline_start: datetime, onset: datetime,
+                 now: datetime) -> Alternatives:
+    """Health of every model and provider since the onset (all routes), and the route's
+    pre-onset models, providers and prompt versions."""
+    out = Alternatives()
+    for column, target in ((C.model, out.models), (C.provider, out.providers)):
+        after = _grouped(session, column, onset, now, None)
+        before = _grouped(session, column, baseline_start, onset, None)
+        for name, (calls, errors, avg) in sorted(after.items(), key=lambda kv: (-kv[1][0], kv[0])):
+            target.append(Health(name, calls, errors, avg, before.get(name, (0, 0, None))[2]))
+    for name, column in (("model", C.model), ("provider", C.provider)):
+        for start, end, target in ((baseline_start, onset, out.route_before),
+                                   (onset, now, out.route_after)):
+            counts = _grouped(session, column, start, end, route)
+            target[name] = [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0]))]
+    rows = session.execute(
+        select(C.prompt_id, C.prompt_version, func.count())
+        .where(*event_conditions(route, baseline_start, onset), C.prompt_id.is_not(None),
+               C.prompt_version.is_not(None))
+        .group_by(C.prompt_id, C.prompt_version)
+    ).all()
+    for prompt_id, version, _ in sorted(rows, key=lambda r: (-r[2], r[0], r[1])):
+        out.prompt_versions_before.setdefault(prompt_id, version)
+    return out
+
+
+def round_up(tokens: float) -> int:
+    """Up to a round number: the next 100 below 1,000, 500 below 10,000, else 1,000."""
+    step = 100 if tokens < 1000 else 500 if tokens < 10_000 else 1000
+    return max(step, int(math.ceil(tokens / step)) * step)
+
+
+@dataclass
+class Evidence:
+    """What the suggestions are drawn from (all about one route)."""
+
+    route: str
+    incident_class: str
+    rising: set[str]  # stats that shifted up (detector: step or drift, ratio > 1)
+    baseline: WindowStats
+    current: WindowStats
+    p99_tokens_out_before: float | None
+    attributions: Sequence[Attribution] = ()
+    causes: Sequence[Cause] = ()
+    alternatives: Alternatives = field(default_factory=Alternatives)
+
+
+def _pick(healths: list[Health], preferred: list[str], bad: set[str]) -> tuple[str, str] | None:
+    """(name, why): the route's own pre-onset value first (healthy since the onset, or unused
+    since), else the busiest healthy one not in `bad`."""
+    by_name = {h.name: h for h in healths}
+    for name in preferred:
+        health = by_name.get(name)
+        if health is None:
+            return name, "the route's own before the onset; not called since"
+        if health.healthy:
+            return name, (f"the route's own before the onset; healthy in the same window, "
+                          f"{health.describe()}")
+    for health in healths:
+        if health.healthy and health.name not in bad and health.name not in preferred:
+            return health.name, f"healthy in the same window, {health.describe()}"
+    return None
+
+
+def _switch(kind: str, ev: Evidence, explained: list[Attribution]) -> Suggestion | None:
+    attributed = {a.value for a in explained if a.dimension == kind}
+    class_moved = {"model": {"p95_duration_ms", "cost_per_call_usd", "error_rate"},
+                   "provider": {"error_rate", "p95_duration_ms"}}[kind]
+    errors_moved = any(s.startswith("error_code_rate:") for s in ev.rising)
+    if not attributed and not (ev.rising & class_moved or (kind == "provider" and errors_moved)):
+        return None
+    alts = ev.alternatives
+    # Nothing attributed: whatever the route runs now is suspect.
+    bad = attributed or set(alts.route_after.get(kind, []))
+    preferred = [n for n in alts.route_before.get(kind, []) if n not in bad]
+    picked = _pick(alts.models if kind == "model" else alts.providers, preferred, bad)
+    if picked is None:
+        return None
+    name, why = picked
+    away = f" away from {', '.join(sorted(bad))}" if bad else ""
+    return Suggestion(kind, ev.route, f"switch {kind}{away} to {name} ({why})", kind, name)
+
+
+def _clamp(ev: Evidence) -> Suggestion | None:
+    if "p95_tokens_out" not in ev.rising or ev.p99_tokens_out_before is None:
+        return None
+    value = round_up(ev.p99_tokens_out_before)
+    return Suggestion("clamp", ev.route, f"clamp max_tokens to {value:,} (pre-onset p99 "
+                      f"tokens_out {ev.p99_tokens_out_before:,.0f}, rounded up)", "clamp", value)
+
+
+def _retries(ev: Evidence) -> Suggestion | None:
+    before, now = ev.baseline.retry_share or 0.0, ev.current.retry_share
+    if "retry_share" not in ev.rising and (now is None or now - before < RETRY_RISE):
+        return None
+    now_text = "n/a" if now is None else f"{now * 100:.1f} %"
+    return Suggestion("retries", ev.route, f"cap retries at 1 (retry share {before * 100:.1f} %"
+                      f" → {now_text})", "retries", 1)
+
+
+def _kill(ev: Evidence) -> Suggestion | None:
+    rate = ev.current.flagged_rate
+    if rate is None or rate < KILL_FLAGGED_RATE:
+        return None
+    return Suggestion("kill", ev.route, f"kill switch: flagged rate {rate * 100:.1f} % since the "
+                      f"onset (threshold {KILL_FLAGGED_RATE * 100:.0f} %)", "kill")
+
+
+def _rollback(ev: Evidence, explained: list[Attribution]) -> Suggestion | None:
+    prompt = next((a for a in explained if a.dimension == "prompt_version"), None)
+    if prompt is None:
+        return None
+    previous = ev.alternatives.prompt_versions_before.get(prompt.prompt_id or "")
+    target = f" to version {previous}" if previous and previous != prompt.value else ""
+    cause = next((c for c in ev.causes if c.kind in ("prompt", "deploy")
+                  and c.agrees_with == prompt.label), None)
+    ref = f" — the change: {cause.ref or cause.description}" if cause else ""
+    name = f"prompt {prompt.prompt_id} " if prompt.prompt_id else "prompt "
+    return Suggestion("rollback", ev.route,
+                      f"roll back {name}version {prompt.value}{target}{ref}")
+
+
+def suggestions(ev: Evidence) -> list[Suggestion]:
+    """The mitigations that apply, in the class's order (see the module docstring)."""
+    explained = explaining(ev.attributions)
+    made = {
+        "clamp": _clamp(ev),
+        "model": _switch("model", ev, explained),
+        "provider": _switch("provider", ev, explained),
+        "retries": _retries(ev),
+        "kill": _kill(ev),
+        "rollback": _rollback(ev, explained),
+    }
+    order = ORDER.get(ev.incident_class, ORDER["unknown"])
+    return [s for kind in order if (s := made[kind]) is not None]
