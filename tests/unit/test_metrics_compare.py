@@ -38,7 +38,7 @@ def test_zero_and_missing_baselines_never_divide():
     ("avg_tokens_in", 600.0, 1000.0, (1, 1), "avg tokens_in down 40% vs baseline (600.0 vs 1,000.0)"),
     ("flagged_rate", 0.042, 0.005, (1, 1), "flagged rate up 3.7 pts (4.2% vs 0.5%, 8.4× baseline)"),
     ("error_rate", 0.01, 0.02, (1, 1), "error rate down 1.0 pts (1.0% vs 2.0%)"),
-    ("error_rate", 0.02, 0.0, (1, 1), "error rate up 2.0 pts (2.0% vs 0.0%)"),
+    ("error_rate", 0.02, 0.0, (1, 1), "error rate +2.0 pts from 0 (2.0% vs 0.0%)"),
     ("cost_per_call_usd", 0.002, 0.002, (1, 1), "cost per call unchanged at $0.0020"),
     ("total_cost_usd", 12.5, 0.0, (1, 1), "total cost $12.50, up from 0 in the baseline"),
     ("calls", 0, 0, (0, 0), "calls: no traffic in the window or the baseline"),

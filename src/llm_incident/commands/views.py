@@ -10,16 +10,18 @@ from datetime import datetime, timedelta
 from llm_incident.changes import Change
 from llm_incident.commands.parse import VERBS
 from llm_incident.commands.replies import Actions, Button, Confirm, Note, Reply, Section, Table
-from llm_incident.incidents.models import Incident, TimelineEntry
+from llm_incident.incidents.models import Incident, IncidentClass, TimelineEntry
 from llm_incident.incidents.runbook import (
     FIRST_TEN_MINUTES,
     RUNBOOK_TITLE,
     checklists_for,
     runbook,
 )
-from llm_incident.metrics.compare import COMPARED, Comparison, fmt
+from llm_incident.metrics.compare import Comparison, Delta, fmt, label_kind, moved
 
 CARD_STATS = ("calls", "flagged_rate", "p95_duration_ms", "p95_tokens_out", "cost_per_call_usd")
+# Shown after `calls` for the provider class, and for any class when they moved.
+HEADLINE_STATS = ("error_rate", "retry_share")
 STATUS_ICON = {"open": "🔴", "mitigated": "🟡", "closed": "🟢"}
 
 
@@ -91,19 +93,52 @@ def checklist_reply(incident: Incident) -> Reply:
     return Reply(text=f"Triage checklist ({names})", blocks=tuple(blocks), ephemeral=False)
 
 
-def comparison_table(comparison: Comparison, stats: tuple[str, ...] = CARD_STATS) -> Table:
-    rows = []
-    for stat in stats:
-        label, kind = COMPARED[stat]
-        d = comparison.deltas[stat]
-        change = "" if d.rel is None else f"{d.rel * 100:+.0f}%"
-        rows.append((label, fmt(d.baseline, kind), fmt(d.now, kind), change))
+def comparison_table(comparison: Comparison, stats: tuple[str, ...] = CARD_STATS, *,
+                     incident_class: str | None = None) -> Table:
+    """Baseline vs now of `stats`; after `calls`, error rate, the biggest error codes and retry
+    share — always for the provider class, else those that moved."""
+    rows = [_delta_row(comparison.deltas[stat]) for stat in stats]
+    at = stats.index("calls") + 1 if "calls" in stats else 0
+    rows[at:at] = _headline_rows(comparison, always=incident_class == IncidentClass.provider)
     return Table(header=("stat", "baseline", "now", "change"), rows=tuple(rows))
 
 
+def _headline_rows(comparison: Comparison, *, always: bool) -> list[tuple[str, ...]]:
+    error_rate, retry_share = (comparison.deltas[stat] for stat in HEADLINE_STATS)
+    rows = [_delta_row(error_rate)] if always or moved(error_rate) else []
+    for code, d in comparison.code_deltas().items():
+        if always or moved(d):
+            counts = (comparison.baseline_stats.error_codes.get(code, 0),
+                      comparison.now.error_codes.get(code, 0))
+            rows.append(_delta_row(d, counts))
+    if always or moved(retry_share):
+        rows.append(_delta_row(retry_share))
+    return rows
+
+
+def _delta_row(d: Delta, counts: tuple[int, int] | None = None) -> tuple[str, ...]:
+    """label, baseline, now, change: points for rates, else the relative change ("new" from 0);
+    `counts` (baseline, now) go before a rate's value: "26 (22.0%)"."""
+    label, kind = label_kind(d.stat)
+    base, now = fmt(d.baseline, kind), fmt(d.now, kind)
+    if counts is not None:
+        base, now = f"{counts[0]:,} ({base})", f"{counts[1]:,} ({now})"
+    if d.abs is None:
+        change = ""
+    elif kind == "rate":
+        points = round(d.abs * 100, 1)
+        change = f"{points:+.1f} pts" if points else "±0.0 pts"
+    elif d.rel is None:
+        change = "new" if d.abs else ""
+    else:
+        change = f"{d.rel * 100:+.0f}%"
+    return (label, base, now, change)
+
+
 def metrics_reply(comparison: Comparison, *, hints: list[str] | None = None,
-                  ephemeral: bool = False) -> Reply:
-    """Baseline-vs-now table for a route, with the verdicts worth reading first."""
+                  ephemeral: bool = False, incident_class: str | None = None) -> Reply:
+    """Baseline-vs-now table for a route, with the verdicts worth reading first; the incident's
+    class picks the rows always shown (`comparison_table`)."""
     w, b = comparison.window, comparison.baseline
     head = (f"`{comparison.route}` — last {_span(w.span)} vs {b.kind} "
             f"({b.window.start:%H:%M}–{b.window.end:%H:%M} UTC)")
@@ -111,7 +146,7 @@ def metrics_reply(comparison: Comparison, *, hints: list[str] | None = None,
     if comparison.now.calls == 0 and comparison.baseline_stats.calls == 0:
         blocks.append(Section(text="No traffic in the window or the baseline."))
     else:
-        blocks.append(comparison_table(comparison))
+        blocks.append(comparison_table(comparison, incident_class=incident_class))
         verdicts = [v for v in _verdicts(comparison)]
         if verdicts:
             blocks.append(Section(text="\n".join(f"• {v}" for v in verdicts)))

@@ -2,8 +2,18 @@
 
 Verdicts are plain sentences a responder can paste into the incident thread, e.g.
 `"p95 tokens_out 8.1× baseline (2,431 vs 300)"`, `"error rate up 2.0 pts (2.5% vs 0.5%)"`,
-`"no traffic in the window"`. Relative deltas are None whenever the baseline is 0 or missing —
-never a division by zero.
+`"error rate +22.2 pts from 0 (22.2% vs 0.0%)"`, `"no traffic in the window"`. Relative deltas
+are None whenever the baseline is 0 or missing — never a division by zero.
+
+The summary ranks every change by `weight`, one scale for all kinds, so a change from a zero
+baseline is ranked, not dropped:
+- a rate by its absolute move: `RATE_POINTS` percentage points weigh as much as a doubling
+  (0 → 22 % weighs 4.4, as a 5.4× move; 3 pts weigh 0.6, more than a 26 % move of avg tokens);
+- any other stat by its relative move (|now − baseline| / baseline: +26 % weighs 0.26);
+  from a zero baseline (no relative move) as a doubling, `FROM_ZERO`;
+- error codes (`error_code_deltas`, the `TOP_CODES` biggest) as rates: each code's share of calls.
+A change is worth reading when its weight is over `SAME`; ties keep the order of COMPARED, then
+the codes.
 """
 
 from __future__ import annotations
@@ -39,6 +49,12 @@ COMPARED: dict[str, tuple[str, str]] = {
 # Within ±SAME of the baseline reads "about the same"; at MULTIPLE× or more it reads "N× baseline".
 SAME = 0.10
 MULTIPLE = 1.5
+# Ranking weights (see the module docstring): RATE_POINTS pts of a rate, or a move from 0, weigh
+# as much as a doubling; a rate under SAME × RATE_POINTS (0.5 pts) is left out of the summary.
+RATE_POINTS = 5.0
+FROM_ZERO = 1.0
+TOP_CODES = 3
+CODE_PREFIX = "error_code:"  # stat name of one error code's share of calls: "error_code:429"
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,10 @@ class Comparison:
             "summary": summary(self),
         }
 
+    def code_deltas(self, limit: int = TOP_CODES) -> dict[str, Delta]:
+        """`error_code_deltas` of the two windows."""
+        return error_code_deltas(self.now, self.baseline_stats, limit)
+
 
 def compare_windows(
     session: Session,
@@ -120,6 +140,29 @@ def deltas(now: WindowStats, base: WindowStats) -> dict[str, Delta]:
     }
 
 
+def error_code_deltas(now: WindowStats, base: WindowStats, limit: int = TOP_CODES
+                      ) -> dict[str, Delta]:
+    """code → Delta of its share of calls, for the `limit` codes biggest in either window
+    (largest first, then by code); stat names are `CODE_PREFIX + code`."""
+    codes = set(now.error_codes) | set(base.error_codes)
+    biggest = sorted(codes, key=lambda c: (-max(now.error_codes.get(c, 0),
+                                                base.error_codes.get(c, 0)), c))[:limit]
+    return {code: delta(CODE_PREFIX + code, _share(now, code), _share(base, code), now.calls,
+                        base.calls)
+            for code in biggest}
+
+
+def _share(stats: WindowStats, code: str) -> float | None:
+    return stats.error_codes.get(code, 0) / stats.calls if stats.calls else None
+
+
+def label_kind(stat: str) -> tuple[str, str]:
+    """(label, kind) of a stat of COMPARED or an error code's share ("errors 429", "rate")."""
+    if stat.startswith(CODE_PREFIX):
+        return f"errors {stat.removeprefix(CODE_PREFIX)}", "rate"
+    return COMPARED.get(stat, (stat, "number"))
+
+
 def delta(
     stat: str, now: float | None, base: float | None, now_calls: int = 1, base_calls: int = 1
 ) -> Delta:
@@ -135,7 +178,7 @@ def verdict(
     stat: str, now: float | None, base: float | None, now_calls: int = 1, base_calls: int = 1
 ) -> str:
     """One plain-language line on how `stat` compares with the baseline."""
-    label, kind = COMPARED.get(stat, (stat, "number"))
+    label, kind = label_kind(stat)
     if now_calls == 0 and base_calls == 0:
         return f"{label}: no traffic in the window or the baseline"
     if now_calls == 0:
@@ -152,6 +195,8 @@ def verdict(
         return f"{label} unchanged at {fmt(now, kind)}"
     if kind == "rate":
         points = (now - base) * 100
+        if base == 0:
+            return f"{label} {points:+.1f} pts from 0 {both}"
         direction = "up" if points > 0 else "down"
         ratio = f", {now / base:.1f}× baseline" if base and now / base >= MULTIPLE else ""
         return f"{label} {direction} {abs(points):.1f} pts {both[:-1]}{ratio})"
@@ -181,10 +226,25 @@ def fmt(value: float | None, kind: str) -> str:
     return f"{value:,.1f}"
 
 
+def weight(d: Delta) -> float:
+    """How much a change matters, on one scale for every kind (see the module docstring)."""
+    if not d.abs:
+        return 0.0
+    if label_kind(d.stat)[1] == "rate":
+        return abs(d.abs) * 100 / RATE_POINTS
+    return FROM_ZERO if d.rel is None else abs(d.rel)
+
+
+def moved(d: Delta) -> bool:
+    """True when the change is worth reading: its weight is over SAME."""
+    return weight(d) > SAME
+
+
 def summary(comparison: Comparison, limit: int = 4) -> list[str]:
-    """The verdicts worth reading first: traffic state, then the largest relative moves."""
+    """The verdicts worth reading first: traffic state, then the heaviest moves (`weight`),
+    changes from a zero baseline and error codes included."""
     if comparison.now.calls == 0 or comparison.baseline_stats.calls == 0:
         return [comparison.deltas["calls"].verdict] if comparison.deltas else []
-    moved = [d for d in comparison.deltas.values() if d.rel is not None and abs(d.rel) > SAME]
-    moved.sort(key=lambda d: abs(d.rel or 0), reverse=True)
-    return [d.verdict for d in moved[:limit]]
+    candidates = [*comparison.deltas.values(), *comparison.code_deltas().values()]
+    ranked = sorted((d for d in candidates if moved(d)), key=weight, reverse=True)
+    return [d.verdict for d in ranked[:limit]]
