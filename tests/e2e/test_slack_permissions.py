@@ -105,3 +105,31 @@ def test_an_app_home_press_goes_through_the_same_rule(db, slack):
         env.sender.interactive(payload)
         env.slack.wait_for(lambda: history(db), what="the refusal audited")
     assert history(db) == [("refused", "U0BOB")]
+
+
+def test_the_audit_names_slack_users_and_shows_close_refusal_and_reopen(db, slack):
+    import httpx
+
+    from tests.support import TEST_KEY
+
+    seed(db)
+    with slack_server(db, slack, responders=["U0ALICE"]) as env:
+        root, panel = started(env)
+        press(env, panel, "Kill route", root=root, response="kill")
+        env.sender.command("close fixed", channel=INCIDENTS, user="U0BOB", response="bob")
+        assert "may close incidents" in env.response("bob")["text"]
+        env.sender.command("close fixed", channel=INCIDENTS, response="close")
+        assert env.response("close")["text"] == "Incident #1 closed."
+        env.sender.command("reopen #1 came back", channel=INCIDENTS, response="reopen")
+        assert env.response("reopen")["text"] == "Incident #1 reopened (open)."
+        env.sender.command("restore support.reply", channel=INCIDENTS, response="again")
+        again = env.response("again")
+        audit = httpx.get(env.url + "/v1/audit", headers={"Authorization": f"Bearer {TEST_KEY}"},
+                          timeout=10).json()
+    assert again["text"].startswith("Done: <@U0ALICE> restored `support.reply`"), again
+    assert [(e["actor"], e["actor_name"], e["outcome"], e["incident"]) for e in audit["entries"]] == [
+        ("U0ALICE", "u0alice", "applied", 1), ("U0ALICE", "u0alice", "applied", 1)]
+    assert [(a["kind"], a["actor"], a["actor_name"]) for a in audit["incident_actions"]] == [
+        ("reopen", "U0ALICE", "u0alice"), ("close", "U0ALICE", "u0alice"),
+        ("refused", "U0BOB", "u0bob"), ("start", "U0ALICE", None)]
+    assert env.incidents()[0].status == "open"

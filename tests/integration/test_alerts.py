@@ -16,7 +16,8 @@ from llm_incident.alerts.evaluate import CRITICAL, OK, WARNING, observe_all
 from llm_incident.alerts.models import AlertNotification, AlertState
 from llm_incident.alerts.rules import AlertRule
 from llm_incident.commands.alerting import AlertConfig
-from llm_incident.commands.core import CommandCore, Context
+from llm_incident.commands.core import CommandCore
+from llm_incident.commands.context import Context
 from llm_incident.commands.replies import Actions, Section
 from llm_incident.events.ingest import ingest_events
 from llm_incident.incidents import service as incidents

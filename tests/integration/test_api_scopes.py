@@ -36,13 +36,17 @@ EXPECTED = {
     ("PUT", "/v1/routes/{route}/controls"): "controls",
     ("POST", "/v1/routes/{route}/controls"): "controls",
     ("GET", "/v1/audit"): "read",
+    ("GET", "/v1/keys"): "admin",
+    ("POST", "/v1/keys"): "admin",
+    ("DELETE", "/v1/keys/{key}"): "admin",
 }
 KEYS = {scope: f"{scope}-key-0123456789" for scope in SCOPES}
 URL = "/v1/routes/support.reply/controls"
-SAMPLE_PATH = {"route": "support.reply", "number": "1"}
+SAMPLE_PATH = {"route": "support.reply", "number": "1", "key": "no-such-key"}
 SAMPLE_BODY = {"/v1/events": [{"route": "support.reply"}], "/v1/changes":
                {"route": "support.reply", "kind": "deploy", "description": "v2"},
-               "/v1/traces": {"resourceSpans": []}, "/v1/routes/{route}/controls": {"retry_cap": 2}}
+               "/v1/traces": {"resourceSpans": []}, "/v1/routes/{route}/controls": {"retry_cap": 2},
+               "/v1/keys": {"name": "matrix", "scopes": ["read"]}}
 SAMPLE_QUERY = {("GET", "/v1/changes"): {"route": "support.reply"}, ("GET", "/v1/events"): {"filter": 'status = "ok"'}}
 
 

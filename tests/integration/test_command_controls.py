@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from llm_incident.commands.core import CommandCore, Context, card
+from llm_incident.commands.core import CommandCore, card
+from llm_incident.commands.context import Context
 from llm_incident.commands.replies import Actions, Section, Target
 from llm_incident.console.shell import ConsoleDelivery
 from llm_incident.controls.service import control_history, get_controls

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from llm_incident.changes import ChangeIn, ChangeKind, record_change
-from llm_incident.commands.core import CommandCore, Context
+from llm_incident.commands.core import CommandCore
+from llm_incident.commands.context import Context
 from llm_incident.commands.replies import Section, Table, Target
 from llm_incident.console.shell import ConsoleDelivery
 from llm_incident.events.ingest import ingest_events

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from llm_incident.commands.core import CommandCore, Context, card
+from llm_incident.commands.core import CommandCore, card
+from llm_incident.commands.context import Context
 from llm_incident.commands.replies import Actions, Note, Section
 from llm_incident.console.shell import ConsoleDelivery
 from llm_incident.events.ingest import ingest_events

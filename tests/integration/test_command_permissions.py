@@ -10,7 +10,8 @@ from io import StringIO
 import pytest
 
 from llm_incident.commands.control_changes import raced_line
-from llm_incident.commands.core import CommandCore, Context
+from llm_incident.commands.core import CommandCore
+from llm_incident.commands.context import Context
 from llm_incident.console.shell import ConsoleDelivery, Shell, console_permission
 from llm_incident.controls.service import control_history, get_controls
 from llm_incident.events.ingest import ingest_events
@@ -203,3 +204,55 @@ def test_a_closed_incidents_buttons_stay_inert_in_the_console(db):
     with db.read() as session:
         state = get_controls(session, "support.reply")
     assert (state.enabled, state.max_tokens) == (True, 800)
+
+
+def test_reopen_is_for_responders_and_makes_the_buttons_act_again(started, db):
+    core, delivery = started
+    closed(core, db)
+    delivery.drain()
+    refused = core.run("reopen #1 not fixed", ctx(user="U_INTERN"))
+    assert "only responders (LLM_INCIDENT_RESPONDERS) may reopen incidents" in refused.reply.text
+    assert delivery.drain() == ([], [])
+    again = core.run("reopen not fixed after all", ctx(user="U_ANA", thread_ts=THREAD))
+    assert again.reply.text == "Incident #1 reopened (open)."
+    posts, cards = delivery.drain()
+    assert [p.reply.text for p in posts] == [
+        "🔴 <@U_ANA> reopened incident #1: not fixed after all. Its buttons act again; `close` "
+        "posts a fresh postmortem draft."]
+    assert cards
+    restored = core.run("restore support.reply @v1", ctx(thread_ts=THREAD))
+    assert restored.reply.text.startswith("Done: <@U_BOSS> restored `support.reply`")
+    assert history(db)[0] == ("applied", "U_BOSS", 1)
+    with db.read() as session:
+        incident = incidents.get_incident(session, 1)
+        kinds = [(e.kind, e.actor) for e in incidents.timeline(session, incident)]
+    assert (incident.status, incident.closed_at) == ("open", None)
+    assert ("refused", "U_INTERN") in kinds and ("reopen", "U_ANA") in kinds
+    assert core.run("reopen #1", ctx()).reply.text == \
+        "⚠️ incident #1 is open, not closed; nothing to reopen"
+    assert core.run("close for real", ctx(thread_ts=THREAD)).reply.text == "Incident #1 closed."
+    keys = [p.key for p in delivery.drain()[0]]
+    assert "incident:1:postmortem" not in keys  # the first close's draft keeps its own key
+    assert any(k.startswith("incident:1:postmortem:") for k in keys), keys
+    assert any(k.startswith("incident:1:closed:") for k in keys), keys
+
+
+def test_a_closed_incidents_evidence_buttons_change_nothing_but_typing_still_labels(started, db):
+    core, delivery = started
+    with db.write() as session:
+        ingest_events(session, [{"event_id": "ev-1", "route": "support.reply",
+                                 "ts": NOW.isoformat()}], now=NOW)
+    closed(core, db)
+    delivery.drain()
+    pressed = Context(user="U_BOSS", channel="C_ONCALL", now=NOW, thread_ts=THREAD, via="button")
+    for text, usage in (("attach #1 ev-1 good", "attach #1 ev-1 good"),
+                        ("note #1 ev-1", "note #1 ev-1 <text>")):
+        answer = core.run(text, pressed)
+        assert answer.modal is None
+        assert answer.reply.text == (f"⚠️ incident #1 is closed; use `/llm-incident {usage}` "
+                                     "to act now (nothing was changed)")
+    with db.read() as session:
+        kinds = [e.kind for e in incidents.timeline(session, incidents.get_incident(session, 1))]
+    assert "evidence" not in kinds and delivery.drain()[0] == []
+    typed = core.run("attach #1 ev-1 bad wrong tone", ctx(thread_ts=THREAD))
+    assert "1 event(s) attached or updated" in typed.reply.text

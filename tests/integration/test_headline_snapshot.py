@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from llm_incident.commands.core import CommandCore, Context
+from llm_incident.commands.core import CommandCore
+from llm_incident.commands.context import Context
 from llm_incident.console.render import render_reply
 from llm_incident.console.shell import ConsoleDelivery
 from llm_incident.demo import seed_demo

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 from sqlmodel import select
 
 from llm_incident.alerts.rules import AlertRule
-from llm_incident.commands.core import CommandCore, Context
+from llm_incident.commands.core import CommandCore
+from llm_incident.commands.context import Context
 from llm_incident.controls import service as controls
 from llm_incident.events.ingest import ingest_events
 from llm_incident.incidents import service as incidents

@@ -13,7 +13,8 @@ from sqlmodel import select
 
 from llm_incident.alerts.models import AlertNotification
 from llm_incident.app import create_app
-from llm_incident.commands.core import CommandCore, Context
+from llm_incident.commands.core import CommandCore
+from llm_incident.commands.context import Context
 from llm_incident.events.ingest import ingest_events
 from llm_incident.scheduler.context import JobContext
 from llm_incident.scheduler.leader import Leadership

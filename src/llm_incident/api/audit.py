@@ -1,4 +1,6 @@
-"""`GET /v1/audit`: the control audit trail (append-only: no endpoint or command edits it), newest first."""
+"""`GET /v1/audit`: the audit trail, newest first — every attempted control change, and who started,
+closed, reopened or marked an incident or was refused doing so. Append-only: no endpoint or command
+edits it."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
-from sqlalchemy import or_
+from sqlalchemy import false, or_
 from sqlmodel import select
 
 from llm_incident.api.deps import ApiError, needs, services
 from llm_incident.api.docs import errors
 from llm_incident.bounds import Positive, Text
 from llm_incident.controls.models import ControlChange
+from llm_incident.incidents.models import Incident, TimelineEntry
 
 router = APIRouter(dependencies=[needs("read")], responses=errors(403), tags=["audit"])
 MAX_LIMIT = 1000
@@ -49,6 +52,7 @@ class AuditEntryOut(BaseModel):
     before: dict[str, Any]
     after: dict[str, Any]
     actor: str
+    actor_name: str | None
     reason: str
     incident: int | None
     version: int
@@ -56,14 +60,36 @@ class AuditEntryOut(BaseModel):
     expires_at: datetime | None
 
 
+class IncidentActionOut(BaseModel):
+    id: int
+    ts: datetime
+    incident: int
+    kind: str
+    actor: str
+    actor_name: str | None
+    text: str
+
+
 class AuditAnswer(BaseModel):
     entries: list[AuditEntryOut]
     count: int
+    incident_actions: list[IncidentActionOut]
+
+
+# Timeline kinds that are decisions about an incident (the rest are its story: status, evidence…).
+INCIDENT_ACTIONS = ("start", "mitigated", "close", "reopen", "refused")
+
+
+def actor_match(column: Any, actor: str) -> Any:
+    """`actor` exactly, or `actor on behalf of …` (an API key acting for someone)."""
+    pattern = actor.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + " on behalf of %"
+    return or_(column == actor, column.like(pattern, escape="\\"))
 
 
 def entry_json(row: ControlChange) -> dict[str, Any]:
     return {"id": row.id, "ts": row.ts.isoformat(), "route": row.route, "env": row.env, "kind": row.kind,
             "fields": list(row.fields), "before": dict(row.before), "after": dict(row.after), "actor": row.actor,
+            "actor_name": row.actor_name,
             "reason": row.reason, "incident": row.incident, "version": row.version, "outcome": row.outcome,
             "expires_at": row.expires_at.isoformat() if row.expires_at else None}
 
@@ -82,7 +108,8 @@ def get_audit(
                                             json_schema_extra=_TIME)] = None,
     limit: Annotated[Positive, Query(description=f"at most this many (≤ {MAX_LIMIT})")] = 100,
 ) -> dict[str, Any]:
-    """Every attempted control change (applied, refused, conflict, expiry) matching the filters."""
+    """Every attempted control change (applied, refused, conflict, expiry) matching the filters, and
+    the incident actions (start, mitigated, close, reopen, refused) matching actor, incident and time."""
     since, until = parse_time("since", since_text), parse_time("until", until_text)
     stmt = select(ControlChange)
     for column, value in ((ControlChange.route, route), (ControlChange.env, env),
@@ -90,13 +117,28 @@ def get_audit(
         if value is not None:
             stmt = stmt.where(column == value)
     if actor is not None:
-        pattern = actor.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + " on behalf of %"
-        stmt = stmt.where(or_(ControlChange.actor == actor, ControlChange.actor.like(pattern, escape="\\")))
+        stmt = stmt.where(actor_match(ControlChange.actor, actor))
     if since is not None:
         stmt = stmt.where(ControlChange.ts >= since)
     if until is not None:
         stmt = stmt.where(ControlChange.ts < until)
+    actions = select(TimelineEntry, Incident.number).join(Incident, Incident.id == TimelineEntry.incident_id) \
+        .where(TimelineEntry.kind.in_(INCIDENT_ACTIONS))
+    if route is not None or env is not None:
+        actions = actions.where(false())  # incident actions belong to no one route
+    if incident is not None:
+        actions = actions.where(Incident.number == incident)
+    if actor is not None:
+        actions = actions.where(actor_match(TimelineEntry.actor, actor))
+    if since is not None:
+        actions = actions.where(TimelineEntry.ts >= since)
+    if until is not None:
+        actions = actions.where(TimelineEntry.ts < until)
+    cap = min(limit, MAX_LIMIT)
     with services(request).db.read() as session:
-        rows = session.exec(stmt.order_by(ControlChange.id.desc()).limit(min(limit, MAX_LIMIT))).all()
+        rows = session.exec(stmt.order_by(ControlChange.id.desc()).limit(cap)).all()
         entries = [entry_json(row) for row in rows]
-    return {"entries": entries, "count": len(entries)}
+        done = [{"id": e.id, "ts": e.ts.isoformat(), "incident": number, "kind": e.kind, "actor": e.actor,
+                 "actor_name": e.actor_name, "text": e.text}
+                for e, number in session.exec(actions.order_by(TimelineEntry.id.desc()).limit(cap)).all()]
+    return {"entries": entries, "count": len(entries), "incident_actions": done}

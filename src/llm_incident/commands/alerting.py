@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from llm_incident.alerts import service as alerts
 from llm_incident.alerts.evaluate import CRITICAL, OK, series
 from llm_incident.alerts.models import AlertNotification
 from llm_incident.alerts.rules import DEFAULT_RULES, METRICS, AlertRule
+from llm_incident.commands.context import Context, Delivery
 from llm_incident.commands import alert_views
 from llm_incident.commands.alert_views import sparkline
 from llm_incident.commands.parse import Alerts, Start
@@ -18,9 +18,6 @@ from llm_incident.db import Database
 from llm_incident.incidents.models import Severity
 from llm_incident.incidents import service as incidents
 from llm_incident.incidents.service import IncidentError
-
-if TYPE_CHECKING:  # core imports this module
-    from llm_incident.commands.core import Context, Delivery
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from llm_incident.changes import ChangeIn, ChangeKind, record_change
+from llm_incident.commands.context import Context
 from llm_incident.commands.parse import RecordChange
 from llm_incident.commands.replies import Outcome, Reply
 from llm_incident.db import Database
-
-if TYPE_CHECKING:  # core imports this module
-    from llm_incident.commands.core import Context
 
 
 def record(db: Database, cmd: RecordChange, ctx: Context) -> Outcome:

@@ -86,7 +86,7 @@ class ControlChanges:
             if self.can_change is not None and not self.can_change(ctx.user):
                 controls.record_refusal(session, cmd.route, mitigations.ENV, changes,
                                         actor=ctx.user, reason="not a responder",
-                                        incident=number, now=ctx.now)
+                                        incident=number, actor_name=ctx.user_name, now=ctx.now)
                 log.info("refused %s %s from %s: not a responder", cmd.verb, cmd.route, ctx.user)
                 return refusal("change route controls")
             state = controls.get_controls(session, cmd.route, mitigations.ENV)
@@ -96,7 +96,8 @@ class ControlChanges:
                 session, cmd.route, mitigations.ENV, changes, actor=ctx.user,
                 reason=f"/llm-incident {cmd.verb} {cmd.route}", incident=number,
                 expected_version=seen if typed else cmd.expected_version, per_field=typed,
-                expires_at=mitigations.expiry(cmd, ctx.now), now=ctx.now)
+                expires_at=mitigations.expiry(cmd, ctx.now), actor_name=ctx.user_name,
+                now=ctx.now)
             if result.outcome is ChangeOutcome.conflict:
                 return Outcome(reply=_conflict(cmd, result, typed, ctx.now))
             if result.outcome is ChangeOutcome.unchanged:

@@ -9,16 +9,19 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import partial
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any
 
 from sqlmodel import Session
 
 from llm_incident.changes import recent_changes
 from llm_incident.commands import changelog, mitigated, mitigations, views
 from llm_incident.commands.alerting import AlertCommands, AlertConfig
-from llm_incident.commands.control_changes import ControlChanges, refusal
+from llm_incident.commands.closing import Closing
+from llm_incident.commands.context import Context, Delivery, panel_key
+from llm_incident.commands.control_changes import ControlChanges
 from llm_incident.commands.forms import (
     as_list,
     as_str,
@@ -27,7 +30,6 @@ from llm_incident.commands.forms import (
     start_modal,
 )
 from llm_incident.commands.labelling import Labelling
-from llm_incident.commands.postmortem_posts import close_posts
 from llm_incident.commands.parse import (
     Alerts,
     Attach,
@@ -41,6 +43,7 @@ from llm_incident.commands.parse import (
     Mitigated,
     Note,
     ParseError,
+    Reopen,
     RecordChange,
     Sample,
     ShowControls,
@@ -63,7 +66,7 @@ from llm_incident.metrics.filters import FilterError
 from llm_incident.db import Database
 from llm_incident.events.routes import known_routes
 from llm_incident.incidents import service as incidents
-from llm_incident.incidents.models import Incident, IncidentClass, Severity
+from llm_incident.incidents.models import Incident, IncidentClass, IncidentStatus, Severity
 from llm_incident.metrics.compare import compare_windows
 from llm_incident.metrics.windows import WindowError, parse_span
 from llm_incident.settings import DEFAULT_EVENT_ID_PATTERN
@@ -71,25 +74,6 @@ from llm_incident.settings import DEFAULT_EVENT_ID_PATTERN
 log = logging.getLogger(__name__)
 SNAPSHOT_WINDOW = timedelta(minutes=30)
 CHANGES_LOOKBACK = timedelta(hours=24)
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who asked, where, and when; `request_key` identifies the request for deduplication."""
-
-    user: str
-    channel: str | None
-    now: datetime
-    thread_ts: str | None = None
-    request_key: str | None = None
-
-
-class Delivery(Protocol):
-    """Stores posts for delivery inside the caller's transaction."""
-
-    def enqueue(self, session: Session, posts: list[Post]) -> None: ...
-
-    def refresh_card(self, session: Session, incident: Incident) -> None: ...
 
 
 class CommandCore:
@@ -107,6 +91,26 @@ class CommandCore:
         self.control_changes = ControlChanges(db, can_change, self._record_in_incident)
         self.labelling = Labelling(delivery)
         self.alerts = AlertCommands(db, alerts or AlertConfig(), self._start, delivery)
+        self.closing = Closing(db, delivery, can_change)
+        # The verb table: parsed command type -> handler(command, context) -> Outcome.
+        self.verbs: dict[type, Callable[[Any, Context], Outcome]] = {
+            Help: lambda _cmd, _ctx: Outcome(reply=views.help_reply()),
+            Start: lambda cmd, ctx: self._start_form(ctx) if cmd.form else self._start(cmd, ctx),
+            Status: self._status,
+            Metrics: self._metrics,
+            ListIncidents: self._list,
+            Close: self.closing.close,
+            Reopen: self.closing.reopen,
+            ChangeControl: self.control_changes.run,
+            ShowControls: self._show_controls,
+            Attach: self._evidence,
+            Note: self._evidence,
+            Sample: self._evidence,
+            Alerts: self.alerts.run,
+            RecordChange: partial(changelog.record, self.db),
+            Mitigated: partial(mitigated.mark, self.db, delivery),
+            Events: self._events,
+        }
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -152,36 +156,10 @@ class CommandCore:
                            tiers=tuple(as_list(values.get("customer_tiers"))))
 
     def execute(self, command: Command, ctx: Context) -> Outcome:
-        if isinstance(command, Help):
-            return Outcome(reply=views.help_reply())
-        if isinstance(command, Start):
-            return self._start_form(ctx) if command.form else self._start(command, ctx)
-        if isinstance(command, Status):
-            return self._status(command, ctx)
-        if isinstance(command, Metrics):
-            return self._metrics(command, ctx)
-        if isinstance(command, ListIncidents):
-            with self.db.read() as session:
-                return Outcome(reply=views.list_reply(incidents.list_open(session), ctx.now))
-        if isinstance(command, Close):
-            return self._close(command, ctx)
-        if isinstance(command, ChangeControl):
-            return self.control_changes.run(command, ctx)
-        if isinstance(command, ShowControls):
-            return self._show_controls(command, ctx)
-        if isinstance(command, (Attach, Note, Sample)):
-            return self._evidence(command, ctx)
-        if isinstance(command, Alerts):
-            return self.alerts.run(command, ctx)
-        if isinstance(command, RecordChange):
-            return changelog.record(self.db, command, ctx)
-        if isinstance(command, Mitigated):
-            return mitigated.mark(self.db, self.delivery, command, ctx)
-        if isinstance(command, Events):
-            with self.db.read() as session:
-                incident = self._incident_here(session, ctx)
-                return Outcome(reply=self.labelling.events(session, command, ctx, incident))
-        raise AssertionError(f"unhandled command {command!r}")
+        handler = self.verbs.get(type(command))
+        if handler is None:
+            raise AssertionError(f"unhandled command {command!r}")
+        return handler(command, ctx)
 
     # -- handlers -----------------------------------------------------------------------------
 
@@ -228,8 +206,8 @@ class CommandCore:
         ]
         for route in incident.routes:
             comparison = compare_windows(session, route, now=ctx.now, window=SNAPSHOT_WINDOW)
-            posts.append(Post(n, Target.thread, views.metrics_reply(comparison),
-                              key=f"incident:{n}:snapshot:{route}"))
+            snapshot = views.metrics_reply(comparison, incident_class=incident.incident_class)
+            posts.append(Post(n, Target.thread, snapshot, key=f"incident:{n}:snapshot:{route}"))
         for route in incident.routes:
             state = controls.get_controls(session, route, mitigations.ENV)
             posts.append(Post(n, Target.thread, mitigations.panel(state), key=panel_key(n, route)))
@@ -269,27 +247,14 @@ class CommandCore:
             comparison = compare_windows(session, cmd.route, now=ctx.now, window=span)
         return Outcome(reply=views.metrics_reply(comparison, ephemeral=False))
 
-    def _close(self, cmd: Close, ctx: Context) -> Outcome:
-        with self.db.write() as session:
-            incident = incidents.find_incident(session, channel_id=ctx.channel,
-                                               number=cmd.incident, thread_ts=ctx.thread_ts)
-            if self.can_change is not None and not self.can_change(ctx.user):
-                incidents.add_timeline(session, incident, actor=ctx.user, kind="refused",
-                                       text="tried to close the incident: not a responder",
-                                       now=ctx.now)
-                log.info("refused close of #%s from %s: not a responder", incident.number,
-                         ctx.user)
-                return refusal("close incidents")
-            incidents.close_incident(session, incident, actor=ctx.user, summary=cmd.summary,
-                                     now=ctx.now)
-            entries = incidents.timeline(session, incident)
-            self.delivery.enqueue(session, [Post(incident.number, Target.thread,
-                                                 views.timeline_reply(incident, entries),
-                                                 key=f"incident:{incident.number}:closed"),
-                                            *close_posts(session, incident, now=ctx.now)])
-            self.delivery.refresh_card(session, incident)
-        return Outcome(reply=Reply(text=f"Incident #{incident.number} closed."))
+    def _list(self, _cmd: ListIncidents, ctx: Context) -> Outcome:
+        with self.db.read() as session:
+            return Outcome(reply=views.list_reply(incidents.list_open(session), ctx.now))
 
+    def _events(self, cmd: Events, ctx: Context) -> Outcome:
+        with self.db.read() as session:
+            incident = self._incident_here(session, ctx)
+            return Outcome(reply=self.labelling.events(session, cmd, ctx, incident))
 
     def _show_controls(self, cmd: ShowControls, ctx: Context) -> Outcome:
         with self.db.read() as session:
@@ -347,6 +312,10 @@ class CommandCore:
             incident = incidents.find_incident(session, channel_id=ctx.channel,
                                                number=getattr(cmd, "incident", None),
                                                thread_ts=ctx.thread_ts)
+            if ctx.via == "button" and incident.status == IncidentStatus.closed.value:
+                return Outcome(reply=views.error_reply(
+                    f"incident #{incident.number} is closed; use `/llm-incident "
+                    f"{closed_usage(cmd, incident.number)}` to act now (nothing was changed)"))
             if isinstance(cmd, Attach):
                 return Outcome(reply=self.labelling.attach(session, incident, cmd, ctx))
             if isinstance(cmd, Sample):
@@ -362,8 +331,13 @@ class CommandCore:
             return None
 
 
-def panel_key(incident: int, route: str) -> str:
-    return f"incident:{incident}:panel:{route}"
+def closed_usage(cmd: Attach | Note | Sample, number: int) -> str:
+    """The typed form of an evidence button, for the answer of a closed incident's button."""
+    if isinstance(cmd, Attach):
+        return f"attach #{number} {' '.join(cmd.event_ids)} {cmd.label or 'none'}"
+    if isinstance(cmd, Note):
+        return f"note #{number} {cmd.event_id} <text>"
+    return f"sample {cmd.route}"
 
 
 def card(session: Session, incident: Incident, now: datetime | None = None) -> Reply:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from llm_incident.commands.context import Context, Delivery
 from llm_incident.commands.parse import Mitigated
 from llm_incident.commands.replies import Outcome, Post, Reply, Section, Target
 from llm_incident.db import Database
 from llm_incident.incidents import service as incidents
-
-if TYPE_CHECKING:  # core imports this module
-    from llm_incident.commands.core import Context, Delivery
 
 
 def mark(db: Database, delivery: Delivery, cmd: Mitigated, ctx: Context) -> Outcome:

@@ -38,6 +38,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "mitigated": ("mitigated [#N] [note]",
                   "mark the incident mitigated (the symptom is under control; not closed yet)"),
     "close": ("close [#N] [summary]", "close the incident and post its timeline"),
+    "reopen": ("reopen [#N] [reason]",
+               "reopen a closed incident (in its thread, or `#N`): its buttons act again"),
     "help": ("help", "this list"),
 }
 
@@ -91,6 +93,12 @@ class ListIncidents:
 @dataclass(frozen=True)
 class Close:
     summary: str = ""
+    incident: int | None = None
+
+
+@dataclass(frozen=True)
+class Reopen:
+    reason: str = ""
     incident: int | None = None
 
 
@@ -161,7 +169,7 @@ class RecordChange:
 
 CHANGE_KINDS = ("deploy", "prompt", "model", "config", "other")
 
-Command = (Help | Start | Status | Metrics | ListIncidents | Close | ChangeControl | ShowControls
+Command = (Help | Start | Status | Metrics | ListIncidents | Close | Reopen | ChangeControl | ShowControls
            | Attach | Note | Events | Sample | Alerts | RecordChange | Mitigated)
 
 CONTROL_VERBS = ("kill", "restore", "clamp", "model", "provider", "retries")
@@ -226,6 +234,9 @@ def parse_command(text: str, *, known_routes: Collection[str] = ()) -> Command:
     if verb == "close":
         number = _incident_ref(words)
         return Close(summary=words.rest(), incident=number)
+    if verb == "reopen":
+        number = _incident_ref(words)
+        return Reopen(reason=words.rest(), incident=number)
     if verb == "mitigated":
         number = _incident_ref(words)
         return Mitigated(note=words.rest(), incident=number)

@@ -104,23 +104,25 @@ def still_active_reply(pm: Postmortem, versions: dict[str, int]) -> Reply | None
     return Reply(text=text, blocks=tuple(blocks), ephemeral=False)
 
 
-def close_posts(session: Session, incident: Incident, *, now: datetime) -> list[Post]:
-    """The posts a close enqueues (with the close, in its transaction)."""
+def close_posts(session: Session, incident: Incident, *, now: datetime,
+                again: str = "") -> list[Post]:
+    """The posts a close enqueues (with the close, in its transaction); `again` tells the keys
+    of a later close (after a reopen) from the first one's."""
     pm = compile_postmortem(session, incident, now=now)
     n = incident.number
-    posts = [Post(n, Target.thread, summary_reply(pm), key=f"incident:{n}:postmortem")]
+    posts = [Post(n, Target.thread, summary_reply(pm), key=f"incident:{n}:postmortem{again}")]
     versions = {a.route: get_controls(session, a.route, RESTORE_ENV).version
                 for a in pm.still_active if a.env == RESTORE_ENV}
     active = still_active_reply(pm, versions)
     if active is not None:
-        posts.append(Post(n, Target.thread, active, key=f"incident:{n}:still-active"))
+        posts.append(Post(n, Target.thread, active, key=f"incident:{n}:still-active{again}"))
     charted = len(charted_routes(pm))
     which = ("a chart per impacted route" if charted == len(pm.routes) else
              f"charts for {charted} of the {len(pm.routes)} impacted routes (the incident's "
              f"own first; `llm-incident postmortem {n} --charts DIR` draws them all)")
     files = Reply(text=f"Postmortem draft for incident #{n}: the full Markdown and {which}",
                   ephemeral=False)
-    posts.append(Post(n, Target.thread, files, key=f"incident:{n}:postmortem-files",
+    posts.append(Post(n, Target.thread, files, key=f"incident:{n}:postmortem-files{again}",
                       attachments=(
                           Attachment(f"postmortem-incident-{n}.md",
                                      f"Postmortem draft — incident #{n}", "postmortem_markdown"),

@@ -11,7 +11,8 @@ from typing import TextIO
 from sqlmodel import Session
 
 from llm_incident.commands.alerting import AlertConfig
-from llm_incident.commands.core import CommandCore, Context, card
+from llm_incident.commands.core import CommandCore, card
+from llm_incident.commands.context import Context
 from llm_incident.commands.mitigations import Permission
 from llm_incident.commands.replies import Button, FieldKind, Modal, Outcome, Post, Target
 from llm_incident.console.render import render_modal_intro, render_reply
@@ -76,8 +77,9 @@ class Shell:
     def say(self, text: str) -> None:
         print(text, file=self.out)
 
-    def context(self, thread_ts: str | None = None) -> Context:
-        return Context(user=self.user, channel=CHANNEL, now=self.clock(), thread_ts=thread_ts)
+    def context(self, thread_ts: str | None = None, via: str = "typed") -> Context:
+        return Context(user=self.user, channel=CHANNEL, now=self.clock(), thread_ts=thread_ts,
+                       user_name=self.user, via=via)
 
     def render(self, reply, incident: int | None = None) -> str:
         """Render `reply`, numbering its buttons; those of an incident's posts remember its
@@ -93,7 +95,7 @@ class Shell:
         line = line.strip()
         if not line:
             return
-        thread = None
+        thread, via = None, "typed"
         if line.isdigit():
             index = int(line)
             if not 1 <= index <= len(self.buttons):
@@ -102,12 +104,12 @@ class Shell:
             button = self.buttons[index - 1]
             if button.confirm and not self._confirm(button):
                 return
-            line = button.command
+            line, via = button.command, "button"
             thread = self.threads.get(index - 1)
         for prefix in ("/llm-incident", "llm-incident"):
             if line.startswith(prefix):
                 line = line[len(prefix):]
-        self.show(self.core.run(line, self.context(thread)), thread)
+        self.show(self.core.run(line, self.context(thread, via)), thread)
 
     def _confirm(self, button: Button) -> bool:
         answer = self.read(f"{button.confirm.text} [{button.confirm.ok}/no] ").strip().lower()

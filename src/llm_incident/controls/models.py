@@ -58,6 +58,7 @@ class ControlChange(SQLModel, table=True):
     before: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     after: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     actor: str = Field(max_length=200, nullable=False)
+    actor_name: str | None = Field(default=None, max_length=200)  # e.g. the Slack user's name
     reason: str = Field(default="", nullable=False)
     incident: int | None = Field(default=None, index=True)
     ts: datetime = Field(nullable=False)

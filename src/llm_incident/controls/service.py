@@ -147,10 +147,10 @@ def _mark_changed(session: Session, route: str, env: str) -> None:
 def _audit(session: Session, *, route: str, env: str, outcome: Outcome, actor: str, reason: str,
            incident: int | None, now: datetime, version: int, before: dict[str, Any],
            after: dict[str, Any], expires_at: datetime | None = None,
-           kind: ChangeKind = ChangeKind.change) -> ControlChange:
+           kind: ChangeKind = ChangeKind.change, actor_name: str | None = None) -> ControlChange:
     entry = ControlChange(
         route=route, env=env, kind=kind.value, fields=list(after), before=before, after=after, actor=actor,
-        reason=reason, incident=incident, ts=now, version=version, outcome=outcome.value, expires_at=expires_at,
+        actor_name=(str(actor_name)[:200] or None) if actor_name else None, reason=reason, incident=incident, ts=now, version=version, outcome=outcome.value, expires_at=expires_at,
     )
     session.add(entry)
     session.flush()
@@ -173,7 +173,7 @@ def _incident(incident: Any) -> int | None:
 def change_controls(
     session: Session, route: str, env: str, changes: Mapping[str, Any], *, actor: str, reason: str = "",
     incident: int | None = None, expected_version: int | None = None, expires_at: datetime | None = None,
-    per_field: bool = False, now: datetime,
+    per_field: bool = False, actor_name: str | None = None, now: datetime,
 ) -> ChangeResult:
     """Apply `changes` (field → value, None clears an override) as one new version.
 
@@ -196,7 +196,7 @@ def change_controls(
     for _attempt in range(3):
         result = _try_change(session, route, env, values, actor=actor, reason=reason, incident=incident,
                              expected_version=expected_version, expires_at=expires_at,
-                             per_field=per_field, now=now)
+                             per_field=per_field, actor_name=actor_name, now=now)
         if result is not None:
             return replace(result, warnings=warnings)
     raise ControlError(f"could not store controls for {route} ({env}): concurrent first changes; try again")
@@ -204,7 +204,7 @@ def change_controls(
 
 def _try_change(session: Session, route: str, env: str, values: dict[str, Any], *, actor: str, reason: str,
                 incident: int | None, expected_version: int | None, expires_at: datetime | None,
-                per_field: bool, now: datetime) -> ChangeResult | None:
+                per_field: bool, actor_name: str | None, now: datetime) -> ChangeResult | None:
     """One compare-and-set attempt; None when another transaction created the row first (retry)."""
     row = _row(session, route, env, lock=True)
     current = _state(row, route, env)
@@ -214,7 +214,7 @@ def _try_change(session: Session, route: str, env: str, values: dict[str, Any], 
         if raced is not None or not per_field:
             entry = _audit(session, route=route, env=env, outcome=Outcome.conflict, actor=actor,
                            reason=reason, incident=incident, now=now, version=current.version,
-                           before=before, after=values, expires_at=expires_at)
+                           before=before, after=values, expires_at=expires_at, actor_name=actor_name)
             return ChangeResult(Outcome.conflict, current, before, values, entry.id, raced=raced)
     if before == values and expires_at is None:
         return ChangeResult(Outcome.unchanged, current, before, values)
@@ -236,7 +236,7 @@ def _try_change(session: Session, route: str, env: str, values: dict[str, Any], 
     row.updated_at, row.updated_by = now, actor
     entry = _audit(session, route=route, env=env, outcome=Outcome.applied, actor=actor, reason=reason,
                    incident=incident, now=now, version=row.version, before=before, after=values,
-                   expires_at=expires_at)
+                   expires_at=expires_at, actor_name=actor_name)
     row.expires_at = _walk(_history(session, route, env), now)[1]
     session.add(row)
     session.flush()
@@ -255,7 +255,7 @@ def _raced(session: Session, route: str, env: str, version: int,
 
 def record_refusal(
     session: Session, route: str, env: str, changes: Mapping[str, Any], *, actor: str, reason: str = "",
-    incident: int | None = None, now: datetime,
+    incident: int | None = None, actor_name: str | None = None, now: datetime,
 ) -> ChangeResult:
     """Audit a change someone was not allowed to make (`reason` says why); nothing is applied."""
     route, env = validate_key(route, env)
@@ -265,7 +265,7 @@ def record_refusal(
     before = {k: getattr(current, k) for k in after if k in FIELDS}
     entry = _audit(session, route=route, env=env, outcome=Outcome.refused, actor=str(actor)[:200] or "?",
                    reason=_reason(reason), incident=_incident(incident), now=now, version=current.version,
-                   before=before, after=after)
+                   before=before, after=after, actor_name=actor_name)
     return ChangeResult(Outcome.refused, current, before, after, entry.id)
 
 

@@ -50,7 +50,9 @@ class Incident(SQLModel, table=True):
     origin_channel_id: str | None = Field(default=None, max_length=50)
     thread_ts: str | None = Field(default=None, max_length=50)
     commander: str = Field(max_length=50)
-    started_at: datetime = Field(nullable=False)
+    started_at: datetime = Field(nullable=False)  # when it was declared
+    onset_at: datetime | None = None  # when it began (detected, `since`, or the alert's onset)
+    onset_source: str | None = Field(default=None, max_length=30)  # detected | since | alert
     mitigated_at: datetime | None = None
     closed_at: datetime | None = None
     updated_at: datetime = Field(nullable=False)
@@ -68,6 +70,7 @@ class TimelineEntry(SQLModel, table=True):
     incident_id: int = Field(foreign_key="incidents.id", index=True, nullable=False)
     ts: datetime = Field(nullable=False)
     actor: str = Field(max_length=50)
+    actor_name: str | None = Field(default=None, max_length=200)  # e.g. the Slack user's name
     kind: str = Field(max_length=30)
     text: str = Field(default="")
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))

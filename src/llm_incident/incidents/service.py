@@ -42,10 +42,11 @@ class StartRequest:
 def add_timeline(
     session: Session, incident: Incident, *, actor: str, kind: str, text: str, now: datetime,
     before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
+    actor_name: str | None = None,
 ) -> TimelineEntry:
     """Append an entry; every change to an incident goes through here."""
     entry = TimelineEntry(incident_id=incident.id, ts=now, actor=actor, kind=kind, text=text,
-                          before=before, after=after)
+                          before=before, after=after, actor_name=actor_name[:200] if actor_name else None)
     session.add(entry)
     session.flush()
     return entry
@@ -164,7 +165,7 @@ def post_status(session: Session, incident: Incident, *, actor: str, text: str,
 
 
 def close_incident(session: Session, incident: Incident, *, actor: str, summary: str,
-                   now: datetime) -> TimelineEntry:
+                   now: datetime, actor_name: str | None = None) -> TimelineEntry:
     if incident.status == IncidentStatus.closed.value:
         raise IncidentError(f"incident #{incident.number} is already closed")
     before = incident_state(incident)
@@ -174,7 +175,45 @@ def close_incident(session: Session, incident: Incident, *, actor: str, summary:
     touch(session, incident, now)
     return add_timeline(session, incident, actor=actor, kind="close", now=now,
                         text=summary.strip() or "closed", before=before,
-                        after=incident_state(incident))
+                        after=incident_state(incident), actor_name=actor_name)
+
+
+def reopen_incident(session: Session, incident: Incident, *, actor: str, reason: str,
+                    now: datetime, actor_name: str | None = None) -> TimelineEntry:
+    """Closed → open again (mitigated when it had been marked so); the close stays in the timeline."""
+    if incident.status != IncidentStatus.closed.value:
+        raise IncidentError(f"incident #{incident.number} is {incident.status}, not closed; "
+                            "nothing to reopen")
+    before = incident_state(incident)
+    incident.status = (IncidentStatus.mitigated.value if incident.mitigated_at
+                       else IncidentStatus.open.value)
+    incident.closed_at = None
+    touch(session, incident, now)
+    return add_timeline(session, incident, actor=actor, kind="reopen", now=now,
+                        text=reason.strip() or "reopened", before=before,
+                        after=incident_state(incident), actor_name=actor_name)
+
+
+def find_closed(session: Session, *, channel_id: str | None, number: int | None = None,
+                thread_ts: str | None = None) -> Incident:
+    """The incident a `reopen` means: `#N`, else the one whose thread this is, else the newest
+    closed one of the channel."""
+    if number is not None:
+        return get_incident(session, number)
+    if thread_ts:
+        found = session.exec(select(Incident).where(Incident.thread_ts == thread_ts)).first()
+        if found is not None:
+            return found
+    stmt = (
+        select(Incident)
+        .where(Incident.status == IncidentStatus.closed.value)
+        .where(or_(Incident.channel_id == channel_id, Incident.origin_channel_id == channel_id))
+        .order_by(Incident.number.desc())
+    )
+    found = session.exec(stmt).first()
+    if found is None:
+        raise IncidentError("no closed incident in this channel; name one with `reopen #N`")
+    return found
 
 
 def set_root_message(session: Session, incident: Incident, *, channel_id: str, ts: str) -> None:

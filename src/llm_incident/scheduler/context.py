@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llm_incident.alerts.rules import DEFAULT_RULES, AlertRule
-from llm_incident.commands.core import Delivery
+from llm_incident.commands.context import Delivery
 from llm_incident.db import Database
 from llm_incident.settings import REMINDER_MINUTES
 

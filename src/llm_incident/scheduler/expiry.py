@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from llm_incident.commands import mitigations, reminder_views
-from llm_incident.commands.core import panel_key
+from llm_incident.commands.context import panel_key
 from llm_incident.commands.replies import Post, Reply, Section, Target
 from llm_incident.controls.service import Reverted, any_expired, revert_expired
 from llm_incident.incidents import service as incidents

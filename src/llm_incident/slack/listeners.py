@@ -21,7 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from llm_incident.commands.acks import ack_text
-from llm_incident.commands.core import CommandCore, Context
+from llm_incident.commands.core import CommandCore
+from llm_incident.commands.context import Context
 from llm_incident.commands.replies import Outcome, Reply
 from llm_incident.db import Database
 from llm_incident.incidents import service as incidents
@@ -113,16 +114,17 @@ class Handlers:
         answer = self._answer(kind, body, item.key)
         try:
             if kind == "command":
-                self._show(self.core.run(body.get("text") or "", self._ctx(answer)), answer)
+                self._show(self.core.run(body.get("text") or "", self._ctx(answer, body)), answer)
             elif kind == "action":
                 action = (body.get("actions") or [{}])[0]
-                self._show(self.core.run(action.get("value") or "", self._ctx(answer)), answer)
+                self._show(self.core.run(action.get("value") or "",
+                                         self._ctx(answer, body, via="button")), answer)
             elif kind == "view":
                 self._submit(body, answer)
             elif kind == "shortcut":
                 message = body.get("message") or {}
-                self._show(self.core.attach_form(message.get("text") or "", self._ctx(answer)),
-                           answer)
+                self._show(self.core.attach_form(message.get("text") or "",
+                                                 self._ctx(answer, body, via="form")), answer)
             else:
                 raise ValueError(f"unknown inbox request kind {kind!r}")
         except Exception:
@@ -164,9 +166,12 @@ class Handlers:
                       response_url=body.get("response_url"), trigger_id=body.get("trigger_id"),
                       thread_ts=thread_ts)
 
-    def _ctx(self, answer: Answer) -> Context:
+    def _ctx(self, answer: Answer, body: dict[str, Any], via: str = "typed") -> Context:
+        user = body.get("user") if isinstance(body.get("user"), dict) else {}
+        name = body.get("user_name") or user.get("username") or user.get("name")
         return Context(user=answer.user, channel=answer.channel, now=self.clock(),
-                       thread_ts=answer.thread_ts, request_key=answer.key)
+                       thread_ts=answer.thread_ts, request_key=answer.key,
+                       user_name=str(name)[:200] if name else None, via=via)
 
     def _submit(self, body: dict[str, Any], answer: Answer) -> None:
         view = body.get("view") or {}
@@ -177,7 +182,7 @@ class Handlers:
             answer.channel = picked
         kind = blocks.modal_kind(view.get("callback_id") or "")
         self._show(self.core.submit(kind, values, metadata.get("context", ""),
-                                    self._ctx(answer)), answer)
+                                    self._ctx(answer, body, via="form")), answer)
 
     def _show(self, outcome: Outcome, answer: Answer) -> None:
         if outcome.modal is not None:
