@@ -11,21 +11,16 @@ from llm_incident.metrics.percentiles import reference_percentile
 from llm_incident.triage.attribution import attribute, aware_utc, baseline_start
 from llm_incident.triage.blast import blast_radius
 from llm_incident.triage.cause import NO_CHANGE, likely_causes
-from tests.triage_scenarios import STEP_KINDS, generate, insert_scenario
+from tests.triage_db import seeded
+from tests.triage_scenarios import STEP_KINDS
 
 LOOKBACK = timedelta(hours=6)
 
 
-def _seeded(db, kind: str, rate: int = 30, seed: int = 0):
-    scenario = generate(kind, rate, seed)
-    with db.write() as session:
-        cause_id = insert_scenario(session, scenario)
-    return scenario, cause_id
-
 
 @pytest.mark.parametrize("kind", STEP_KINDS)
 def test_the_injected_value_ranks_first_and_the_cause_with_it(db, kind):
-    scenario, cause_id = _seeded(db, kind)
+    scenario, cause_id = seeded(db, kind)
     truth = scenario.truth
     with db.read() as session:
         found = attribute(session, scenario.route, stat=truth.stats[0], onset=truth.onset,
@@ -44,7 +39,7 @@ def test_the_injected_value_ranks_first_and_the_cause_with_it(db, kind):
 def test_tail_shares_match_a_reference_over_the_events(db):
     """prompt_version 42: its share of the calls above the pre-onset p99 tokens_out and the share
     of its own calls above it, against the same numbers computed from the generated events."""
-    scenario, _ = _seeded(db, "token_explosion")
+    scenario, _ = seeded(db, "token_explosion")
     onset, now = scenario.truth.onset, scenario.now
     start = baseline_start(onset, now, LOOKBACK)
     events = [e for e in scenario.events if start <= e["ts"] < now]
@@ -77,7 +72,7 @@ def test_tail_shares_match_a_reference_over_the_events(db):
 def test_rate_excess_is_observed_minus_expected_per_value(db):
     """error_code_rate:429 in the 429 storm: each region's excess = its 429s after the onset minus
     the route's pre-onset 429 rate × its calls; the regions' excesses add up to the route's."""
-    scenario, _ = _seeded(db, "provider_429")
+    scenario, _ = seeded(db, "provider_429")
     onset, now = scenario.truth.onset, scenario.now
     start = baseline_start(onset, now, LOOKBACK)
     events = [e for e in scenario.events if start <= e["ts"] < now]
@@ -96,7 +91,7 @@ def test_rate_excess_is_observed_minus_expected_per_value(db):
 
 
 def test_no_change_in_the_window_says_so(db):
-    scenario, _ = _seeded(db, "latency_spike")
+    scenario, _ = seeded(db, "latency_spike")
     with db.read() as session:
         causes = likely_causes(session, [scenario.route], onset=scenario.truth.onset)
     assert causes == []
@@ -106,7 +101,7 @@ def test_no_change_in_the_window_says_so(db):
 def test_a_named_change_outranks_a_closer_one(db):
     """A deploy at the onset on the same route loses to the prompt change naming v42 a minute
     earlier; without attribution the closer one wins."""
-    scenario, cause_id = _seeded(db, "token_explosion")
+    scenario, cause_id = seeded(db, "token_explosion")
     onset = scenario.truth.onset
     from llm_incident.changes import Change
     with db.write() as session:
@@ -133,7 +128,7 @@ def _no_other_shift(session, route, *, now, lookback):
 def test_blast_radius_names_the_tier_that_moved(db):
     """quality regression on the free tier: the free tier moved, pro and enterprise did not;
     its flagged rates before/after are the window stats of that tier."""
-    scenario, _ = _seeded(db, "quality_regression")
+    scenario, _ = seeded(db, "quality_regression")
     onset, now = scenario.truth.onset, scenario.now
     with db.read() as session:
         blast = blast_radius(session, scenario.route, stat="flagged_rate", onset=onset, now=now,

@@ -173,7 +173,8 @@ class Attribution:
         if self.kind == "tail" and self.rate_after is not None:
             parts.append(f"{_pct(self.rate_after)} of its calls are above it")
         elif self.kind == "rate":
-            parts.append(f"its rate {_pct(self.rate_before)} → {_pct(self.rate_after)}")
+            was = "" if self.appeared else f"{_pct(self.rate_before)} → "
+            parts.append(f"its rate {was}{_pct(self.rate_after)}")
         parts.append(f"{_pct(self.share_after)} of calls after the onset"
                      + ("" if self.appeared else f" (was {_pct(self.baseline_share)})"))
         if self.appeared and self.first_seen is not None:

@@ -6,8 +6,8 @@ Per class, in the order of the runbook's checklists (`ORDER`); a suggestion is o
   (`round_up`: to the next 100 below 1,000, 500 below 10,000, else 1,000);
 - model / provider — an alternative is healthy in the same window (`Alternatives`, read by
   `alternatives()`): the route's own pre-onset model (provider) first, else the busiest healthy
-  one; offered when the attribution names a model (provider), or for latency/cost (provider:
-  errors) when the class's stat moved;
+  one; offered when the attribution names a model (provider), or when duration or cost (provider:
+  duration or errors) rose and the best explanation is not a prompt (the rollback fixes that);
 - retries — the retry share rose (a shift, or `RETRY_RISE` over the baseline): `retries <route> 1`;
 - kill — the flagged rate since the onset is at least `KILL_FLAGGED_RATE`;
 - rollback — the attribution names a prompt version: roll back to the pre-onset version, citing
@@ -180,11 +180,14 @@ def _pick(healths: list[Health], preferred: list[str], bad: set[str]) -> tuple[s
 
 def _switch(kind: str, ev: Evidence, explained: list[Attribution]) -> Suggestion | None:
     attributed = {a.value for a in explained if a.dimension == kind}
-    class_moved = {"model": {"p95_duration_ms", "cost_per_call_usd", "error_rate"},
+    class_moved = {"model": {"p95_duration_ms", "cost_per_call_usd"},
                    "provider": {"error_rate", "p95_duration_ms"}}[kind]
     errors_moved = any(s.startswith("error_code_rate:") for s in ev.rising)
-    if not attributed and not (ev.rising & class_moved or (kind == "provider" and errors_moved)):
-        return None
+    if not attributed:
+        if explained and explained[0].dimension.startswith("prompt"):
+            return None  # a prompt explains it: roll back rather than switch
+        if not (ev.rising & class_moved or (kind == "provider" and errors_moved)):
+            return None
     alts = ev.alternatives
     # Nothing attributed: whatever the route runs now is suspect.
     bad = attributed or set(alts.route_after.get(kind, []))
