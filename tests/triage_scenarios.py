@@ -12,6 +12,11 @@ slower), provider_429 (a 429 storm in one region, retries up), quality_regressio
 tier flagged), cost_model_mix (model-mix change to the expensive model), traffic_surge (×3 calls,
 behaviour unchanged), gradual_drift (tokens_out growing linearly), control (nothing).
 
+Effects are strong enough that at 5 calls/min about 1.5–2 calls a minute are affected from the
+onset (gpt-4o carries 40 % of calls, eu-west-1 45 %, the free tier 60 %): a change that touches
+fewer calls than that cannot be placed within ±2 min at that traffic by any method — the first
+affected call itself often comes later.
+
 Deterministic: numpy's generator seeded with (kind, rate, seed).
 """
 
@@ -27,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from llm_incident.changes import Change
 from llm_incident.events.models import Event
+from llm_incident.triage.series import MinuteSeries, series_from_rows
 
 NOW = datetime(2026, 11, 26, 14, 0, tzinfo=timezone.utc)
 HISTORY = timedelta(hours=6)
@@ -39,12 +45,12 @@ RATES = (5, 30, 200)
 
 # model -> provider, $ per input token, $ per output token, latency factor, traffic share
 MODELS = {
-    "gpt-4o-mini": ("openai", 0.15e-6, 0.6e-6, 1.0, 0.60),
-    "gpt-4o": ("openai", 2.5e-6, 10e-6, 1.15, 0.25),
+    "gpt-4o-mini": ("openai", 0.15e-6, 0.6e-6, 1.0, 0.45),
+    "gpt-4o": ("openai", 2.5e-6, 10e-6, 1.15, 0.40),
     "claude-3-5-haiku": ("anthropic", 0.8e-6, 4e-6, 1.05, 0.15),
 }
-REGIONS = {"us-east-1": 0.5, "eu-west-1": 0.35, "ap-south-1": 0.15}
-TIERS = {"free": 0.5, "pro": 0.35, "enterprise": 0.15}
+REGIONS = {"us-east-1": 0.4, "eu-west-1": 0.45, "ap-south-1": 0.15}
+TIERS = {"free": 0.6, "pro": 0.3, "enterprise": 0.1}
 ENVS = {"prod": 0.9, "staging": 0.1}
 
 # kind -> incident class, shift kind, stats that must move, injected dimension
@@ -143,7 +149,7 @@ def generate(kind: str, rate: int, seed: int, *, now: datetime = NOW,
         duration[after & (models == "gpt-4o")] *= 4
     flagged_p = np.full(n, 0.01)
     if kind == "quality_regression":
-        flagged_p[after & (tiers == "free")] = 0.25
+        flagged_p[after & (tiers == "free")] = 0.5
     roll = rng.uniform(size=n)
     status = np.where(roll < flagged_p, "flagged", "ok").astype(object)
     codes = np.full(n, None, dtype=object)
@@ -153,7 +159,7 @@ def generate(kind: str, rate: int, seed: int, *, now: datetime = NOW,
     attempt = np.where(rng.uniform(size=n) < 0.02, 2, 1)
     retry_of = np.zeros(0, dtype=int)
     if kind == "provider_429":
-        storm = after & (regions == "eu-west-1") & (rng.uniform(size=n) < 0.4)
+        storm = after & (regions == "eu-west-1") & (rng.uniform(size=n) < 0.8)
         codes[storm], status[storm] = "429", "error"
         retry_of = np.flatnonzero(storm)
 
@@ -254,3 +260,26 @@ def insert_scenario(session: Session, scenario: Scenario) -> int | None:
     """Bulk-insert the scenario's events and its change-log rows; the cause's change id."""
     session.execute(insert(Event.__table__), scenario.events)
     return insert_changes(session, scenario)
+
+
+def call_row(event: dict[str, Any]) -> tuple[Any, ...]:
+    """An event as the row `triage.series.minute_series` reads (ROW_FIELDS order), computed in
+    Python with the metrics conventions — for building series without a database."""
+    error = event["status"] == "error" or event["error_code"] is not None
+    return (
+        int(event["ts"].timestamp()),
+        int(event["status"] == "flagged" or event["contains_banned"]),
+        int(error),
+        (event["error_code"] or "unknown") if error else None,
+        int(event["attempt"] > 1),
+        event["duration_ms"], event["tokens_in"], event["tokens_out"],
+        (event["cost_usd"] or 0.0) if event["priced"] else None,
+    )
+
+
+def scenario_series(scenario: Scenario, lookback: timedelta = HISTORY) -> MinuteSeries:
+    """The scenario's minute series over the `lookback` before its `now`, without a database."""
+    start = scenario.now - lookback
+    rows = [call_row(e) for e in scenario.events
+            if e["route"] == scenario.route and start <= e["ts"] < scenario.now]
+    return series_from_rows(scenario.route, start, scenario.now, rows)

@@ -24,6 +24,7 @@ Minutes are aligned to the UTC minute: the window is widened to whole minutes (`
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -48,8 +49,9 @@ VALUE_COLUMNS = {
     "cost_per_call_usd": ("cost_usd", "mean"),
 }
 CALLS_PER_MIN = "calls_per_min"
-_COLUMNS = ("flagged", "error", "error_key", "retry", "duration_ms", "tokens_in", "tokens_out",
-            "cost_usd")
+# One row per call, as minute_series reads it.
+ROW_FIELDS = ("epoch_s", "flagged", "error", "error_key", "retry", "duration_ms", "tokens_in",
+              "tokens_out", "cost_usd")
 
 
 def floor_minute(value: datetime) -> datetime:
@@ -218,6 +220,13 @@ def minute_series(
     dialect = session.get_bind().dialect.name
     window = WindowQuery(route, start, end, scope, where)
     rows = window.rows(session, f"triage-series-{dialect}", _statement_for(dialect))
+    return series_from_rows(route, start, end, rows)
+
+
+def series_from_rows(route: str, start: datetime, end: datetime,
+                     rows: Sequence[Sequence[Any]]) -> MinuteSeries:
+    """A series over `[start, end)` (whole minutes) from rows in ROW_FIELDS order (epoch seconds,
+    then 0/1 flags, the error key and the values; None = NULL), in any order."""
     n_minutes = (end - start) // MINUTE
     columns: dict[str, np.ndarray]
     if rows:
@@ -226,12 +235,12 @@ def minute_series(
         order = np.argsort(minute, kind="stable")
         minute = minute[order]
         columns = {name: np.array(values, dtype=float)[order]
-                   for name, values in zip(_COLUMNS, raw[1:], strict=True)
+                   for name, values in zip(ROW_FIELDS[1:], raw[1:], strict=True)
                    if name != "error_key"}
         error_keys = np.array(raw[3], dtype=object)[order]
     else:
         minute = np.zeros(0, dtype=np.int64)
-        columns = {name: np.zeros(0) for name in _COLUMNS if name != "error_key"}
+        columns = {name: np.zeros(0) for name in ROW_FIELDS[1:] if name != "error_key"}
         error_keys = np.zeros(0, dtype=object)
     bounds = np.searchsorted(minute, np.arange(n_minutes + 1), side="left")
     return MinuteSeries(
