@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from llm_incident.metrics.percentiles import reference_percentile
-from llm_incident.triage.attribution import attribute, aware_utc, baseline_start
+from llm_incident.triage.attribution import attribute, aware_utc, baseline_start, counts_start
 from llm_incident.triage.blast import blast_radius
 from llm_incident.triage.cause import NO_CHANGE, likely_causes
 from tests.triage_db import seeded
@@ -41,11 +41,13 @@ def test_tail_shares_match_a_reference_over_the_events(db):
     of its own calls above it, against the same numbers computed from the generated events."""
     scenario, _ = seeded(db, "token_explosion")
     onset, now = scenario.truth.onset, scenario.now
-    start = baseline_start(onset, now, LOOKBACK)
+    p99 = reference_percentile((e["tokens_out"] for e in scenario.events
+                                if baseline_start(onset, now, LOOKBACK) <= e["ts"] < onset), 99.0)
+    start = counts_start(onset, now, LOOKBACK)
+    assert start == onset - timedelta(hours=1)
     events = [e for e in scenario.events if start <= e["ts"] < now]
     before = [e for e in events if e["ts"] < onset]
     after = [e for e in events if e["ts"] >= onset and e["tokens_out"] is not None]
-    p99 = reference_percentile((e["tokens_out"] for e in before), 99.0)
     base_rate = (sum(e["tokens_out"] is not None and e["tokens_out"] > p99 for e in before)
                  / sum(e["tokens_out"] is not None for e in before))
     above = Counter(e["prompt_version"] for e in after if e["tokens_out"] > p99)
@@ -74,7 +76,7 @@ def test_rate_excess_is_observed_minus_expected_per_value(db):
     the route's pre-onset 429 rate × its calls; the regions' excesses add up to the route's."""
     scenario, _ = seeded(db, "provider_429")
     onset, now = scenario.truth.onset, scenario.now
-    start = baseline_start(onset, now, LOOKBACK)
+    start = counts_start(onset, now, LOOKBACK)
     events = [e for e in scenario.events if start <= e["ts"] < now]
     before = [e for e in events if e["ts"] < onset]
     rate0 = sum(e["error_code"] == "429" for e in before) / len(before)

@@ -1,6 +1,8 @@
 """Attribution: which dimension values of a route explain the excess of the stat that moved.
 
-Method (deterministic, one grouped query over the route's events in `[baseline start, now)`):
+Method (deterministic): one grouped query over the route's events from `COUNTS_BASELINE` (1 h)
+before the onset (`counts_start`) to `COUNTS_AFTER` (1 h) after it or now; percentile thresholds
+read the whole lookback.
 
 - Every stat is a ratio of two per-event sums, `num / den` (a `Measure`): a rate counts the calls
   with the condition over the calls; a mean sums the column over the calls reporting it; a
@@ -16,8 +18,8 @@ Method (deterministic, one grouped query over the route's events in `[baseline s
   excess it holds; a value that appeared at the onset (baseline share 0) scores its whole share.
   This is the weighted relative accuracy of subgroup discovery, normalised by the excess.
 - Ranked by score, then by the dimension order of `DIMENSIONS` (model before provider when one
-  model is all of a provider's calls), then value. Values not seen in the baseline window are
-  flagged `appeared` with the time they were first seen.
+  model is all of a provider's calls), then value. Values not seen in the hour before the onset
+  are flagged `appeared` with the time they were first seen.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ DIMENSIONS = ("model", "provider", "prompt_version", "prompt_id", "region", "env
 ERROR_CODE_PREFIX = "error_code_rate:"
 # The baseline reaches at least this far before the onset, even when the lookback is shorter.
 MIN_BASELINE = timedelta(minutes=30)
+# The values' counts read at most this far either side of the onset (the dimension columns are
+# read row by row); the tail threshold reads the whole lookback.
+COUNTS_BASELINE = COUNTS_AFTER = timedelta(hours=1)
 # A value "explains" the excess from this score on (see the module docstring).
 EXPLAINS_SCORE = 0.2
 UNKNOWN = "unknown"
@@ -78,7 +83,7 @@ def _one(condition: ColumnElement[bool]) -> ColumnElement[Any]:
     return case((condition, 1), else_=0)
 
 
-_PERCENTILE_COLUMNS = {"p95_tokens_out": "tokens_out", "p95_duration_ms": "duration_ms",
+PERCENTILE_COLUMNS = {"p95_tokens_out": "tokens_out", "p95_duration_ms": "duration_ms",
                        "p95_tokens_in": "tokens_in", "p99_duration_ms": "duration_ms",
                        "p50_duration_ms": "duration_ms"}
 
@@ -86,8 +91,8 @@ _PERCENTILE_COLUMNS = {"p95_tokens_out": "tokens_out", "p95_duration_ms": "durat
 def measure_for(session: Session, route: str, stat: str, *, baseline_start: datetime,
                 onset: datetime, rising: bool = True) -> Measure:
     """The Measure of `stat`; a percentile stat reads its threshold from the baseline window."""
-    if stat in _PERCENTILE_COLUMNS:
-        column = C[_PERCENTILE_COLUMNS[stat]]
+    if stat in PERCENTILE_COLUMNS:
+        column = C[PERCENTILE_COLUMNS[stat]]
         p = 99.0 if rising else float(stat[1:3])
         found = percentiles(session, column, (p,),
                             event_conditions(route, baseline_start, onset))[p]
@@ -157,6 +162,8 @@ class Attribution:
     first_seen: datetime | None
     describes: str = ""  # what is counted, e.g. "calls above the old p99 tokens_out (652)"
     prompt_id: str | None = None
+    threshold: float | None = None  # tail: the pre-onset percentile counted above
+    threshold_p: float | None = None
 
     @property
     def explains(self) -> bool:
@@ -189,7 +196,8 @@ class Attribution:
             "share_after": self.share_after, "rate_before": self.rate_before,
             "rate_after": self.rate_after, "calls_before": self.calls_before,
             "calls_after": self.calls_after, "score": self.score, "explains": self.explains,
-            "appeared": self.appeared,
+            "appeared": self.appeared, "threshold": self.threshold,
+            "threshold_p": self.threshold_p,
             "first_seen": self.first_seen.isoformat() if self.first_seen else None,
             "text": self.text(),
         }
@@ -257,7 +265,8 @@ def rank(cells: Cells, measure: Measure) -> list[Attribution]:
             rate_before=_ratio(cell.num0, cell.den0), rate_after=_ratio(cell.num1, cell.den1),
             calls_before=cell.calls0, calls_after=cell.calls1,
             score=share - base_share, appeared=cell.calls0 == 0, first_seen=cell.first_seen,
-            describes=measure.describe(),
+            describes=measure.describe(), threshold=measure.threshold,
+            threshold_p=measure.threshold_p,
         ))
     order = {dim: i for i, dim in enumerate(DIMENSIONS)}
     out.sort(key=lambda a: (-round(a.score, 9), order[a.dimension], a.value, a.prompt_id or ""))
@@ -269,9 +278,15 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def baseline_start(onset: datetime, now: datetime, lookback: timedelta) -> datetime:
-    """Where the attribution's baseline starts: the lookback before `now`, and at least
-    `MIN_BASELINE` before the onset."""
+    """Where the pre-onset percentiles are read from (the tail threshold, the clamp's p99): the
+    lookback before `now`, and at least `MIN_BASELINE` before the onset."""
     return min(now - lookback, onset - MIN_BASELINE)
+
+
+def counts_start(onset: datetime, now: datetime, lookback: timedelta) -> datetime:
+    """Where the values' baseline counts start: `COUNTS_BASELINE` before the onset at most (the
+    dimension columns are read row by row, so the window stays short), `MIN_BASELINE` at least."""
+    return max(baseline_start(onset, now, lookback), onset - COUNTS_BASELINE)
 
 
 def collect(session: Session, route: str, measure: Measure, *, start: datetime,
@@ -313,9 +328,10 @@ def attribute(session: Session, route: str, *, stat: str, onset: datetime, now: 
 
     `rising`: the stat went up (a percentile stat then counts calls above the pre-onset p99,
     else above the pre-onset p95). Only values with calls after the onset, at most `limit`."""
-    start = baseline_start(onset, now, lookback)
-    measure = measure_for(session, route, stat, baseline_start=start, onset=onset, rising=rising)
-    cells = collect(session, route, measure, start=start, onset=onset, now=now)
+    measure = measure_for(session, route, stat, onset=onset, rising=rising,
+                          baseline_start=baseline_start(onset, now, lookback))
+    cells = collect(session, route, measure, start=counts_start(onset, now, lookback),
+                    onset=onset, now=min(now, onset + COUNTS_AFTER))
     return rank(cells, measure)[:limit]
 
 

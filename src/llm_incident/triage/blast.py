@@ -4,10 +4,12 @@ which other routes shifted at the same onset (± `ONSET_TOLERANCE`).
 - Windows (`comparison_windows`): after = `[onset, now)`; before = the same length just before the
   onset, at least `MIN_BEFORE` and at most the lookback. The report's metric deltas use them too.
 - Each dimension value with at least `MIN_SHARE` of the calls after the onset (at most
-  `MAX_VALUES` per dimension) gets the stat before → after from `metrics.stats.stats_for`, so the
-  numbers agree with the rest of the product. It moved when it changed the way the route did by
-  at least half as much (`MOVED_FRACTION`): percentage points for a rate, log ratio otherwise; a
-  value not seen before the onset is compared with the route's before.
+  `MAX_VALUES` per dimension) gets the stat before → after, over at most `VALUES_SPAN` each side
+  of the onset, from one read of the per-call samples (`sample_expression`) aggregated as
+  `metrics.stats` defines the stat (nearest-rank p95 ignoring NULLs, shares of calls, means, cost
+  over priced calls). It moved when it changed the way the route did by at least half as much
+  (`MOVED_FRACTION`): percentage points for a rate, log ratio otherwise; a value not seen before
+  the onset is compared with the route's before.
 - Other routes: the `max_routes` busiest with calls since the onset run through the shift
   detector (`detect_route`, over at most `OTHER_LOOKBACK` before the onset); a route is affected
   when one of its moved stats has its onset within the tolerance (the same stat preferred).
@@ -16,22 +18,27 @@ which other routes shifted at the same onset (± `ONSET_TOLERANCE`).
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import desc, func, select
+from sqlalchemy import case, desc, func, literal, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from llm_incident.metrics.compare import COMPARED, fmt
-from llm_incident.metrics.scope import C, Scope, event_conditions
+from llm_incident.metrics.percentiles import raw_rows, reference_percentile
+from llm_incident.metrics.scope import C, IS_ERROR, IS_FLAGGED, event_conditions
 from llm_incident.metrics.stats import WindowStats, stats_for
 from llm_incident.metrics.windows import Window
-from llm_incident.triage.attribution import aware_utc
+from llm_incident.triage.attribution import PERCENTILE_COLUMNS, aware_utc
+from llm_incident.triage.shifts import detect_route
 
 BLAST_DIMENSIONS = ("env", "customer_tier", "region", "model")
 MIN_BEFORE = timedelta(minutes=15)
+VALUES_SPAN = timedelta(hours=1)  # each side of the onset, for the values' before → after
 ONSET_TOLERANCE = timedelta(minutes=3)
 OTHER_LOOKBACK = timedelta(hours=2)
 MIN_SHARE = 0.01
@@ -166,32 +173,60 @@ class BlastRadius:
         }
 
 
-def _value_counts(session: Session, route: str, after: Window) -> dict[str, list[tuple[Any, int]]]:
-    """Calls after the onset per value of each blast dimension, busiest first."""
-    out: dict[str, list[tuple[Any, int]]] = {}
-    conditions = event_conditions(route, after.start, after.end)
-    for dim in BLAST_DIMENSIONS:
-        rows = session.execute(select(C[dim], func.count()).where(*conditions)
-                               .group_by(C[dim])).all()
-        out[dim] = sorted(((v, n) for v, n in rows), key=lambda r: (-r[1], str(r[0])))
-    return out
+def sample_expression(stat: str) -> ColumnElement[Any]:
+    """The per-call sample `stat` aggregates (as `metrics.stats` defines it): 0/1 for a rate, the
+    column for a percentile or mean (NULL = not reported; cost only when priced), 1 per call for
+    calls/min."""
+    if stat.startswith("error_code_rate:"):
+        code = stat.split(":", 1)[1]
+        return case((IS_ERROR & (func.coalesce(C.error_code, "unknown") == code), 1), else_=0)
+    rates = {"flagged_rate": IS_FLAGGED, "error_rate": IS_ERROR, "retry_share": C.attempt > 1}
+    if stat in rates:
+        return case((rates[stat], 1), else_=0)
+    if stat == "cost_per_call_usd":
+        return case((C.priced, C.cost_usd))
+    if stat == "calls_per_min":
+        return literal(1)
+    column = PERCENTILE_COLUMNS.get(stat) or stat.removeprefix("avg_")
+    return C[column]
+
+
+def aggregate(stat: str, samples: list[Any], minutes: float) -> float | None:
+    """`stat` over its samples: nearest-rank p95 for `p95_*`, else the mean (None = no data)."""
+    if stat == "calls_per_min":
+        return len(samples) / minutes if minutes else None
+    values = [v for v in samples if v is not None]
+    if not values:
+        return None
+    if stat.startswith("p95_"):
+        return float(reference_percentile(values, 95.0))
+    return sum(values) / len(values)
 
 
 def _values(session: Session, route: str, stat: str, before: Window, after: Window,
             route_move: float | None, route_before: float | None) -> list[ValueMove]:
+    """One read of the windows' samples with the blast dimensions, aggregated per value."""
+    rows = raw_rows(session, select(
+        *(C[d] for d in BLAST_DIMENSIONS), case((C.ts >= after.start, 1), else_=0),
+        sample_expression(stat)).where(*event_conditions(route, before.start, after.end)))
+    samples: dict[tuple[str, Any, int], list[Any]] = defaultdict(list)
+    totals = [0, 0]
+    for row in rows:
+        side, sample = row[-2], row[-1]
+        totals[side] += 1
+        for dim, value in zip(BLAST_DIMENSIONS, row, strict=False):
+            samples[(dim, value, side)].append(sample)
     out = []
-    counts = _value_counts(session, route, after)
-    for dim, rows in counts.items():
-        total = sum(n for _, n in rows)
-        for value, calls in rows[:MAX_VALUES]:
-            share = calls / total
-            if share < MIN_SHARE or value is None:
+    for dim in BLAST_DIMENSIONS:
+        found = sorted(((value, len(got)) for (d, value, side), got in samples.items()
+                        if d == dim and side == 1 and value is not None),
+                       key=lambda r: (-r[1], str(r[0])))
+        for value, calls in found[:MAX_VALUES]:
+            share = calls / totals[1]
+            if share < MIN_SHARE:
                 continue
-            scope = Scope(**{dim: value})
-            was = stat_value(stats_for(session, route, before.start, before.end, scope=scope),
-                             stat)
-            now = stat_value(stats_for(session, route, after.start, after.end, scope=scope),
-                             stat)
+            was = aggregate(stat, samples.get((dim, value, 0), []), before.minutes)
+            now = aggregate(stat, samples[(dim, value, 1)], after.minutes)
             moved = moved_like(stat, route_move, was if was is not None else route_before, now)
             out.append(ValueMove(dim, str(value), calls, share, was, now, moved, stat))
     return out
@@ -221,20 +256,25 @@ def _route_move(shifts: Any, route: str, stat: str, onset: datetime) -> RouteMov
 
 def blast_radius(session: Session, route: str, *, stat: str, onset: datetime, now: datetime,
                  lookback: timedelta = timedelta(hours=6), max_routes: int = 20,
-                 detect: Callable[..., Any] | None = None) -> BlastRadius:
+                 detect: Callable[..., Any] | None = None,
+                 window_stats: tuple[WindowStats, WindowStats] | None = None) -> BlastRadius:
     """Which values of `route` and which other routes moved at `onset` (see the docstring).
 
-    `detect`: the shift detector (default `triage.shifts.detect_route`)."""
-    if detect is None:
-        from llm_incident.triage.shifts import detect_route as detect
+    `detect`: the shift detector (default `triage.shifts.detect_route`); `window_stats`: the
+    route's stats over `comparison_windows` when the caller has them (before, after)."""
+    detect = detect or detect_route
     onset, now = aware_utc(onset), aware_utc(now)
     before, after = comparison_windows(onset, now, lookback)
-    route_before = stat_value(stats_for(session, route, before.start, before.end), stat)
-    route_after = stat_value(stats_for(session, route, after.start, after.end), stat)
+    if window_stats is None:
+        window_stats = (stats_for(session, route, before.start, before.end),
+                        stats_for(session, route, after.start, after.end))
+    route_before, route_after = (stat_value(w, stat) for w in window_stats)
     route_move = change(stat, route_before, route_after)
+    near_before = Window(max(before.start, onset - VALUES_SPAN), onset)
+    near_after = Window(onset, min(now, onset + VALUES_SPAN))
     blast = BlastRadius(route, stat, onset, before, after, route_before, route_after,
-                        values=_values(session, route, stat, before, after, route_move,
-                                       route_before))
+                        values=_values(session, route, stat, near_before, near_after,
+                                       route_move, route_before))
     others = busiest_routes(session, since=onset, now=now, exclude=route, limit=max_routes)
     other_lookback = min(lookback, (now - onset) + OTHER_LOOKBACK)
     for other in others:

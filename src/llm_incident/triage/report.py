@@ -283,6 +283,21 @@ def _moved_most(stats: tuple[str, ...], before: WindowStats, after: WindowStats)
     return max(stats, key=lambda s: (size(s), -stats.index(s)))
 
 
+def _p99_tokens_out(session: Session, route: str, onset: datetime, now: datetime,
+                    lookback: timedelta, attributions: list[Attribution],
+                    wanted: bool) -> float | None:
+    """The pre-onset p99 tokens_out the clamp rounds up (the attribution's threshold when it
+    counted calls above it); None when tokens_out did not rise."""
+    if not wanted:
+        return None
+    for attribution in attributions[:1]:
+        if attribution.stat == "p95_tokens_out" and attribution.threshold_p == 99.0:
+            return attribution.threshold
+    start = baseline_start(onset, now, lookback)
+    found = percentiles(session, C.tokens_out, (99.0,), event_conditions(route, start, onset))
+    return None if found[99.0] is None else float(found[99.0])
+
+
 def triage(session: Session, route: str, *, now: datetime, incident_class: str | None = None,
            since: datetime | None = None, lookback: timedelta = timedelta(hours=6),
            max_routes: int = 20) -> Triage:
@@ -317,19 +332,20 @@ def triage(session: Session, route: str, *, now: datetime, incident_class: str |
         rising = moved is None or moved >= 0
     result.main_stat = stat
     result.blast = blast_radius(session, route, stat=stat, onset=onset, now=now,
-                                lookback=lookback, max_routes=max_routes)
+                                lookback=lookback, max_routes=max_routes,
+                                window_stats=(base, current))
     result.attributions = attribute(session, route, stat=stat, onset=onset, now=now,
                                     lookback=lookback, rising=rising)
     result.causes = likely_causes(session, result.blast.affected_routes(), onset=onset,
                                   attributions=result.attributions)
-    start = baseline_start(onset, now, lookback)
-    p99 = percentiles(session, C.tokens_out, (99.0,), event_conditions(route, start, onset))[99.0]
     rising_stats = {s.stat for s in shifts.moved() if s.ratio is None or s.ratio > 1}
     if main is None and rising:
         rising_stats.add(stat)
+    p99 = _p99_tokens_out(session, route, onset, now, lookback, result.attributions,
+                          "p95_tokens_out" in rising_stats)
     result.suggestions = suggestions(Evidence(
         route=route, incident_class=klass, rising=rising_stats, baseline=base, current=current,
-        p99_tokens_out_before=None if p99 is None else float(p99),
+        p99_tokens_out_before=p99,
         attributions=result.attributions, causes=result.causes,
         alternatives=alternatives(session, route, baseline_start=before.start, onset=onset,
                                   now=now),

@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from llm_incident.metrics.scope import C, IS_ERROR, event_conditions
@@ -35,6 +35,7 @@ RETRY_RISE = 0.05  # retry share up this much (absolute) counts as risen without
 HEALTHY_MAX_ERROR_RATE = 0.05
 HEALTHY_MIN_CALLS = 20
 HEALTHY_MAX_SLOWDOWN = 1.25  # avg duration since the onset vs before, at most
+HEALTH_SPAN = timedelta(hours=1)  # health and the route's mix: this far either side of the onset
 ORDER = {
     "quality": ("kill", "rollback", "model", "clamp", "retries", "provider"),
     "latency": ("model", "provider", "clamp", "retries", "rollback", "kill"),
@@ -104,34 +105,57 @@ class Alternatives:
     prompt_versions_before: dict[str, str] = field(default_factory=dict)  # prompt_id → version
 
 
-def _grouped(session: Session, column: Any, start: datetime, end: datetime,
-             route: str | None) -> dict[str, tuple[int, int, float | None]]:
-    rows = session.execute(
-        select(column, func.count(), func.count().filter(IS_ERROR), func.avg(C.duration_ms))
-        .where(*event_conditions(route, start, end), column.is_not(None)).group_by(column)
-    ).all()
-    return {name: (calls, errors, None if avg is None else float(avg))
-            for name, calls, errors, avg in rows}
+def _usage(session: Session, route: str, start: datetime, onset: datetime, end: datetime
+           ) -> list[tuple[Any, ...]]:
+    """(model, provider, after onset?, on `route`?, calls, errors, sum and count of durations)
+    over every route in `[start, end)`, one grouped query."""
+    inner = select(C.model, C.provider, case((C.ts >= onset, 1), else_=0).label("after"),
+                   case((C.route == route, 1), else_=0).label("mine"),
+                   case((IS_ERROR, 1), else_=0).label("error"), C.duration_ms
+                   ).where(*event_conditions(None, start, end)).subquery()
+    keys = (inner.c.model, inner.c.provider, inner.c.after, inner.c.mine)
+    return list(session.execute(
+        select(*keys, func.count(), func.sum(inner.c.error), func.sum(inner.c.duration_ms),
+               func.count(inner.c.duration_ms)).group_by(*keys)))
+
+
+def _busiest_first(counts: dict[str, int]) -> list[str]:
+    return [name for name, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def alternatives(session: Session, route: str, *, baseline_start: datetime, onset: datetime,
                  now: datetime) -> Alternatives:
-    """Health of every model and provider since the onset (all routes), and the route's
-    pre-onset models, providers and prompt versions."""
+    """Health of every model and provider since the onset (all routes, at most `HEALTH_SPAN`
+    either side of it), the route's models and providers before and after the onset, and its
+    pre-onset prompt versions."""
+    start, end = max(baseline_start, onset - HEALTH_SPAN), min(now, onset + HEALTH_SPAN)
+    # (dimension, name, after) → [calls, errors, sum ms, n ms]; (dimension, after) → route calls
+    sums: dict[tuple[str, str, int], list[float]] = {}
+    mine: dict[tuple[str, int], dict[str, int]] = {}
+    for model, provider, after, on_route, calls, errors, total_ms, n_ms in _usage(
+            session, route, start, onset, end):
+        for dim, name in (("model", model), ("provider", provider)):
+            if name is None:
+                continue
+            acc = sums.setdefault((dim, name, after), [0, 0, 0.0, 0])
+            for i, value in enumerate((calls, errors or 0, total_ms or 0.0, n_ms)):
+                acc[i] += value
+            if on_route:
+                counts = mine.setdefault((dim, after), {})
+                counts[name] = counts.get(name, 0) + calls
     out = Alternatives()
-    for column, target in ((C.model, out.models), (C.provider, out.providers)):
-        after = _grouped(session, column, onset, now, None)
-        before = _grouped(session, column, baseline_start, onset, None)
-        for name, (calls, errors, avg) in sorted(after.items(), key=lambda kv: (-kv[1][0], kv[0])):
-            target.append(Health(name, calls, errors, avg, before.get(name, (0, 0, None))[2]))
-    for name, column in (("model", C.model), ("provider", C.provider)):
-        for start, end, target in ((baseline_start, onset, out.route_before),
-                                   (onset, now, out.route_after)):
-            counts = _grouped(session, column, start, end, route)
-            target[name] = [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0]))]
+    for dim, target in (("model", out.models), ("provider", out.providers)):
+        now_sums = {name: acc for (d, name, after), acc in sums.items() if d == dim and after}
+        for name in _busiest_first({n: int(acc[0]) for n, acc in now_sums.items()}):
+            calls, errors, total_ms, n_ms = now_sums[name]
+            was = sums.get((dim, name, 0))
+            target.append(Health(name, int(calls), int(errors), total_ms / n_ms if n_ms else None,
+                                 was[2] / was[3] if was and was[3] else None))
+        out.route_before[dim] = _busiest_first(mine.get((dim, 0), {}))
+        out.route_after[dim] = _busiest_first(mine.get((dim, 1), {}))
     rows = session.execute(
         select(C.prompt_id, C.prompt_version, func.count())
-        .where(*event_conditions(route, baseline_start, onset), C.prompt_id.is_not(None),
+        .where(*event_conditions(route, start, onset), C.prompt_id.is_not(None),
                C.prompt_version.is_not(None))
         .group_by(C.prompt_id, C.prompt_version)
     ).all()
