@@ -7,12 +7,16 @@ from datetime import timedelta
 
 import pytest
 
+from sqlalchemy import insert
+
+from llm_incident.events.models import Event
 from llm_incident.metrics.percentiles import reference_percentile
 from llm_incident.triage.attribution import attribute, aware_utc, baseline_start, counts_start
 from llm_incident.triage.blast import blast_radius
 from llm_incident.triage.cause import NO_CHANGE, likely_causes
+from llm_incident.triage.shifts import detect_route
 from tests.triage_db import seeded
-from tests.triage_scenarios import STEP_KINDS
+from tests.triage_scenarios import STEP_KINDS, generate
 
 LOOKBACK = timedelta(hours=6)
 
@@ -144,3 +148,28 @@ def test_blast_radius_names_the_tier_that_moved(db):
         sum(e["status"] == "flagged" for e in mine) / len(mine))
     assert tiers["free"].after > 0.15 and tiers["pro"].after < 0.05
     assert blast.affected_routes() == [scenario.route]
+
+
+def test_blast_radius_finds_another_route_that_shifted_at_the_same_onset(db):
+    """The same token explosion on a second route (same onset) is affected; a quiet route with
+    traffic is screened out; the detector runs only on what the screen let through."""
+    scenario, _ = seeded(db, "token_explosion")
+    twin = generate("token_explosion", 30, 0, route="twin.route")
+    quiet = generate("control", 30, 1, route="quiet.route")
+    with db.write() as session:
+        for other in (twin, quiet):
+            session.execute(insert(Event.__table__), other.events)
+    detected = []
+
+    def detect(session, route, *, now, lookback):
+        detected.append(route)
+        return detect_route(session, route, now=now, lookback=lookback)
+
+    with db.read() as session:
+        blast = blast_radius(session, scenario.route, stat="p95_tokens_out",
+                             onset=scenario.truth.onset, now=scenario.now, lookback=LOOKBACK,
+                             detect=detect)
+    assert blast.affected_routes() == [scenario.route, "twin.route"]
+    assert blast.routes[0].stat == "p95_tokens_out"
+    assert abs(blast.routes[0].onset - scenario.truth.onset) <= timedelta(minutes=3)
+    assert blast.routes_examined == 2 and detected == ["twin.route"]

@@ -10,9 +10,12 @@ which other routes shifted at the same onset (± `ONSET_TOLERANCE`).
   over priced calls). It moved when it changed the way the route did by at least half as much
   (`MOVED_FRACTION`): percentage points for a rate, log ratio otherwise; a value not seen before
   the onset is compared with the route's before.
-- Other routes: the `max_routes` busiest with calls since the onset run through the shift
-  detector (`detect_route`, over at most `OTHER_LOOKBACK` before the onset); a route is affected
-  when one of its moved stats has its onset within the tolerance (the same stat preferred).
+- Other routes (bounded): up to `max_routes` with traffic since the onset (the route registry, or
+  the busiest by a scan when it lists more); one grouped query screens them — a rate moved 2 pts
+  or a mean (tokens_out, duration, cost) or calls/min 15 % between `SCREEN_SPAN` either side of
+  the onset; the `MAX_CONFIRMED` strongest go through the shift detector (`detect_route`, over
+  `OTHER_LOOKBACK` before the onset to now), and a route is affected when one of its moved stats
+  has its onset within the tolerance (the same stat preferred).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sqlalchemy import case, desc, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from llm_incident.events.routes import KnownRoute
 from llm_incident.metrics.compare import COMPARED, fmt
 from llm_incident.metrics.percentiles import raw_rows, reference_percentile
 from llm_incident.metrics.scope import C, IS_ERROR, IS_FLAGGED, event_conditions
@@ -40,7 +44,11 @@ BLAST_DIMENSIONS = ("env", "customer_tier", "region", "model")
 MIN_BEFORE = timedelta(minutes=15)
 VALUES_SPAN = timedelta(hours=1)  # each side of the onset, for the values' before → after
 ONSET_TOLERANCE = timedelta(minutes=3)
-OTHER_LOOKBACK = timedelta(hours=2)
+OTHER_LOOKBACK = timedelta(hours=1)
+SCREEN_SPAN = timedelta(minutes=20)
+SCREEN_MIN_BEFORE, SCREEN_MIN_AFTER = 30, 10  # calls each side of the onset
+SCREEN_POINTS, SCREEN_RATIO = 0.02, 1.15  # a rate moved 2 pts, a mean or calls/min 15 %
+MAX_CONFIRMED = 5
 MIN_SHARE = 0.01
 MAX_VALUES = 6
 MOVED_FRACTION = 0.5
@@ -243,6 +251,68 @@ def busiest_routes(session: Session, *, since: datetime, now: datetime, exclude:
     return [route for route, _ in rows]
 
 
+def candidate_routes(session: Session, *, route: str, onset: datetime, now: datetime,
+                     limit: int) -> list[str]:
+    """Other routes with traffic since the onset: the route registry when it lists at most
+    `limit` of them (no scan), else the `limit` busiest by a scan of the events."""
+    if limit <= 0:
+        return []
+    alive = list(session.execute(
+        select(KnownRoute.route).where(KnownRoute.last_seen >= onset, KnownRoute.route != route)
+        .order_by(KnownRoute.route).limit(limit + 1)).scalars())
+    if alive and len(alive) <= limit:
+        return alive
+    return busiest_routes(session, since=onset, now=now, exclude=route, limit=limit)
+
+
+def _screen_statement(routes: list[str], start: datetime, onset: datetime,
+                      end: datetime) -> Any:
+    inner = select(
+        C.route, case((C.ts >= onset, 1), else_=0).label("side"),
+        case((IS_FLAGGED, 1), else_=0).label("flagged"),
+        case((IS_ERROR, 1), else_=0).label("error"),
+        case((C.attempt > 1, 1), else_=0).label("retry"),
+        C.tokens_out, C.duration_ms, case((C.priced, C.cost_usd)).label("cost"),
+    ).where(C.route.in_(routes), C.ts >= start, C.ts < end).subquery()
+    c = inner.c
+    return (select(c.route, c.side, func.count(), func.sum(c.flagged), func.sum(c.error),
+                   func.sum(c.retry), func.avg(c.tokens_out), func.avg(c.duration_ms),
+                   func.avg(c.cost))
+            .group_by(c.route, c.side))
+
+
+def screen_routes(session: Session, routes: list[str], *, onset: datetime,
+                  now: datetime) -> list[str]:
+    """The routes whose cheap stats (rates, means, calls/min) moved across the onset, over
+    `SCREEN_SPAN` either side, in one grouped query; strongest move first. Only these go
+    through the detector."""
+    if not routes:
+        return []
+    end = min(now, onset + SCREEN_SPAN)
+    minutes = (SCREEN_SPAN.total_seconds() / 60, (end - onset).total_seconds() / 60)
+    sides: dict[str, dict[int, tuple[Any, ...]]] = defaultdict(dict)
+    for row in session.execute(_screen_statement(routes, onset - SCREEN_SPAN, onset, end)):
+        sides[row[0]][int(row[1])] = tuple(row[2:])
+    strength: dict[str, float] = {}
+    for name, by_side in sides.items():
+        before, after = by_side.get(0), by_side.get(1)
+        if before is None or after is None or before[0] < SCREEN_MIN_BEFORE \
+                or after[0] < SCREEN_MIN_AFTER:
+            continue
+        moves = [abs(after[i] / after[0] - before[i] / before[0]) / SCREEN_POINTS
+                 for i in (1, 2, 3)]
+        for i in (4, 5, 6):
+            if before[i] and after[i]:
+                moves.append(abs(math.log(float(after[i]) / float(before[i])))
+                             / math.log(SCREEN_RATIO))
+        if minutes[1]:
+            moves.append(abs(math.log((after[0] / minutes[1]) / (before[0] / minutes[0])))
+                         / math.log(SCREEN_RATIO))
+        if max(moves) >= 1:
+            strength[name] = max(moves)
+    return sorted(strength, key=lambda r: (-strength[r], r))
+
+
 def _route_move(shifts: Any, route: str, stat: str, onset: datetime) -> RouteMove | None:
     near = [s for s in shifts.moved() if s.onset is not None
             and abs(aware_utc(s.onset) - onset) <= ONSET_TOLERANCE]
@@ -275,9 +345,9 @@ def blast_radius(session: Session, route: str, *, stat: str, onset: datetime, no
     blast = BlastRadius(route, stat, onset, before, after, route_before, route_after,
                         values=_values(session, route, stat, near_before, near_after,
                                        route_move, route_before))
-    others = busiest_routes(session, since=onset, now=now, exclude=route, limit=max_routes)
+    others = candidate_routes(session, route=route, onset=onset, now=now, limit=max_routes)
     other_lookback = min(lookback, (now - onset) + OTHER_LOOKBACK)
-    for other in others:
+    for other in screen_routes(session, others, onset=onset, now=now)[:MAX_CONFIRMED]:
         found = _route_move(detect(session, other, now=now, lookback=other_lookback), other,
                             stat, onset)
         if found is not None:

@@ -10,7 +10,8 @@ A change's score adds (deterministic; ties → closer, then newer, then lower id
   kind is the attributed dimension's (prompt → prompt_version / prompt_id, model → model /
   provider; deploy and config changes half that for any dimension) — scaled by the attribution's
   strength (its score over 0.5, at most 1);
-- `SAME_ROUTE` when the change is on the incident's main route (the first of `routes`).
+- `SAME_ROUTE` when the change is on the incident's main route (the first of `routes`); on
+  another affected route the agreement weighs `OTHER_ROUTE` (the attribution is the main route's).
 
 No change in the window → an empty list; `NO_CHANGE` is what to say then.
 """
@@ -33,6 +34,7 @@ NO_CHANGE = "no recorded change near the onset"
 CLOSENESS_MINUTES = 30.0
 AFTER_ONSET = timedelta(minutes=5)
 NAMES_VALUE, KIND_MATCH, SAME_ROUTE = 2.0, 1.0, 0.25
+OTHER_ROUTE = 0.5  # the attribution is the main route's: agreement elsewhere weighs half
 # change kind → the attribution dimensions it agrees with (full weight)
 KIND_DIMENSIONS = {
     "prompt": ("prompt_version", "prompt_id"),
@@ -139,8 +141,8 @@ def likely_causes(session: Session, routes: Sequence[str], *, onset: datetime,
         ts = aware_utc(change.ts)
         minutes = (onset - ts).total_seconds() / 60
         points, agreed, named = _agreement(change, explained)
-        score = (_closeness(minutes) + points
-                 + (SAME_ROUTE if change.route == routes[0] else 0.0))
+        same = change.route == routes[0]
+        score = _closeness(minutes) + (points + SAME_ROUTE if same else points * OTHER_ROUTE)
         causes.append(Cause(
             change_id=change.id, route=change.route, kind=change.kind,
             description=change.description, ref=change.ref, author=change.author, ts=ts,
