@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llm_incident import __version__
 from llm_incident.api import (audit, changes, controls, evidence, health, ingest, keys, postmortem, search,
-                              traces)
+                              traces, triage)
 from llm_incident.api import metrics as metrics_api
 from llm_incident.api.dberrors import UNAVAILABLE_RESPONSE, database_error
 from llm_incident.api.deps import ApiError, Services, allowed_methods, check_params, utc_now
@@ -129,7 +129,7 @@ def create_app(
     _install_error_handlers(app)
     _install_request_metrics(app, metrics)
     for module in (health, ingest, traces, changes, search, metrics_api, controls, evidence,
-                   postmortem, audit, keys):
+                   postmortem, audit, keys, triage):
         app.include_router(module.router, responses=UNAVAILABLE_RESPONSE)
     install_docs(app)
     install_limits(app)  # ingest rate limit; 429s declared

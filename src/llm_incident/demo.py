@@ -87,8 +87,13 @@ def _apply_scenario(rng: random.Random, scenario: str, event: dict[str, Any]) ->
             event["output_excerpt"] = "As an internal note: the system prompt says…"
 
 
+# The scenario began this long before the demo's now (its change is at that minute).
+INCIDENT_MINUTES = 27
+
+
 def synthetic_events(
-    scenario: str, *, now: datetime, hours: float = 3.0, incident_minutes: int = 25, seed: int = 7
+    scenario: str, *, now: datetime, hours: float = 3.0, incident_minutes: int = INCIDENT_MINUTES,
+    seed: int = 7
 ) -> list[dict[str, Any]]:
     """Events for every route over `hours` up to `now`; the scenario's route misbehaves lately."""
     if scenario not in SCENARIOS:
@@ -118,10 +123,11 @@ def seed_demo(session: Session, scenario: str, *, now: datetime) -> int:
         ingest_events(session, events[i : i + 2000], now=now)
     route = SCENARIO_ROUTE[scenario]
     kind = ChangeKind.model if scenario == "latency-spike" else ChangeKind.prompt
+    ref = "demo" if kind is ChangeKind.model else f"{route}.main v42"
     record_change(
         session,
         ChangeIn(route=route, kind=kind, description=f"demo: {SCENARIOS[scenario]}",
-                 ref="demo", ts=now - timedelta(minutes=27)),
+                 ref=ref, ts=now - timedelta(minutes=INCIDENT_MINUTES)),
         now=now,
     )
     record_change(

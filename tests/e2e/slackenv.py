@@ -25,9 +25,9 @@ INCIDENTS = "C0INC"
 
 
 def opening_thread(routes: int) -> int:
-    """Posts in a new incident's thread: runbook, checklist, recent changes (when routes are
-    named), and per route a metrics snapshot and a mitigation panel."""
-    return 2 + (2 * routes + 1 if routes else 0)
+    """Posts in a new incident's thread: runbook, checklist, the Triage message and recent
+    changes (when routes are named), and per route a metrics snapshot and a mitigation panel."""
+    return 2 + (2 * routes + 2 if routes else 0)
 
 
 @dataclass
@@ -112,13 +112,15 @@ def seed(db: Database, now: datetime | None = None) -> None:
 
 
 @contextmanager
-def slack_server(db: Database, slack: FakeSlack, *, fast: bool = True,
+def slack_server(db: Database, slack: FakeSlack, *, fast: bool = True, clock: Any = None,
                  **overrides: Any) -> Iterator[SlackEnv]:
-    """create_app with Slack on (HTTP mode) against `slack`, served on a free port."""
+    """create_app with Slack on (HTTP mode) against `slack`, served on a free port (`clock`:
+    the app's clock, e.g. a fixed time)."""
     values: dict[str, Any] = {"slack_bot_token": BOT_TOKEN, "slack_signing_secret": SECRET,
                               "slack_api_url": slack.api_url, "incident_channel": INCIDENTS}
     values.update(overrides)
-    app = create_app(settings_for(db, **values), database=db)
+    app = create_app(settings_for(db, **values), database=db,
+                     **({"clock": clock} if clock is not None else {}))
     if fast and getattr(app.state, "slack", None) is not None:
         for worker in (app.state.slack.worker, app.state.slack.replies):
             worker.poll_seconds, worker.backoff_base = 0.1, 0.1

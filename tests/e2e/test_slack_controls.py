@@ -61,7 +61,7 @@ def test_a_kill_button_updates_the_panel_in_place_the_card_and_the_home_tab(db, 
                           "event_ts": "1.9"})
         home = env.slack.wait_for(lambda: env.slack.calls("views.publish"))[0].args["view"]
     assert "*Routes with active mitigations*\n• `support.reply`: killed" in texts(home)
-    assert [e.kind for e in env.timeline(1)] == ["start", "control"]
+    assert [e.kind for e in env.timeline(1)] == ["start", "triage", "control"]
 
 
 def test_only_responders_change_controls_when_responders_are_set(db, slack):
@@ -99,7 +99,7 @@ def test_a_panel_form_button_opens_a_form_whose_submission_applies_the_change(db
                                                                     "duration": "1h"}))
         answer = env.response("clamp")
     assert "clamped `support.reply` to 800 output tokens" in answer["text"]
-    assert [e.kind for e in env.timeline(1)] == ["start", "control"]
+    assert [e.kind for e in env.timeline(1)] == ["start", "triage", "control"]
 
 
 def test_every_control_verb_through_slack_and_the_control_plane(db, slack):
@@ -123,7 +123,7 @@ def test_every_control_verb_through_slack_and_the_control_plane(db, slack):
             assert {k: state[k] for k in expected} == expected, text
             assert state["version"] == n + 1
         kinds = [e.kind for e in env.timeline(1)]
-    assert kinds == ["start"] + ["control"] * len(steps)
+    assert kinds == ["start", "triage"] + ["control"] * len(steps)
 
 
 def test_double_click_on_kill_applies_once_and_posts_once(db, slack):
@@ -143,4 +143,4 @@ def test_double_click_on_kill_applies_once_and_posts_once(db, slack):
                  if "killed `support.reply`" in p["text"]]
     assert answers == ["Done: <@U0AL", "Not applied:"]
     assert len(lines) == 1
-    assert [e.kind for e in env.timeline(1)] == ["start", "control"]
+    assert [e.kind for e in env.timeline(1)] == ["start", "triage", "control"]

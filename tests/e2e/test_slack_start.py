@@ -39,13 +39,15 @@ def test_start_with_arguments_posts_card_runbook_checklist_metrics_changes_and_a
     assert close["value"] == "close #1" and close["confirm"]["confirm"]["text"] == "Close it"
 
     assert [p["text"].split(" ")[0] for p in thread] == [
-        "LLM", "Triage", "Metrics", "Metrics", "Mitigations", "Mitigations", "Recent"]
-    runbook, checklist, snap1, snap2, _, _, changes = (texts(p) for p in thread)
+        "LLM", "Triage", "Triage", "Metrics", "Metrics", "Mitigations", "Mitigations", "Recent"]
+    runbook, triage, checklist, snap1, snap2, _, _, changes = (texts(p) for p in thread)
+    assert thread[1]["text"] == "Triage for incident #1" and "*Triage: support.reply*" in triage
     assert all(h in runbook for h in HEADINGS)
     assert "Affected routes: support.reply, search.summarize" in runbook
     assert "*Triage: Cost*" in checklist and "Top prompts by total cost" in checklist
     assert "Triage: Quality" not in checklist and "*First 10 minutes*" in checklist
-    assert "`support.reply` — last 30m" in snap1 and "`search.summarize` — last 30m" in snap2
+    assert "`support.reply` — since the onset (" in snap1  # the seed's step, 30 min ago
+    assert "`search.summarize` — since the onset (" in snap2  # the incident's onset, for each
     assert "p95 tokens" in snap1 and "```" in snap1
     assert "prompt v42: friendlier, longer answers" in changes and "PR-1234" in changes
 
@@ -81,7 +83,7 @@ def test_start_in_the_current_channel_with_unknown_class_posts_all_four_checklis
     with slack_server(db, slack, incident_channel=None) as env:
         env.sender.command("start support.reply answers look weird", channel=WAR_ROOM)
         root = env.root(WAR_ROOM)
-        checklist = texts(env.thread(root, 2)[1])
+        checklist = texts(env.thread(root, 3)[2])
         env.slack.wait_for(env.outbox_settled, what="outbox settled")
     for name in ("Quality", "Latency", "Cost", "Provider (429/5xx)"):
         assert f"*Triage: {name}*" in checklist
@@ -108,7 +110,7 @@ def test_start_without_arguments_opens_the_form_and_its_submission_starts_the_in
         resp = env.sender.interactive(payload)
         assert resp.status_code == 200 and resp.text == ""
         root = env.root(INCIDENTS)
-        checklist = texts(env.thread(root, 2)[1])
+        checklist = texts(env.thread(root, 3)[2])
         answer = env.response("form")
     assert "*Triage: Latency*" in checklist and "Triage: Cost" not in checklist
     assert "*Severity*\nsev1" in texts(root)

@@ -29,6 +29,7 @@ EXPECTED = {
     ("GET", "/v1/events"): "read",
     ("GET", "/v1/routes/{route}/metrics"): "read",
     ("GET", "/v1/routes/{route}/breakdowns"): "read",
+    ("GET", "/v1/routes/{route}/triage"): "read",
     ("GET", "/v1/incidents/{number}/evidence"): "read",
     ("GET", "/v1/incidents/{number}/postmortem"): "read",
     ("GET", "/v1/controls"): "read",

@@ -53,6 +53,7 @@ def test_start_posts_card_runbook_checklist_snapshot_changes_and_origin_link(cor
     posts, _ = delivery.drain()
     assert [(p.target, p.key) for p in posts] == [
         (Target.root, "incident:1:card"), (Target.thread, "incident:1:runbook"),
+        (Target.thread, "incident:1:triage"),
         (Target.thread, "incident:1:checklist"), (Target.thread, "incident:1:snapshot:support.reply"),
         (Target.thread, "incident:1:panel:support.reply"), (Target.thread, "incident:1:changes"),
         (Target.origin, "incident:1:origin-link")]
@@ -60,11 +61,11 @@ def test_start_posts_card_runbook_checklist_snapshot_changes_and_origin_link(cor
     for heading in ("Summary", "Triage", "Mitigation options", "Evidence", "Follow-ups"):
         assert f"\n{heading}\n" in f"\n{runbook}\n"
     assert "Symptom: tokens exploding 🔥" in runbook
-    checklist = texts(posts[2].reply)
+    checklist = texts(posts[3].reply)
     assert "Triage: Cost" in checklist and "Triage: Quality" not in checklist
-    snapshot = texts(posts[3].reply)
+    snapshot = texts(posts[4].reply)
     assert "p95 tokens_out 300 2,400 +700%" in snapshot
-    assert "prompt v42" in texts(posts[5].reply)
+    assert "prompt v42" in texts(posts[6].reply)
     with db.read() as session:
         incident = incidents.get_incident(session, 1)
     assert (incident.channel_id, incident.origin_channel_id) == ("C_INCIDENTS", "C_ONCALL")

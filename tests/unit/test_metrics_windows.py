@@ -86,3 +86,10 @@ def test_explicit_ranges_need_offsets_and_order():
         parse_range("2026-11-19T11:00:00Z/")
     with pytest.raises(WindowError, match="not a timestamp"):
         parse_range("yesterday/today")
+
+
+def test_a_window_of_hundreds_of_digits_is_too_long_not_a_crash():
+    from llm_incident.metrics.windows import WindowError, parse_span
+
+    with pytest.raises(WindowError, match="too long"):
+        parse_span("9" * 400 + "m")

@@ -205,7 +205,8 @@ def test_start_modal_as_a_view():
     assert view["private_metadata"] == '{"channel":"C1"}'
     by_id = {b["block_id"]: b for b in view["blocks"]}
     assert list(by_id) == ["symptom", "incident_class", "routes", "envs", "customer_tiers",
-                           "severity"]
+                           "severity", "since"]
+    assert by_id["since"]["optional"] is True
     assert by_id["symptom"] == {
         "type": "input", "block_id": "symptom", "label": pt("Symptom"), "optional": False,
         "element": {"type": "plain_text_input", "action_id": "value", "max_length": 3000,

@@ -1,8 +1,11 @@
 """Did the mitigation work? A route's key stats since a control change, against the incident window
 before it and a baseline, judged by the alert rules for the stats that triggered the incident.
 
-Windows: `since` = [change, now); `incident` = [incident start, change) (the 15 minutes before the
-change when the incident is younger than a minute); `baseline` = `since` shifted back 24 h.
+Windows: `since` = [change, now); `incident` = [onset, change), the onset being when the incident
+began (detected or given; else its declaration; the 15 minutes before the change when that is less
+than a minute before it); `baseline` = as long as `since`, just before the onset when the incident
+has one (so the comparison is with the route before it went wrong, even on a fresh install), else
+`since` shifted back 24 h.
 The triggering stats are those of the alert the incident was started from (its "trigger" timeline
 entry), else those its class points to (less any the route does not report, e.g. cost unpriced). Each is judged with the first rule for that metric on
 the route (a route rule before a `*` rule, the built-in rule when none), comparing a ratio rule
@@ -90,12 +93,16 @@ def rule_for_metric(rules: tuple[AlertRule, ...], metric: str, route: str) -> Al
 def assess(session: Session, incident: Incident, entries: list[TimelineEntry], *, route: str,
            change_ts: datetime, now: datetime, rules: tuple[AlertRule, ...]) -> Recovery:
     """The three windows of every shown stat, and whether the triggering ones recovered."""
-    before_start = incident.started_at
+    onset = incident.onset_at
+    before_start = min(onset, incident.started_at) if onset is not None else incident.started_at
     if change_ts - before_start < SHORT_INCIDENT:
         before_start = change_ts - BEFORE_WHEN_SHORT
     since = stats_for(session, route, change_ts, now)
     during = stats_for(session, route, before_start, change_ts)
-    base = stats_for(session, route, change_ts - timedelta(days=1), now - timedelta(days=1))
+    if onset is not None and onset < change_ts:
+        base = stats_for(session, route, onset - (now - change_ts), onset)
+    else:
+        base = stats_for(session, route, change_ts - timedelta(days=1), now - timedelta(days=1))
     triggers = triggering_metrics(incident, entries, route)
     checks = []
     for metric in (*triggers, *(m for m in SHOWN if m not in triggers)):

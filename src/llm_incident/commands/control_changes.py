@@ -77,7 +77,8 @@ class ControlChanges:
         with self.db.write() as session:
             thread = _thread_incident(session, ctx)
             closed = thread is not None and thread.status == IncidentStatus.closed.value
-            if closed and not typed and not cmd.after_close:
+            pressed = not typed or ctx.via == "button"  # a Triage suggestion carries no @vN
+            if closed and pressed and not cmd.after_close:
                 return Outcome(reply=views.error_reply(
                     f"incident #{thread.number} is closed; use `{typed_usage(cmd)}` to act now "
                     "(nothing was changed)"))

@@ -17,7 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from llm_incident.changes import recent_changes
-from llm_incident.commands import changelog, mitigated, mitigations, views
+from llm_incident.commands import changelog, mitigated, mitigations, triage_verb, views
 from llm_incident.commands.alerting import AlertCommands, AlertConfig
 from llm_incident.commands.closing import Closing
 from llm_incident.commands.context import Context, Delivery, panel_key
@@ -49,7 +49,17 @@ from llm_incident.commands.parse import (
     ShowControls,
     Start,
     Status,
+    Triage as TriageCommand,
     parse_command,
+    since_time,
+)
+from llm_incident.commands.triage_posts import (
+    ALERT,
+    SINCE,
+    onset_windows,
+    record_onset,
+    route_triages,
+    triage_posts,
 )
 from llm_incident.commands.replies import (
     Modal,
@@ -70,6 +80,7 @@ from llm_incident.incidents.models import Incident, IncidentClass, IncidentStatu
 from llm_incident.metrics.compare import compare_windows
 from llm_incident.metrics.windows import WindowError, parse_span
 from llm_incident.settings import DEFAULT_EVENT_ID_PATTERN
+from llm_incident.triage.report import Triage
 
 log = logging.getLogger(__name__)
 SNAPSHOT_WINDOW = timedelta(minutes=30)
@@ -96,6 +107,7 @@ class CommandCore:
         self.verbs: dict[type, Callable[[Any, Context], Outcome]] = {
             Help: lambda _cmd, _ctx: Outcome(reply=views.help_reply()),
             Start: lambda cmd, ctx: self._start_form(ctx) if cmd.form else self._start(cmd, ctx),
+            TriageCommand: partial(triage_verb.run, self.db),
             Status: self._status,
             Metrics: self._metrics,
             ListIncidents: self._list,
@@ -150,6 +162,7 @@ class CommandCore:
             routes=routes,
             incident_class=IncidentClass(as_str(values.get("incident_class")) or "unknown"),
             symptom=as_str(values.get("symptom")),
+            since=as_str(values.get("since")) or None,
         )
         return self._start(start, ctx, severity=Severity(as_str(values.get("severity")) or "sev2"),
                            envs=tuple(as_list(values.get("envs"))),
@@ -179,6 +192,13 @@ class CommandCore:
             severity=severity, routes=cmd.routes, envs=envs, customer_tiers=tiers,
             channel_id=channel, origin_channel_id=ctx.channel, request_key=ctx.request_key,
         )
+        since = since_time(cmd.since, ctx.now) if cmd.since else None
+        source = SINCE
+        if since is None and trigger and trigger.get("onset"):  # the alert's onset
+            since, source = datetime.fromisoformat(trigger["onset"]), ALERT
+        with self.db.read() as session:  # statistics outside the write lock
+            triages = route_triages(session, cmd.routes, incident_class=cmd.incident_class,
+                                    since=since, now=ctx.now)
         with self.db.write() as session:
             incident, created = incidents.start_incident(session, request, now=ctx.now)
             if created and trigger:
@@ -186,10 +206,16 @@ class CommandCore:
                                        now=ctx.now, text=f"started from alert {trigger['alert']}",
                                        after=trigger)
             if created:
-                self.delivery.enqueue(session, self._opening_posts(session, incident, ctx))
+                record_onset(session, incident, triages, since=since, source=source,
+                             actor=ctx.user, now=ctx.now)
+                self.delivery.enqueue(session,
+                                      self._opening_posts(session, incident, ctx, triages))
         where = f" in <#{channel}>" if channel and channel != ctx.channel else ""
         text = (f"Incident #{incident.number} started{where}; you are the commander. "
-                "The runbook, triage checklist and metrics are going into its thread.")
+                "The runbook, triage, checklist and metrics are going into its thread.")
+        began = views.began_text(incident)
+        if created and began:
+            text += f"\nIt began {began}."
         if not created:
             text = f"Incident #{incident.number} was already started by this request."
         if cmd.unknown_route_like:
@@ -197,16 +223,22 @@ class CommandCore:
             text += f"\nNote: {words} is not a known route, so it was kept as symptom text."
         return Outcome(reply=Reply(text=text, blocks=()))
 
-    def _opening_posts(self, session: Session, incident: Incident, ctx: Context) -> list[Post]:
+    def _opening_posts(self, session: Session, incident: Incident, ctx: Context,
+                       triages: list[Triage]) -> list[Post]:
         n = incident.number
-        posts = [
-            Post(n, Target.root, views.summary_card(incident), key=f"incident:{n}:card"),
-            Post(n, Target.thread, views.runbook_reply(incident), key=f"incident:{n}:runbook"),
-            Post(n, Target.thread, views.checklist_reply(incident), key=f"incident:{n}:checklist"),
-        ]
+        posts = [Post(n, Target.root, views.summary_card(incident), key=f"incident:{n}:card"),
+                 *triage_posts(n, incident, triages, ctx.now),
+                 Post(n, Target.thread, views.checklist_reply(incident),
+                      key=f"incident:{n}:checklist")]
+        anchored = onset_windows(incident, ctx.now)
         for route in incident.routes:
-            comparison = compare_windows(session, route, now=ctx.now, window=SNAPSHOT_WINDOW)
-            snapshot = views.metrics_reply(comparison, incident_class=incident.incident_class)
+            if anchored is None:
+                comparison = compare_windows(session, route, now=ctx.now, window=SNAPSHOT_WINDOW)
+            else:
+                comparison = compare_windows(session, route, now=ctx.now, window=anchored[1],
+                                             baseline=anchored[0])
+            snapshot = views.metrics_reply(comparison, incident_class=incident.incident_class,
+                                           onset=incident.onset_at if anchored else None)
             posts.append(Post(n, Target.thread, snapshot, key=f"incident:{n}:snapshot:{route}"))
         for route in incident.routes:
             state = controls.get_controls(session, route, mitigations.ENV)

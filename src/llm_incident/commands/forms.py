@@ -72,6 +72,9 @@ def start_modal(routes: list[str]) -> Modal:
                        required=False),
             ModalField("severity", "Severity", FieldKind.select,
                        options=tuple(s.value for s in Severity), initial="sev2"),
+            ModalField("since", "Began at (optional)", FieldKind.text, required=False,
+                       hint="19:37 (UTC), 30m (ago) or 2026-12-02T19:37Z; empty: detected "
+                            "from the data"),
         ),
     )
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from llm_incident.incidents.models import IncidentClass
+from llm_incident.metrics.windows import WindowError, parse_span, parse_timestamp
 
 # verb → (usage, what it does); `help` lists them in this order.
 VERBS: dict[str, tuple[str, str]] = {
-    "start": ("start [routes…] [quality|latency|cost|provider] [symptom]",
-              "open an incident (no arguments: a form)"),
+    "start": ("start [routes…] [quality|latency|cost|provider] [since <when>] [symptom]",
+              "open an incident (no arguments: a form); `since 19:37` / `since 30m` says when it "
+              "began, else the onset is detected"),
+    "triage": ("triage <route> [since <when>]",
+               "onset, blast radius, attribution, likely cause and suggested mitigations now"),
     "status": ("status [#N] <text>", "post a status update to the incident thread"),
     "metrics": ("metrics <route> [window]", "baseline vs now for a route (window: 30m, 1h, 24h…)"),
     "kill": ("kill <route> [for <duration>]", "kill switch: the route answers its fallback message"),
@@ -44,6 +49,8 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 _INCIDENT_REF = re.compile(r"#(\d+)$")
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+_LOOKS_LIKE_TIME = re.compile(r"\d")  # `since 19:37`, `since 30m`, `since 2026-…` (not "since the")
 _WINDOW = re.compile(r"^\d+(?:\.\d+)?[smhdw]$")
 
 
@@ -71,6 +78,13 @@ class Start:
     symptom: str = ""
     unknown_route_like: tuple[str, ...] = ()  # words that look like routes but are not known
     form: bool = False  # no arguments: ask with a form
+    since: str | None = None  # when it began, as typed (`since_time` reads it)
+
+
+@dataclass(frozen=True)
+class Triage:
+    route: str
+    since: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +183,7 @@ class RecordChange:
 
 CHANGE_KINDS = ("deploy", "prompt", "model", "config", "other")
 
-Command = (Help | Start | Status | Metrics | ListIncidents | Close | Reopen | ChangeControl | ShowControls
+Command = (Help | Start | Triage | Status | Metrics | ListIncidents | Close | Reopen | ChangeControl | ShowControls
            | Attach | Note | Events | Sample | Alerts | RecordChange | Mitigated)
 
 CONTROL_VERBS = ("kill", "restore", "clamp", "model", "provider", "retries")
@@ -226,6 +240,11 @@ def parse_command(text: str, *, known_routes: Collection[str] = ()) -> Command:
         return ListIncidents()
     if verb == "start":
         return _parse_start(words, set(known_routes))
+    if verb == "triage":
+        route = words.take() if words.peek() is not None else None
+        if route is None:
+            raise ParseError("name a route", verb)
+        return Triage(route=route, since=_since(words, verb))
     if verb == "status":
         number = _incident_ref(words)
         if not words.rest():
@@ -305,10 +324,60 @@ def _parse_start(words: _Words, known: set[str]) -> Start:
     word = words.peek()
     if word and word.lower() in {c.value for c in IncidentClass}:
         incident_class = IncidentClass(words.take().lower())
+    since = _since(words, "start")
     symptom = words.rest()
     suspicious = tuple(w for w in symptom.split()[:3] if _looks_like_route(w) and w not in known)
     return Start(routes=tuple(routes), incident_class=incident_class, symptom=symptom,
-                 unknown_route_like=suspicious)
+                 unknown_route_like=suspicious, since=since)
+
+
+def _since(words: _Words, verb: str) -> str | None:
+    """`since <when>` at this point of the words, if there; `since` followed by a word that is
+    no time ("since the deploy …") is left to the symptom."""
+    if (words.peek() or "").lower() != "since":
+        return None
+    after = _Words(words.text, words.pos)
+    after.take()
+    when = after.peek()
+    if when is None:
+        raise ParseError("`since` needs a time: 19:37 (UTC), 30m (ago) or 2026-12-02T19:37Z",
+                         verb)
+    if not _LOOKS_LIKE_TIME.match(when):
+        return None
+    words.take()
+    return words.take()
+
+
+MAX_SINCE = timedelta(days=7)
+
+
+def since_time(text: str, now: datetime) -> datetime:
+    """When an incident began, from `since` text: `19:37` (UTC, the latest such time not after
+    `now`), `30m` / `2h` (ago), or an RFC 3339 timestamp; ParseError when unreadable, in the
+    future, or more than 7 days back."""
+    raw = text.strip()
+    clock = _CLOCK.fullmatch(raw)
+    try:
+        if clock:
+            hour, minute = int(clock.group(1)), int(clock.group(2))
+            if hour > 23 or minute > 59:
+                raise ValueError
+            moment = now.astimezone(timezone.utc).replace(hour=hour, minute=minute, second=0,
+                                                          microsecond=0)
+            if moment > now:
+                moment -= timedelta(days=1)
+        elif _WINDOW.fullmatch(raw.lower()):
+            moment = now - parse_span(raw)
+        else:
+            moment = parse_timestamp(raw)
+    except (ValueError, WindowError):
+        raise ParseError(f"`since {raw}` not understood: write 19:37 (UTC), 30m (ago) or "
+                         "2026-12-02T19:37:00Z", "start") from None
+    if moment > now:
+        raise ParseError(f"`since {raw}` is in the future", "start")
+    if now - moment > MAX_SINCE:
+        raise ParseError(f"`since {raw}` is more than 7 days ago", "start")
+    return moment
 
 
 def _parse_control(verb: str, words: _Words) -> ChangeControl:

@@ -44,9 +44,12 @@ def summary_reply(pm: Postmortem) -> Reply:
     ttm = span(pm.time_to_mitigate) if pm.time_to_mitigate is not None else "not mitigated"
     closed = when(pm.closed_at) if pm.closed_at else f"open (as of {when(pm.as_of)})"
     fields = (
-        ("Window", f"{when(pm.started_at)} → {closed}"),
+        ("Window", f"{when(pm.began_at)} → {closed}"),
+        *((("Detection lag", f"{span(pm.detection_lag)} (declared {when(pm.started_at)})"),)
+          if pm.detection_lag is not None else ()),
         ("Duration", span(pm.duration)),
-        ("Time to mitigate", ttm),
+        ("Time to mitigate", ttm + (" from the onset" if pm.detection_lag is not None
+                                    and pm.time_to_mitigate is not None else "")),
         ("Routes", ", ".join(f"`{r}`" for r in pm.routes) or "none named"),
     )
     summary = pm.summary or "_No closing summary given._"

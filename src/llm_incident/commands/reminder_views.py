@@ -78,6 +78,9 @@ def recovery_reply(incident: Incident, recovery: Recovery, what: str,
         Section(title=title, text="\n".join(lead) + "\n" + outcome),
         Table(header=("stat", "incident", "since change", "baseline", "alert level"),
               rows=tuple(rows)),
-        Note("* the stats that triggered the incident; baseline = the same span 24 h earlier; "
-             "checked at " + when(recovery.now)),
+        Note("* the stats that triggered the incident; baseline = "
+             + (f"as long, just before the onset ({when(incident.onset_at)})"
+                if incident.onset_at is not None and incident.onset_at < recovery.change_ts
+                else "the same span 24 h earlier")
+             + "; checked at " + when(recovery.now)),
     ), ephemeral=False)

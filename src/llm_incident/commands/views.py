@@ -41,6 +41,18 @@ def user(user_id: str) -> str:
     return f"<@{user_id}>"
 
 
+def began_text(incident: Incident) -> str | None:
+    """"19:37 UTC (27m before it was declared)", or None without an onset."""
+    if incident.onset_at is None:
+        return None
+    onset = incident.onset_at.replace(tzinfo=None)
+    lag = incident.started_at.replace(tzinfo=None) - onset
+    how = {"since": " (given)", "alert": " (the alert's onset)"}.get(incident.onset_source or "", "")
+    if lag <= timedelta(0):
+        return f"{when(onset)}{how}"
+    return f"{when(onset)}{how}, {duration(lag)} before it was declared"
+
+
 def title(incident: Incident) -> str:
     return f"Incident #{incident.number} — {incident.symptom or 'no symptom given'}"
 
@@ -56,6 +68,7 @@ def summary_card(incident: Incident, *, mitigations: list[str] | None = None,
         ("Commander", user(incident.commander)),
         ("Routes", ", ".join(f"`{r}`" for r in incident.routes) or "not named yet"),
         ("Started", when(incident.started_at)),
+        *((("Began", began),) if (began := began_text(incident)) else ()),
         ("Mitigations", "; ".join(mitigations or []) or "none"),
         ("Evidence", evidence or "none attached"),
     )
@@ -75,10 +88,11 @@ def summary_card(incident: Incident, *, mitigations: list[str] | None = None,
                  ephemeral=False)
 
 
-def runbook_reply(incident: Incident) -> Reply:
+def runbook_reply(incident: Incident, answers: dict[str, str] | None = None) -> Reply:
+    """The runbook, its blanks answered by the triage where it could (`answers`)."""
     blocks = tuple(
         Section(title=s.heading, text="\n".join(f"• {line}" for line in s.lines))
-        for s in runbook(incident)
+        for s in runbook(incident, answers=answers)
     )
     return Reply(text=f"{RUNBOOK_TITLE} for incident #{incident.number}",
                  blocks=(Section(title=RUNBOOK_TITLE),) + blocks, ephemeral=False)
@@ -136,12 +150,17 @@ def _delta_row(d: Delta, counts: tuple[int, int] | None = None) -> tuple[str, ..
 
 
 def metrics_reply(comparison: Comparison, *, hints: list[str] | None = None,
+                  onset: datetime | None = None,
                   ephemeral: bool = False, incident_class: str | None = None) -> Reply:
     """Baseline-vs-now table for a route, with the verdicts worth reading first; the incident's
     class picks the rows always shown (`comparison_table`)."""
     w, b = comparison.window, comparison.baseline
     head = (f"`{comparison.route}` — last {_span(w.span)} vs {b.kind} "
             f"({b.window.start:%H:%M}–{b.window.end:%H:%M} UTC)")
+    if onset is not None:
+        head = (f"`{comparison.route}` — since the onset ({w.start:%H:%M} UTC, "
+                f"{duration(w.span)}) vs as long before it "
+                f"({b.window.start:%H:%M}–{b.window.end:%H:%M} UTC)")
     blocks: list = [Section(title=head, text="")]
     if comparison.now.calls == 0 and comparison.baseline_stats.calls == 0:
         blocks.append(Section(text="No traffic in the window or the baseline."))

@@ -1,7 +1,8 @@
 """Gather a postmortem from the store: the incident, its timeline, control audit, evidence, change
 log and route metrics. Reads only; plain values out (see postmortem_model).
 
-Windows (all half-open, `[start, end)`, end = the close, or `now` for an open incident):
+Windows (all half-open, `[start, end)`, end = the close, or `now` for an open incident; start =
+the onset when one is known — detected at the start or given with `since` — else the declaration):
 baseline = the span of the same length as start → end just before the start; during = start →
 first mitigation (start → end when nothing was mitigated); after = first mitigation → end. The
 first mitigation is the first applied control change for the incident (audit or timeline).
@@ -66,24 +67,28 @@ def compile_postmortem(
     decisions = _decisions(session, incident.number)
     entries = [Entry(e.ts, e.actor, e.kind, e.text) for e in timeline(session, incident)]
     routes = _impacted_routes(incident, decisions)
-    first = _first_mitigation(decisions, entries, incident.started_at, end)
-    phases = _phases(incident.started_at, first, end)
+    began = min(incident.onset_at or incident.started_at, incident.started_at)
+    # a change inside the onset's minute is the cause's side of the line, not "during"
+    cut = began + ONSET_MINUTE if incident.onset_at is not None else began
+    first = _first_mitigation(decisions, entries, began, end)
+    phases = _phases(began, first, end)
     scope = metrics_scope(incident.envs)
     counts = evidence_counts(session, incident)
     changes = recent_changes(session, routes, until=end,
-                             lookback=change_lookback + max(end - incident.started_at, timedelta()))
+                             lookback=change_lookback + max(end - began, timedelta()))
     rows = sorted((_change_row(c) for c in changes), key=lambda c: (c.ts, c.route, c.kind))
     pm = Postmortem(
         number=incident.number, symptom=incident.symptom, incident_class=incident.incident_class,
         severity=incident.severity, status=incident.status, commander=incident.commander,
         routes=routes, envs=list(incident.envs), customer_tiers=list(incident.customer_tiers),
         started_at=incident.started_at, closed_at=incident.closed_at, as_of=end,
+        onset_at=incident.onset_at, onset_source=incident.onset_source,
+        triage=_triage_note(entries),
         first_mitigation_at=first, summary=incident.summary, phases=phases,
         metrics=[_route_metrics(session, route, phases, scope) for route in routes],
         usage=_usage(session, routes, phases, scope),
-        changes_before=[c for c in rows
-                        if incident.started_at - change_lookback <= c.ts <= incident.started_at],
-        changes_during=[c for c in rows if c.ts > incident.started_at],
+        changes_before=[c for c in rows if began - change_lookback <= c.ts <= cut],
+        changes_during=[c for c in rows if c.ts > cut],
         decisions=decisions,
         status_updates=[e for e in entries if e.kind == "status"],
         timeline=entries,
@@ -95,6 +100,14 @@ def compile_postmortem(
     )
     pm.follow_ups = derive_follow_ups(pm)
     return pm
+
+
+ONSET_MINUTE = timedelta(minutes=1)
+
+
+def _triage_note(entries: list[Entry]) -> str | None:
+    """What the triage found at the start (its timeline entry), if it ran."""
+    return next((e.text for e in reversed(entries) if e.kind == "triage"), None)
 
 
 def metrics_scope(envs: list[str]) -> Scope | None:

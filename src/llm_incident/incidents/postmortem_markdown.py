@@ -162,7 +162,7 @@ def _summary(pm: Postmortem) -> str:
         ("Commander", f"@{pm.commander}"),
         ("Affected routes", routes),
         ("Affected customers", customers),
-        ("Start time", when(pm.started_at)),
+        *_began_rows(pm),
         ("First mitigation", first),
         ("Closed", closed),
         ("Duration", span(pm.duration)),
@@ -175,6 +175,19 @@ def _summary(pm: Postmortem) -> str:
             _bullets([f"{when(e.ts)} — @{plain(e.actor)}: {plain(e.text)}"
                       for e in pm.status_updates], "_None posted._")]
     return "\n\n".join(out)
+
+
+def _began_rows(pm: Postmortem) -> list[tuple[str, str]]:
+    """Start time, and with an onset: when it began, the detection lag and the triage's words."""
+    if pm.onset_at is None or pm.detection_lag is None:
+        return [("Start time", when(pm.started_at))]
+    how = {"since": "given with `since`", "alert": "the onset of the alert that started it"}.get(
+        pm.onset_source or "", "detected from the data")
+    rows = [("Began", f"{when(pm.began_at)} ({how})"),
+            ("Declared", f"{when(pm.started_at)} (detection lag: {span(pm.detection_lag)})")]
+    if pm.triage:
+        rows.append(("Triage at the start", plain(pm.triage)))
+    return rows
 
 
 def _changes(rows: list[ChangeRow]) -> str:

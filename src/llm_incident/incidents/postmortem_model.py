@@ -8,7 +8,7 @@ incident data always give the same value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from llm_incident.metrics.stats import WindowStats
@@ -147,6 +147,9 @@ class Postmortem:
     as_of: datetime
     first_mitigation_at: datetime | None
     summary: str | None
+    onset_at: datetime | None = None  # when it began (detected or given); None: at declaration
+    onset_source: str | None = None
+    triage: str | None = None  # what the triage said at the start
     phases: list[Phase] = field(default_factory=list)
     metrics: list[RouteMetrics] = field(default_factory=list)
     usage: list[ModelUse] = field(default_factory=list)
@@ -168,14 +171,27 @@ class Postmortem:
         return self.closed_at is None
 
     @property
+    def began_at(self) -> datetime:
+        """When the incident began: its onset, else its declaration."""
+        if self.onset_at is None:
+            return self.started_at
+        return min(_aware(self.onset_at), _aware(self.started_at))
+
+    @property
+    def detection_lag(self) -> timedelta | None:
+        """Onset → declaration; None without an onset."""
+        return None if self.onset_at is None else _aware(self.started_at) - self.began_at
+
+    @property
     def duration(self) -> timedelta:
-        return self.as_of - self.started_at
+        return _aware(self.as_of) - self.began_at
 
     @property
     def time_to_mitigate(self) -> timedelta | None:
+        """From the onset (else the declaration) to the first mitigation."""
         if self.first_mitigation_at is None:
             return None
-        return self.first_mitigation_at - self.started_at
+        return _aware(self.first_mitigation_at) - self.began_at
 
     @property
     def mitigations(self) -> list[Decision]:
@@ -196,8 +212,14 @@ class Postmortem:
         data.update(draft=self.draft, duration_s=self.duration.total_seconds(),
                     time_to_mitigate_s=(None if self.time_to_mitigate is None
                                         else self.time_to_mitigate.total_seconds()),
+                    detection_lag_s=(None if self.detection_lag is None
+                                     else self.detection_lag.total_seconds()),
                     evidence_more=self.evidence_more)
         return data
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
 def _jsonable(value: Any) -> Any:

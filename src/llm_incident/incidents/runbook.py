@@ -15,6 +15,12 @@ SUMMARY, TRIAGE, MITIGATION_OPTIONS, EVIDENCE, FOLLOW_UPS = (
 """The runbook template's section headings, verbatim (the postmortem reuses them)."""
 FOLLOW_UP_PROMPTS = ("Permanent fix", "Tests/evals to add", "Guardrails to tighten")
 """What the Follow-ups section asks of humans."""
+START_TIME, AFFECTED_ROUTES, AFFECTED_CUSTOMERS = (
+    "Start time", "Affected routes", "Affected customers")
+RECENT_CHANGE, MODEL_PROVIDER, METRIC_DELTAS = (
+    "Recent deploy or prompt change?", "Model/provider changes?",
+    "Metrics deltas (baseline vs now)")
+"""The runbook's blanks that data can answer (keys of `runbook(answers=…)`)."""
 
 
 @dataclass(frozen=True)
@@ -73,23 +79,33 @@ def _or_blank(values: list[str] | tuple[str, ...], blank: str = "_to fill_") -> 
     return ", ".join(values) if values else blank
 
 
-def runbook(incident: Incident, *, current_mitigation: str = "none yet") -> list[RunbookSection]:
-    """The runbook template pre-filled from the incident."""
+def runbook(incident: Incident, *, current_mitigation: str = "none yet",
+            answers: dict[str, str] | None = None) -> list[RunbookSection]:
+    """The runbook template pre-filled from the incident; `answers` (label → text, e.g. the
+    triage's `runbook_fields()`) fill the blanks the data can answer."""
+    got = answers or {}
     started = incident.started_at.strftime("%Y-%m-%d %H:%M UTC")
+    customers = got.get(AFFECTED_CUSTOMERS) if not incident.customer_tiers else None
+    routes = _or_blank(incident.routes)
+    if got.get(AFFECTED_ROUTES):  # the named routes stay; the data says what else moved
+        routes = (f"{routes} (data: {got[AFFECTED_ROUTES]})" if incident.routes
+                  else got[AFFECTED_ROUTES])
     return [
         RunbookSection(SUMMARY, (
             f"Symptom: {incident.symptom or '_to fill_'}",
-            f"Start time: {started}",
-            f"Affected routes: {_or_blank(incident.routes)}",
-            f"Affected customers: {_or_blank(incident.customer_tiers)}"
+            f"Start time: {got.get(START_TIME) or started}"
+            + (f" (declared {started})" if got.get(START_TIME) else ""),
+            f"Affected routes: {routes}",
+            f"Affected customers: {customers or _or_blank(incident.customer_tiers)}"
             + (f" (envs: {', '.join(incident.envs)})" if incident.envs else ""),
             f"Current mitigation: {current_mitigation}",
         )),
         RunbookSection(TRIAGE, (
-            "Recent deploy or prompt change? (see the change log below)",
-            "Model/provider changes?",
-            "Metrics deltas (baseline vs now): flagged_rate, p95_duration_ms, p95_tokens_out, "
-            "cost_per_call",
+            f"{RECENT_CHANGE} {got.get(RECENT_CHANGE) or '(see the change log below)'}",
+            f"{MODEL_PROVIDER} {got.get(MODEL_PROVIDER) or ''}".rstrip(),
+            f"{METRIC_DELTAS}: "
+            + (got.get(METRIC_DELTAS) or "flagged_rate, p95_duration_ms, p95_tokens_out, "
+                                         "cost_per_call"),
         )),
         RunbookSection(MITIGATION_OPTIONS, (
             "Kill switch route", "Clamp max tokens", "Switch model", "Switch provider",

@@ -68,7 +68,11 @@ def parse_span(text: str) -> timedelta:
             f"window {text!r} not understood: write a number and a unit s, m, h, d or w, "
             "e.g. 30m, 1h, 24h, 7d"
         )
-    span = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        span = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:  # e.g. 400 nines: longer than any window
+        raise WindowError(f"window {text[:40]!r}… is too long: the maximum is "
+                          f"{MAX_WINDOW.days}d") from None
     if span < timedelta(seconds=1):
         raise WindowError(f"window {text!r} is too short: the minimum is 1s")
     if span > MAX_WINDOW:

@@ -25,6 +25,7 @@ from llm_incident.scheduler.expiry import revert_expired_controls
 from llm_incident.scheduler.leader import Leadership
 from llm_incident.scheduler.mitigation_check import check_mitigations
 from llm_incident.scheduler.reminders import send_follow_ups, send_status_nudges
+from llm_incident.scheduler.triage_refresh import refresh_triage
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 15  # reminders, expiries and checks (alerts: their own interval)
@@ -51,6 +52,7 @@ class Scheduler:
             "expiry": (revert_expired_controls, tick),
             "status-nudges": (send_status_nudges, tick),
             "mitigation-checks": (check_mitigations, tick),
+            "triage-refresh": (refresh_triage, tick),
             "follow-ups": (send_follow_ups, FOLLOWUP_SECONDS),
         }
         if alerts_on:
