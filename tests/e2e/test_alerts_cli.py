@@ -43,8 +43,11 @@ def test_check_at_a_frozen_time_stores_each_change_once(tmp_path, monkeypatch):
     assert "at 2026-11-26 14:01:00 UTC" in first.output
     lines = first.output.splitlines()
     assert any(line.split()[:3] == ["error-rate", "cli.route", "critical"] for line in lines)
+    # ten minutes of history: the ratio rules have no baseline yet
+    assert any(line.split()[:3] == ["flagged-rate", "cli.route", "learning"] for line in lines)
     assert any(line.split()[:3] == ["rate-limited", "cli.route", "critical"] for line in lines)
-    assert "2 state change(s) stored (Slack is off, nothing is posted)." in first.output
+    assert "2 state change(s) stored (Slack is off: `alerts` and the console show them)." in (
+        first.output)
     assert "0 state change(s) stored" in second.output
 
 
@@ -52,8 +55,9 @@ def test_installed_command_without_channel_and_with_a_bad_rule_file(tmp_path):
     url = seeded(tmp_path)
     result = run(["alerts", "check", "--all"], {"LLM_INCIDENT_DATABASE_URL": url}, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "alerts are off: evaluating as --dry-run" in result.stdout
-    assert "6 rules" in result.stdout
+    assert "LLM_INCIDENT_ALERT_CHANNEL is unset: state changes are stored and shown by `alerts`" in (
+        result.stdout)
+    assert "7 rules" in result.stdout
     bad = tmp_path / "rules.toml"
     bad.write_text('[[rules]]\nid = "x"\nmetric = "flagged_rate"\nwarning = 5\ncritical = 1\n')
     result = run(["alerts", "check"], {"LLM_INCIDENT_DATABASE_URL": url,

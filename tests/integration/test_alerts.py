@@ -39,11 +39,14 @@ FLAGGED = AlertRule(id="flagged", metric="flagged_rate", warning=2, critical=4, 
 
 def store(db, route: str, n: int, *, at: datetime, errors: int = 0, flagged: int = 0,
           spread: timedelta = timedelta(minutes=10), **fields) -> None:
-    """n events of `route` spread over `spread` before `at`; the first `errors` are errors and
-    the next `flagged` flagged."""
+    """n events of `route` spread evenly over `spread` before `at`, `errors` of them errors and
+    `flagged` flagged, both spread evenly among them."""
+    error_at = {k * n // errors for k in range(errors)} if errors else set()
+    rest = [i for i in range(n) if i not in error_at]
+    flagged_at = {rest[k * len(rest) // flagged] for k in range(flagged)} if flagged else set()
     events = []
     for i in range(n):
-        status = "error" if i < errors else "flagged" if i < errors + flagged else "ok"
+        status = "error" if i in error_at else "flagged" if i in flagged_at else "ok"
         event = {"event_id": f"e{next(_ids)}", "route": route, "status": status,
                  "ts": (at - spread * (i + 1) / (n + 1)).isoformat(), "tokens_out": 100,
                  "duration_ms": 500.0, **fields}
@@ -90,26 +93,40 @@ def test_boundaries_are_inclusive(db):
     assert levels(run) == {("errors", "edge"): WARNING, ("errors", "edge2"): CRITICAL}
 
 
-def test_ratio_rules_compare_with_the_day_baseline_and_respect_the_floor(db):
-    day = timedelta(days=1)
-    store(db, "q.bad", 100, at=NOW - day, flagged=2)     # baseline 2 %
-    store(db, "q.bad", 100, at=NOW, flagged=9)           # now 9 % = 4.5× → critical
-    store(db, "q.meh", 100, at=NOW - day, flagged=4)     # 4 % → 10 % = 2.5× → warning
-    store(db, "q.meh", 100, at=NOW, flagged=10)
-    store(db, "q.tiny", 100, at=NOW - day, flagged=0)    # 0 → 1 %: infinite ratio, under floor
-    store(db, "q.tiny", 100, at=NOW, flagged=1)
-    store(db, "q.new", 100, at=NOW - day, flagged=0)     # 0 → 5 %: infinite ratio → critical
-    store(db, "q.new", 100, at=NOW, flagged=5)
-    store(db, "q.nobase", 100, at=NOW, flagged=50)       # no baseline traffic: not judged
+def recent(db, route: str, *, before: int, now: int, calls: int = 300, history: int = 1800,
+           day: int | None = None) -> None:
+    """A route whose flagged count goes from `before` per `history` calls (the 110 minutes up to
+    10 minutes ago) to `now` per `calls` (the last 10 minutes); with `day`, the same window a day
+    ago has `day` flagged per 100 calls."""
+    if day is not None:
+        store(db, route, 100, at=NOW - timedelta(days=1), flagged=day)
+    store(db, route, history, at=NOW - 10 * MIN, spread=110 * MIN, flagged=before)
+    store(db, route, calls, at=NOW, flagged=now)
+
+
+def test_ratio_rules_need_a_confirmed_shift_and_respect_the_floor(db):
+    recent(db, "q.bad", before=36, now=36, day=2)       # 2 % → 12 % = 6× → critical
+    recent(db, "q.meh", before=72, now=30, day=4)       # 4 % → 10 % = 2.5× → warning
+    recent(db, "q.tiny", before=0, now=3, day=0)        # 0 → 1 %: infinite ratio, under floor
+    recent(db, "q.new", before=0, now=15, day=0)        # 0 → 5 %: infinite ratio → critical
+    recent(db, "q.calm", before=36, now=7, day=2)       # 2 % → 2.3 %: no shift → ok
+    store(db, "q.young", 100, at=NOW, flagged=50)       # 10 minutes of history: learning
     run = run_alerts(jc(db, FLAGGED), NOW, dry_run=True)
     assert levels(run) == {
         ("flagged", "q.bad"): CRITICAL, ("flagged", "q.meh"): WARNING,
-        ("flagged", "q.tiny"): OK, ("flagged", "q.new"): CRITICAL, ("flagged", "q.nobase"): None}
-    bad = next(o for o in run.observations if o.route == "q.bad")
-    assert (bad.value, bad.baseline) == (pytest.approx(0.09), pytest.approx(0.02))
-    assert bad.ratio == pytest.approx(4.5)
-    nobase = next(o for o in run.observations if o.route == "q.nobase")
-    assert nobase.reason == "day baseline has 0 calls (min 20)"
+        ("flagged", "q.tiny"): OK, ("flagged", "q.new"): CRITICAL, ("flagged", "q.calm"): OK,
+        ("flagged", "q.young"): None}
+    seen = {o.route: o for o in run.observations}
+    bad = seen["q.bad"]
+    assert (bad.value, bad.baseline) == (pytest.approx(0.12, rel=0.05), pytest.approx(0.02))
+    assert bad.ratio == pytest.approx(6, rel=0.05)
+    assert NOW - 11 * MIN <= bad.onset <= NOW - 10 * MIN   # the minute the shift began
+    assert bad.basis == "vs the same 15 min a day ago"
+    assert seen["q.calm"].reason.startswith("not confirmed") or seen["q.calm"].reason == ""
+    young = seen["q.young"]
+    assert (young.status, young.shown_level) == ("learning", "learning")
+    assert young.reason == ("learning: no day-ago data yet; 0 min of history before the window "
+                            "(needs 1h)")
 
 
 def test_filter_narrows_the_events_a_rule_sees(db):
@@ -194,16 +211,20 @@ def test_alert_goes_to_the_open_incident_thread_and_timeline(db):
     assert "alert" in kinds and note.incident_number == 1
 
 
-def test_alert_message_has_numbers_trend_and_a_start_button(db):
-    day = timedelta(days=1)
-    store(db, "m.route", 100, at=NOW - day, flagged=2)
-    store(db, "m.route", 100, at=NOW, flagged=9)
+def test_alert_message_has_numbers_onset_trend_and_a_start_button(db):
+    recent(db, "m.route", before=36, now=27, day=2)     # 2 % → 9 %
     run = run_alerts(jc(db, FLAGGED), NOW)
     (note,) = run.notifications
     (row,) = outbox(db)
     blocks = row.payload["message"]["blocks"]
     flat = str(blocks)
-    assert "9.0%" in flat and "2.0%" in flat and "4.5×" in flat and "Trend" in flat
+    began = note.onset.replace(tzinfo=timezone.utc)
+    assert NOW - 11 * MIN <= began <= NOW - 10 * MIN
+    text = row.payload["message"]["text"]
+    assert text == (f"🔴 CRITICAL flagged rate on `m.route`: {note.value:.1%} vs 2.0% "
+                    f"({note.value / 0.02:.1f}×) since {began:%H:%M}")
+    assert "Trend" in flat and "vs the same 15 min a day ago" in flat
+    assert f"{began:%Y-%m-%d %H:%M} UTC (" in flat and "before this alert" in flat
     buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
     assert buttons[0]["text"]["text"] == "Start incident"
     assert buttons[0]["value"] == f"alerts start {note.id}"

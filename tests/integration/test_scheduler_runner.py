@@ -134,9 +134,12 @@ def test_served_scheduler_alerts_and_a_restart_neither_loses_nor_doubles(db, tmp
     assert slots(db, "status-nudge") == []                     # not due at start
     serve_once(NOW + 31 * MIN)                                 # down while it came due
     assert len(slots(db, "status-nudge")) == 1
+    resolved = [(n.level, n.reason) for n in notifications(db)]  # the route went quiet
+    assert resolved == [("critical", "no onset in the last 2 h"),
+                        ("ok", "not judged: no traffic since 13:59")]
     serve_once(NOW + 32 * MIN)                                 # restarted again: nothing doubled
     assert len(slots(db, "status-nudge")) == 1
-    assert len(notifications(db)) == 1
+    assert len(notifications(db)) == 2
 
 
 def test_scheduler_off_in_settings(db):

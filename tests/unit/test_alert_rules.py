@@ -69,7 +69,7 @@ def test_json_file_and_no_file(tmp_path):
     path.write_text('{"rules": []}')
     assert load_rules(path) == DEFAULT_RULES
     assert load_rules(None) == DEFAULT_RULES
-    assert len(DEFAULT_RULES) == 6
+    assert len(DEFAULT_RULES) == 7
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -83,7 +83,7 @@ def test_json_file_and_no_file(tmp_path):
     ({"rules": [{"id": "x", "metric": "flagged_rate", "warning": 1, "critical": 2,
                  "filter": "tokens_out >"}]}, "bad filter at column 13: expected a value after"),
     ({"rules": [{"id": "x", "metric": "flagged_rate", "warning": 1, "critical": 2,
-                 "baseline": "yesterday"}]}, "must be one of previous, day, week"),
+                 "baseline": "yesterday"}]}, "must be one of week, day, trailing, previous"),
     ({"rules": [{"id": "x", "metric": "flagged_rate", "warning": 1, "critical": 2,
                  "colour": "red"}]}, "colour: Extra inputs are not permitted"),
     ({"rules": [{"id": "x", "metric": "flagged_rate", "warning": 1, "critical": 2}] * 2},

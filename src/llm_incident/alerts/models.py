@@ -9,7 +9,8 @@ from sqlmodel import Field, SQLModel
 
 
 class AlertState(SQLModel, table=True):
-    """The level last notified for one rule on one route (`ok` until a first notification).
+    """The level last notified for one rule on one route (`ok` until a first notification);
+    `pending` holds a warning seen once, notified when the next evaluation sees it too.
 
     `version` rises with every notification: a notification row is unique per (rule, route,
     version), so two evaluators racing on the same change store (and post) it once.
@@ -25,6 +26,9 @@ class AlertState(SQLModel, table=True):
     value: float | None = None
     baseline: float | None = None
     version: int = Field(default=0, nullable=False)
+    onset: datetime | None = None  # when the shift behind the level began
+    pending: str | None = Field(default=None, max_length=10)  # a warning awaiting confirmation
+    pending_since: datetime | None = None
 
 
 class AlertNotification(SQLModel, table=True):
@@ -48,3 +52,6 @@ class AlertNotification(SQLModel, table=True):
     window: str = Field(max_length=20, nullable=False)
     ts: datetime = Field(nullable=False)
     incident_number: int | None = None  # the open incident whose thread got it
+    onset: datetime | None = None  # when the shift began ("since 14:05"); incidents inherit it
+    basis: str | None = Field(default=None, max_length=200)  # "vs the last 3 h; no day-ago …"
+    reason: str | None = Field(default=None, max_length=200)  # e.g. "not judged: no traffic …"

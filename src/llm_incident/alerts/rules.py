@@ -5,13 +5,21 @@ keep the built-in rules below, the default; false: only the file's) and a list `
 with the id of a built-in one replaces it. Fields of a rule:
 
 - `id` (unique), `route` (a route name, or `"*"`: every route with traffic in the window),
-  `metric` (see METRICS; `error_code_rate` also needs `error_code`, e.g. "429"), `window` ("15m"),
-- `compare`: `ratio` (now ÷ baseline, the `baseline` window: previous | day | week) or `absolute`,
+  `metric` (see METRICS; `error_code_rate` also needs `error_code`, e.g. "429"; `calls_per_min`
+  with `compare = "drop"` watches for silent routes), `window` ("15m"),
+- `compare`: `ratio` (now ÷ baseline), `absolute` (the value itself) or `drop` (baseline ÷ now:
+  traffic that fell or stopped),
+- `baseline`: where the baseline chain starts — `week` (the default: the same window a week ago,
+  else a day ago, else the `trailing` span before the window), `day` (day, then trailing),
+  `trailing` (only the trailing span) or `previous` (the equal-length window just before, alone);
+  the first with `min_calls` calls is used. `trailing` ("3h") and `learn` ("1h": the least
+  history a trailing baseline needs; before that the rule is `learning`),
 - `warning`, `critical` (levels, critical ≥ warning), `floor` (ratio rules: the value must also be
   at least this to alert, so 0.1 % → 0.3 % is not news), `min_calls` (fewer calls in the window,
-  or in a ratio rule's baseline: no judgement, the state is kept), optional `filter` (the filter
-  language), `cooldown` ("30m": after a notification, another one for the same rule and route
-  waits this long, unless it is a change to critical).
+  or in the baseline: no judgement, the state is kept), `min_after` (calls the shift detector
+  needs after an onset), optional `filter` (the filter language), `cooldown` ("30m": after a
+  notification, another one for the same rule and route waits this long, unless it is a change
+  to critical).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from llm_incident.incidents.models import IncidentClass
 from llm_incident.metrics.compare import fmt
 from llm_incident.metrics.filters import FilterError, parse_filter
 from llm_incident.metrics.stats import WindowStats
-from llm_incident.metrics.windows import BASELINE_KINDS, WindowError, parse_span
+from llm_incident.metrics.windows import WindowError, parse_span
 
 ALL_ROUTES = "*"
 
@@ -61,6 +69,11 @@ def _code_rate(stats: WindowStats, rule: AlertRule) -> float | None:
     return stats.error_codes.get(str(rule.error_code), 0) / stats.calls
 
 
+def _calls_per_min(stats: WindowStats, _rule: AlertRule) -> float | None:
+    minutes = (stats.end - stats.start).total_seconds() / 60
+    return stats.calls / minutes if minutes > 0 else None
+
+
 METRICS: dict[str, Metric] = {
     "flagged_rate": Metric("flagged rate", "rate", IncidentClass.quality,
                            lambda s, _r: s.flagged_rate),
@@ -72,7 +85,9 @@ METRICS: dict[str, Metric] = {
     "error_rate": Metric("error rate", "rate", IncidentClass.provider,
                          lambda s, _r: s.error_rate),
     "error_code_rate": Metric("error rate of code", "rate", IncidentClass.provider, _code_rate),
+    "calls_per_min": Metric("calls per minute", "count", IncidentClass.unknown, _calls_per_min),
 }
+CHAIN_KINDS = ("week", "day", "trailing", "previous")
 
 
 class AlertRule(BaseModel):
@@ -83,19 +98,22 @@ class AlertRule(BaseModel):
     id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
     route: str = ALL_ROUTES
     metric: Literal["flagged_rate", "p95_tokens_out", "p95_duration_ms", "cost_per_hour",
-                    "error_rate", "error_code_rate"]
+                    "error_rate", "error_code_rate", "calls_per_min"]
     error_code: str | None = None
     window: str = "15m"
-    compare: Literal["ratio", "absolute"] = "ratio"
-    baseline: str = "day"
+    compare: Literal["ratio", "absolute", "drop"] = "ratio"
+    baseline: str = "week"
+    trailing: str = "3h"
+    learn: str = "1h"
     warning: float = Field(gt=0)
     critical: float = Field(gt=0)
     floor: float = Field(default=0.0, ge=0)
     min_calls: int = Field(default=50, ge=1)
+    min_after: int = Field(default=20, ge=5)
     filter: str | None = None
     cooldown: str = "30m"
 
-    @field_validator("window", "cooldown")
+    @field_validator("window", "cooldown", "trailing", "learn")
     @classmethod
     def _span(cls, value: str) -> str:
         try:
@@ -112,8 +130,8 @@ class AlertRule(BaseModel):
     @field_validator("baseline")
     @classmethod
     def _baseline(cls, value: str) -> str:
-        if value not in BASELINE_KINDS:
-            raise ValueError(f"must be one of {', '.join(BASELINE_KINDS)}")
+        if value not in CHAIN_KINDS:
+            raise ValueError(f"must be one of {', '.join(CHAIN_KINDS)}")
         return value
 
     @field_validator("filter")
@@ -133,6 +151,8 @@ class AlertRule(BaseModel):
             raise ValueError(f"critical ({self.critical:g}) is below warning ({self.warning:g})")
         if self.metric == "error_code_rate" and not self.error_code:
             raise ValueError("metric error_code_rate needs error_code (e.g. \"429\")")
+        if (self.compare == "drop") != (self.metric == "calls_per_min"):
+            raise ValueError("compare = \"drop\" goes with metric calls_per_min (and only it)")
         return self
 
     @property
@@ -142,6 +162,18 @@ class AlertRule(BaseModel):
     @property
     def cooldown_span(self) -> timedelta:
         return parse_span(self.cooldown)
+
+    @property
+    def trailing_span(self) -> timedelta:
+        return parse_span(self.trailing)
+
+    @property
+    def learn_span(self) -> timedelta:
+        return parse_span(self.learn)
+
+    @property
+    def uses_baseline(self) -> bool:
+        return self.compare != "absolute"
 
     @property
     def watched(self) -> Metric:
@@ -156,8 +188,13 @@ class AlertRule(BaseModel):
     def describe(self) -> str:
         """One line: "flagged rate over 15m ≥ 2× day baseline (warning), ≥ 4× (critical)"."""
         route = "every route" if self.route == ALL_ROUTES else f"`{self.route}`"
+        chain = {"week": "week → day → trailing", "day": "day → trailing",
+                  "trailing": "trailing", "previous": "previous"}[self.baseline]
         if self.compare == "ratio":
-            levels = f"≥ {self.warning:g}× / {self.critical:g}× the {self.baseline} baseline"
+            levels = f"≥ {self.warning:g}× / {self.critical:g}× the baseline ({chain})"
+        elif self.compare == "drop":
+            levels = (f"≤ 1/{self.warning:g} / 1/{self.critical:g} of the baseline ({chain}), "
+                      f"or stopped")
         else:
             kind = self.watched.kind
             levels = f"≥ {fmt(self.warning, kind)} / {fmt(self.critical, kind)}"
@@ -167,14 +204,16 @@ class AlertRule(BaseModel):
 
 
 DEFAULT_RULES: tuple[AlertRule, ...] = (
-    AlertRule(id="flagged-rate", metric="flagged_rate", warning=2, critical=4, floor=0.02),
-    AlertRule(id="p95-tokens-out", metric="p95_tokens_out", warning=2, critical=4),
-    AlertRule(id="p95-duration", metric="p95_duration_ms", warning=2, critical=3),
-    AlertRule(id="cost-per-hour", metric="cost_per_hour", warning=2, critical=5, window="1h"),
+    AlertRule(id="flagged-rate", metric="flagged_rate", warning=1.5, critical=3, floor=0.02),
+    AlertRule(id="p95-tokens-out", metric="p95_tokens_out", warning=1.5, critical=3),
+    AlertRule(id="p95-duration", metric="p95_duration_ms", warning=1.5, critical=3),
+    AlertRule(id="cost-per-hour", metric="cost_per_hour", warning=1.5, critical=4, window="1h"),
     AlertRule(id="error-rate", metric="error_rate", compare="absolute", warning=0.05,
               critical=0.20),
     AlertRule(id="rate-limited", metric="error_code_rate", error_code="429",
               compare="absolute", warning=0.02, critical=0.10),
+    AlertRule(id="silent-route", metric="calls_per_min", compare="drop", warning=4, critical=20,
+              window="10m", min_calls=30),
 )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from llm_incident.alerts import service as alerts
-from llm_incident.alerts.evaluate import CRITICAL, OK, series
+from llm_incident.alerts.evaluate import CRITICAL, OK, observe_all, series
 from llm_incident.alerts.models import AlertNotification
 from llm_incident.alerts.rules import DEFAULT_RULES, METRICS, AlertRule
 from llm_incident.commands.context import Context, Delivery
@@ -25,12 +26,8 @@ class AlertConfig:
     """What the commands need to know about alerting."""
 
     rules: tuple[AlertRule, ...] = DEFAULT_RULES
-    channel: str | None = None  # LLM_INCIDENT_ALERT_CHANNEL; alerts are off without it
-    interval_seconds: int = 60
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.channel)
+    channel: str | None = None  # LLM_INCIDENT_ALERT_CHANNEL; without it alerts are not posted
+    interval_seconds: int = 60  # (they are still evaluated, stored and shown)
 
 
 # start(command, context, severity=…, trigger=…) → Outcome (CommandCore._start)
@@ -44,15 +41,18 @@ class AlertCommands:
 
     def run(self, cmd: Alerts, ctx: Context) -> Outcome:
         if cmd.start is None:
-            return self.show()
+            return self.show(ctx.now)
         return self.start_from(cmd.start, ctx)
 
-    def show(self) -> Outcome:
+    def show(self, now: datetime) -> Outcome:
+        """The rules, the stored states, and what an evaluation now sees short of firing (the
+        same evaluation as `llm-incident alerts check --dry-run`, so the two agree)."""
         with self.db.read() as session:
             stored = alerts.states(session)
+            seen = observe_all(session, self.config.rules, now)
         return Outcome(reply=alert_views.alerts_list_reply(
-            self.config.rules, stored, enabled=self.config.enabled,
-            interval=self.config.interval_seconds))
+            self.config.rules, stored, channel=self.config.channel,
+            interval=self.config.interval_seconds, observations=seen))
 
     def start_from(self, alert_id: int, ctx: Context) -> Outcome:
         """Start an incident pre-filled from the alert: its route, the class its metric points
@@ -70,6 +70,8 @@ class AlertCommands:
         severity = Severity.sev1 if note.level == CRITICAL else Severity.sev2
         trigger = {"alert": note.id, "rule": note.rule_id, "metric": note.metric,
                    "route": note.route, "level": note.level}
+        if note.onset is not None:  # the incident inherits the alert's onset
+            trigger["onset"] = alerts.aware_utc(note.onset).isoformat()
         with self.db.read() as session:
             first = incidents.by_request_key(session, f"alert:{note.id}") is None
         outcome = self.start(command, replace(ctx, request_key=f"alert:{note.id}"),

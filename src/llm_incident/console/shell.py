@@ -11,6 +11,7 @@ from typing import TextIO
 from sqlmodel import Session
 
 from llm_incident.commands.alerting import AlertConfig
+from llm_incident.console.alerts import ConsoleAlerts
 from llm_incident.commands.core import CommandCore, card
 from llm_incident.commands.context import Context
 from llm_incident.commands.mitigations import Permission
@@ -63,8 +64,10 @@ class Shell:
                  read: Callable[[str], str] = input,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  alerts: AlertConfig | None = None,
-                 can_change: Permission | None = None) -> None:
+                 can_change: Permission | None = None,
+                 alert_sink: ConsoleAlerts | None = None) -> None:
         self.db = db
+        self.alert_sink = alert_sink
         self.delivery = ConsoleDelivery()
         self.core = CommandCore(db, self.delivery, alerts=alerts, can_change=can_change)
         self.user = user or getpass.getuser()
@@ -143,6 +146,15 @@ class Shell:
             self.say(f"\n── incident #{number} · summary card (updated) ──")
             self.say(self.render(current, number))
 
+    def show_alerts(self) -> None:
+        """Alerts that fired since the last prompt (the first time: what is firing now), each
+        with its Start button numbered like any other."""
+        if self.alert_sink is None:
+            return
+        for alert in self.alert_sink.poll(self.clock()):
+            self.say(f"\n── alert · {alert.where} ──")
+            self.say(self.render(alert.reply, alert.incident))
+
     def fill(self, modal: Modal) -> dict[str, str | list[str]] | None:
         """Ask for each field; None when cancelled."""
         self.say(render_modal_intro(modal))
@@ -169,6 +181,10 @@ class Shell:
     def loop(self) -> None:
         self.say("llm-incident console — type `help`, a command, or a button number; Ctrl-D quits.")
         while True:
+            try:
+                self.show_alerts()
+            except Exception as exc:  # noqa: BLE001 - an alert problem must not stop the console
+                self.say(f"⚠️ alerts could not be evaluated: {exc!r}")
             try:
                 line = self.read(PROMPT)
             except (EOFError, KeyboardInterrupt):

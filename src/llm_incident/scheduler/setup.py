@@ -39,7 +39,7 @@ def build_scheduler(settings: Settings, db: Database, clock: Callable[[], dateti
                          interval_seconds=settings.alert_interval_seconds)
     scheduler = None
     if settings.scheduler:
-        scheduler = Scheduler(jc, leadership=Leadership(db), alerts_on=config.enabled,
+        scheduler = Scheduler(jc, leadership=Leadership(db), alerts_on=True,
                               alert_interval_seconds=settings.alert_interval_seconds, clock=clock,
                               metrics=metrics)
     return SchedulerParts(jc, config, scheduler)

@@ -1,0 +1,112 @@
+"""Confirm a suspected alert with the triage shift detector: did the rule's stat step (or drift)
+up, when, and to what — from the raw samples of the last `LOOKBACK`.
+
+The detector (`triage.shifts.detect`) runs over one `minute_series` per route and filter (one
+raw-row query, shared by every rule of the route in one evaluation), with onsets allowed down to
+`MIN_SEGMENT` minutes before now (the detector's default waits 5) and the rule's `min_after`
+samples after the onset. Stats: the rule's own (`error_code_rate:<code>` for a code rule);
+`cost_per_hour` is confirmed by a step up of cost per call or of calls per minute, its before /
+after read from the series as cost per hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from llm_incident.alerts.rules import AlertRule
+from llm_incident.metrics.filters import compile_filter
+from llm_incident.triage.series import ERROR_CODE_PREFIX, MinuteSeries, floor_minute, minute_series
+from llm_incident.triage.shifts import Shift, detect
+
+LOOKBACK = timedelta(hours=2)
+MIN_SEGMENT = 2          # minutes after the onset the detector needs (and before it)
+COST_STATS = ("cost_per_call_usd", "calls_per_min")
+PER_MINUTE_MIN_AFTER = 5  # calls_per_min has one sample per minute
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """A confirmed upward shift of the rule's stat: `after` over [onset, end of the series)."""
+
+    onset: datetime
+    before: float
+    after: float
+    n_before: int
+    n_after: int
+    reason: str
+
+
+def detector_stat(rule: AlertRule) -> str:
+    if rule.metric == "error_code_rate":
+        return ERROR_CODE_PREFIX + str(rule.error_code)
+    return rule.metric
+
+
+class SeriesCache:
+    """One minute series per (route, filter) within one evaluation, over the `LOOKBACK` of whole
+    minutes before `now`."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.session, self.now = session, now
+        self.end = floor_minute(now)
+        self._series: dict[tuple[str, str | None], MinuteSeries] = {}
+        self.queries = 0
+
+    def get(self, route: str, filter_text: str | None) -> MinuteSeries:
+        key = (route, filter_text)
+        if key not in self._series:
+            where = compile_filter(filter_text, now=self.now) if filter_text else None
+            self._series[key] = minute_series(self.session, route, self.end - LOOKBACK, self.end,
+                                              where=where)
+            self.queries += 1
+        return self._series[key]
+
+
+def _up(shift: Shift) -> bool:
+    return (shift.kind in ("step", "drift") and shift.onset is not None
+            and shift.before is not None and shift.after is not None
+            and shift.after > shift.before)
+
+
+def _detect(series: MinuteSeries, stat: str, min_after: int) -> Shift:
+    if stat == "calls_per_min":
+        min_after = PER_MINUTE_MIN_AFTER
+    return detect(series, stat, min_segment=MIN_SEGMENT, min_after=min_after)
+
+
+def confirm(series: MinuteSeries, rule: AlertRule) -> tuple[Confirmed | None, str]:
+    """The confirmed shift of the rule's stat (None, and the detector's reason, when none)."""
+    if rule.metric == "cost_per_hour":
+        return _confirm_cost(series, rule)
+    shift = _detect(series, detector_stat(rule), rule.min_after)
+    if not _up(shift):
+        return None, shift.reason
+    return Confirmed(shift.onset, shift.before, shift.after, shift.n_before, shift.n_after,
+                     shift.reason), shift.reason
+
+
+def _confirm_cost(series: MinuteSeries, rule: AlertRule) -> tuple[Confirmed | None, str]:
+    """Cost per hour moves with cost per call or with calls: the earlier confirmed step up of
+    either, read as cost per hour before and from its onset."""
+    shifts = [_detect(series, stat, rule.min_after) for stat in COST_STATS]
+    up = sorted((s for s in shifts if _up(s)), key=lambda s: s.onset)
+    if not up:
+        return None, "; ".join(f"{s.stat}: {s.reason}" for s in shifts)
+    shift = up[0]
+    split = series.index(shift.onset)
+    cost = np.nan_to_num(series.columns["cost_usd"], nan=0.0)
+    at = int(series.bounds[split])
+    first = int(series.minute_of[0]) if series.minute_of.size else split
+    minutes_before, minutes_after = split - first, len(series.minutes) - split
+    if minutes_before == 0 or minutes_after == 0:
+        return None, shift.reason
+    before = float(cost[:at].sum()) * 60 / minutes_before
+    after = float(cost[at:].sum()) * 60 / minutes_after
+    if after <= before:
+        return None, f"{shift.stat} rose but cost per hour did not"
+    return Confirmed(shift.onset, before, after, at, int(series.bounds[-1]) - at,
+                     f"{shift.stat}: {shift.reason}"), shift.reason
