@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import xlogy
-from scipy.stats import fisher_exact, norm, rankdata
+from scipy.stats import fisher_exact, norm
 from sqlalchemy.orm import Session
 
 from llm_incident.metrics.scope import Scope
@@ -180,10 +180,13 @@ def _ranks(values: np.ndarray, rate: bool) -> tuple[np.ndarray, float]:
         zeros = n - ones
         ranks = np.where(values > 0, zeros + (ones + 1) / 2, (zeros + 1) / 2)
         return ranks, float(ones ** 3 - ones + zeros ** 3 - zeros)
-    ranks = rankdata(values)
-    _, ties = np.unique(values, return_counts=True)
-    ties = ties[ties > 1].astype(float)
-    return ranks, float((ties ** 3 - ties).sum())
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, n]).astype(float)
+    ranks = np.empty(n)
+    ranks[order] = np.repeat(starts + (sizes + 1) / 2, sizes.astype(int))
+    return ranks, float((sizes ** 3 - sizes).sum())
 
 
 def _fmt(value: float | None) -> str:
@@ -310,12 +313,6 @@ def _confirm(series: MinuteSeries, stat: str, kind: str, split: int, direction: 
     if nb < min_before or na < min_after:
         return _none(stat, series, f"too few calls ({nb} before, {na} after)", nb + na)
     b, a = aggregate(stat, before), aggregate(stat, after)
-    if is_rate(stat):
-        hits_b, hits_a = int(before.sum()), int(after.sum())
-        p = fisher_exact([[hits_b, nb - hits_b], [hits_a, na - hits_a]]).pvalue
-    else:
-        p = _mann_whitney_p(ranks, nb, na, tie_term)
-    p = min(1.0, float(p) * searched)
     ratio = a / b if b else None
     floor = 0.01 if is_rate(stat) else 1e-12
     effect = abs(math.log(max(a, floor) / max(b, floor)))
@@ -328,11 +325,16 @@ def _confirm(series: MinuteSeries, stat: str, kind: str, split: int, direction: 
             ratio >= min_ratio or ratio <= 1 / min_ratio)
     at = onset.strftime("%H:%M")
     counts = dict(n_before=nb, n_after=na)
-    if p >= alpha:
-        shift = _none(stat, series, f"no shift (best split {at}: {change}, p={p:.2g})", nb + na)
-        return shift
-    if not large or np.sign(a - b) != direction:
+    if not large or np.sign(a - b) != direction:  # (no test needed)
         return _none(stat, series, f"no shift (change too small: {change} from {at})", nb + na)
+    if is_rate(stat):
+        hits_b, hits_a = int(before.sum()), int(after.sum())
+        p = fisher_exact([[hits_b, nb - hits_b], [hits_a, na - hits_a]]).pvalue
+    else:
+        p = _mann_whitney_p(ranks, nb, na, tie_term)
+    p = min(1.0, float(p) * searched)
+    if p >= alpha:
+        return _none(stat, series, f"no shift (best split {at}: {change}, p={p:.2g})", nb + na)
     words = "step at" if kind == "step" else "drift since"
     return Shift(stat, kind, onset, b, a, ratio, 1.0 - p, reason=f"{words} {at}: {change}",
                  effect=effect, **counts)
