@@ -183,8 +183,12 @@ def test_the_triage_api(db):
         given = api.get("/v1/routes/support.reply/triage",
                         params={"since": "2026-12-02T19:50:00Z"}).json()
         bad = [api.get("/v1/routes/support.reply/triage", params=p).status_code
-               for p in ({"lookback": "5m"}, {"lookback": "2d"}, {"since": "2026-12-03T00:00:00Z"},
-                         {"class": "nope"}, {"since": "yesterday"})]
+               for p in ({"lookback": "5m"}, {"lookback": "2d"}, {"class": "nope"},
+                         {"since": "yesterday"})]
+        future = api.get("/v1/routes/support.reply/triage",
+                         params={"since": "2026-12-03T00:00:00Z"}).json()
+        ancient = api.get("/v1/routes/support.reply/triage",
+                          params={"since": "2000-01-01T00:00:00Z"}).json()
         quiet = api.get("/v1/routes/billing.explain/triage").json()
     assert abs(datetime.fromisoformat(body["onset"]) - CHANGE) <= 2 * MIN
     assert body["onset_source"] == "detected" and body["main_stat"] == "p95_tokens_out"
@@ -193,7 +197,9 @@ def test_the_triage_api(db):
     assert any(s["verb"] == "clamp" for s in body["suggestions"])
     assert body["runbook_fields"]["Start time"].startswith(f"{CHANGE:%Y-%m-%d}")
     assert given["onset"] == "2026-12-02T19:50:00+00:00" and given["onset_source"] == "since"
-    assert bad == [400, 400, 400, 400, 400]
+    assert bad == [400, 400, 400, 400]
+    assert future["onset_source"] == "detected" and "not in the past" in future["warnings"][0]
+    assert ancient["onset"] == "2026-11-25T20:04:00+00:00" and "7 days back" in ancient["warnings"][0]
     assert quiet["found"] is False and quiet["onset"] is None
 
 

@@ -6,7 +6,7 @@ The same operations as `llm-incident keys`; keys from LLM_INCIDENT_API_KEYS are 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +18,7 @@ from llm_incident.apikeys import SCOPES, ApiKey, create_key, list_keys, parse_sc
 from llm_incident.bounds import Text
 from llm_incident.events.ingest import validation_errors
 
+Scope = Literal["ingest", "read", "controls", "admin"]  # apikeys.SCOPES
 router = APIRouter(dependencies=[needs("admin")], responses=errors(401, 403), tags=["keys"])
 
 
@@ -27,8 +28,7 @@ class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text = Field(min_length=1, max_length=200)
-    scopes: list[Text] = Field(min_length=1, max_length=len(SCOPES),
-                               description=f"any of {', '.join(SCOPES)}")
+    scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
 
 
 class KeyOut(BaseModel):
@@ -46,6 +46,9 @@ class KeysAnswer(BaseModel):
 
 class CreatedKey(KeyOut):
     key: str = Field(description="the key itself: shown this once, never stored")
+
+
+assert get_args(Scope) == SCOPES, "keep the API's scope names in step with apikeys.SCOPES"
 
 
 def key_json(row: ApiKey) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from llm_incident.triage.report import triage
 
 router = APIRouter(dependencies=[needs("read")], responses=errors(403), tags=["metrics"])
 MIN_LOOKBACK, MAX_LOOKBACK = timedelta(minutes=10), timedelta(hours=24)
+MAX_SINCE = timedelta(days=7)  # as `start … since`
 
 
 class TriageAnswer(BaseModel):
@@ -79,10 +80,16 @@ def get_route_triage(
         raise ApiError(400, f"lookback: {exc}") from None
     if not MIN_LOOKBACK <= span <= MAX_LOOKBACK:
         raise ApiError(400, "lookback must be between 10m and 24h")
-    if since is not None and not now - span <= since <= now:
-        raise ApiError(400, f"since must be within the lookback ({lookback}) and not in the future")
+    notes = []
+    if since is not None and since >= now:
+        notes.append("since is not in the past: nothing to compare yet, so the onset is detected")
+        since = None
+    elif since is not None and since < now - MAX_SINCE:
+        notes.append(f"since is more than {MAX_SINCE.days} days back; {MAX_SINCE.days} days back "
+                     "is used")
+        since = now - MAX_SINCE
     with svc.db.read() as session:
         report = triage(session, route, now=now, incident_class=klass.value, since=since,
                         lookback=span)
         warnings = route_warnings(session, route)
-    return finite({**report.to_dict(), "warnings": warnings})
+    return finite({**report.to_dict(), "warnings": warnings + notes})
