@@ -183,7 +183,9 @@ class MinuteSeries:
 
 def _epoch_seconds(dialect: str) -> ColumnElement[Any]:
     if dialect == "postgresql":
-        return cast(func.floor(func.extract("epoch", C.ts)), BigInteger)
+        # date_part is double precision (extract is numeric since PG 14: slower, per row);
+        # exact to the microsecond at today's epochs, so the floor is the right second.
+        return cast(func.floor(func.date_part("epoch", C.ts)), BigInteger)
     if sqlite3.sqlite_version_info >= (3, 38, 0):
         return func.unixepoch(C.ts)  # half the cost of strftime('%s', …)
     return cast(func.strftime("%s", C.ts), Integer)
@@ -246,7 +248,11 @@ def minute_series(
         raise ValueError("window start must be before its end")
     dialect = session.get_bind().dialect.name
     window = WindowQuery(route, start, end, scope, where)
-    (row,) = window.rows(session, f"triage-series-{dialect}", _statement_for(dialect))
+    if dialect == "postgresql" and where is None:
+        row = _binary_row(session, window.statement("triage-series-postgresql",
+                                                    _statement_for(dialect)), window)
+    else:
+        (row,) = window.rows(session, f"triage-series-{dialect}", _statement_for(dialect))
     if dialect != "postgresql":
         row = tuple(json.loads(column) for column in row)
     packed = np.array(row[1] or [], dtype=np.int64)
@@ -256,6 +262,20 @@ def minute_series(
     columns = [row[0] or [], packed & 1, (packed >> 1) & 1, row[2] or [], (packed >> 2) & 1,
                duration, tokens_in, tokens_out, cost]
     return series_from_columns(route, start, end, columns)
+
+
+def _binary_row(session: Session, statement: Select[Any], window: WindowQuery) -> tuple:
+    """PostgreSQL: the one row of `statement` through a binary psycopg cursor — arrays of 72,000
+    numbers load in about half the time of their text form. Only for `WindowQuery` statements
+    without `where`: their parameters (route, times, scope values) need no SQLAlchemy bind
+    processing (psycopg adapts aware datetimes itself)."""
+    connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    params = {**compiled.params,
+              **{f"w_{name}": value for name, value in window.params.items()}}
+    with connection.connection.dbapi_connection.cursor(binary=True) as cursor:
+        cursor.execute(str(compiled), params)
+        return cursor.fetchone()
 
 
 def series_from_rows(route: str, start: datetime, end: datetime,

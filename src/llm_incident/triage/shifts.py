@@ -120,7 +120,7 @@ class Shift:
                 "onset": None if self.onset is None else self.onset.isoformat(),
                 "before": self.before, "after": self.after, "ratio": self.ratio,
                 "confidence": self.confidence, "n_before": self.n_before,
-                "n_after": self.n_after, "reason": self.reason}
+                "n_after": self.n_after, "reason": self.reason, "effect": self.effect}
 
 
 def _matches(stat: str, names: Iterable[str]) -> bool:
