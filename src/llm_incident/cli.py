@@ -175,12 +175,16 @@ def _serve_in_background(app, host: str, port: int) -> None:
 def _console(database, user: str | None, settings: Settings) -> None:
     from llm_incident.alerts.rules import RuleError, load_rules
     from llm_incident.commands.alerting import AlertConfig
+    from llm_incident.console.alerts import ConsoleAlerts
     from llm_incident.console.shell import Shell, console_permission
+    from llm_incident.scheduler.setup import job_context
+    from llm_incident.slack.outbox import SlackDelivery
 
     try:
         alerts = AlertConfig(rules=load_rules(settings.alert_rules),
                              channel=settings.alert_channel,
                              interval_seconds=settings.alert_interval_seconds)
+        jc = job_context(settings, database)
     except RuleError as exc:
         click.echo(f"llm-incident: {exc}", err=True)
         sys.exit(2)
@@ -189,8 +193,11 @@ def _console(database, user: str | None, settings: Settings) -> None:
         import readline  # noqa: F401 - line editing and history for input()
     except ImportError:  # pragma: no cover - not on every platform
         pass
-    Shell(database, user=user, alerts=alerts,
-          can_change=console_permission(settings.responders)).loop()
+    if settings.slack_enabled:  # what the console evaluates is posted by the server's outbox
+        jc.delivery = SlackDelivery()
+    sink = ConsoleAlerts(jc, interval_seconds=settings.alert_interval_seconds)
+    Shell(database, user=user, alerts=alerts, can_change=console_permission(settings.responders),
+          alert_sink=sink).loop()
 
 
 @main.command()
@@ -357,8 +364,11 @@ def alerts() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Print every rule × route, not only "
               "those above ok or not judged.")
 def alerts_check(dry_run: bool, show_all: bool) -> None:
-    """Run one alert evaluation now, as the scheduler does: state changes are stored and their
-    messages queued for Slack (the server's outbox posts them)."""
+    """Run one alert evaluation now, as the scheduler does: state changes are stored (and shown by
+    `alerts` and the console) and, with LLM_INCIDENT_ALERT_CHANNEL and Slack set, their messages
+    queued for Slack (the server's outbox posts them). Levels: ok, pending warning (confirmed by
+    the next evaluation), warning, critical, learning (no baseline with enough history yet),
+    not judged (too few calls)."""
     from llm_incident.alerts.rules import RuleError
     from llm_incident.cli_alerts import run_check
 

@@ -21,7 +21,7 @@ def _row(obs: Observation) -> tuple[str, ...]:
     base = fmt(obs.baseline, kind) if obs.rule.uses_baseline else "-"
     ratio = times(obs.ratio) if obs.rule.uses_baseline else "-"
     since = f"{obs.onset:%H:%M}" if obs.onset is not None else "-"
-    note = "; ".join(part for part in (obs.reason, obs.basis) if part)
+    note = "; ".join(dict.fromkeys(part for part in (obs.reason, obs.basis) if part))
     return (obs.rule.id, obs.route, obs.shown_level, fmt(obs.value, kind), base, ratio,
             f"{obs.calls:,}", since, note)
 

@@ -74,23 +74,25 @@ def levels(run) -> dict[tuple[str, str], str | None]:
 
 
 def test_absolute_thresholds_and_min_calls(db):
-    store(db, "a.warn", 40, at=NOW, errors=4)      # 10 % → warning
-    store(db, "a.crit", 40, at=NOW, errors=10)     # 25 % → critical
-    store(db, "a.fine", 40, at=NOW, errors=1)      # 2.5 % → ok
+    store(db, "a.warn", 400, at=NOW, errors=40)      # 10 % → warning
+    store(db, "a.crit", 400, at=NOW, errors=100)     # 25 % → critical
+    store(db, "a.fine", 400, at=NOW, errors=10)      # 2.5 % → ok
     store(db, "a.few", 10, at=NOW, errors=10)      # 100 % of 10 calls: too few to judge
     run = run_alerts(jc(db, ERRORS), NOW, dry_run=True)
     assert levels(run) == {("errors", "a.warn"): WARNING, ("errors", "a.crit"): CRITICAL,
                            ("errors", "a.fine"): OK, ("errors", "a.few"): None}
-    few = next(o for o in run.observations if o.route == "a.few")
+    few = next(o for o in run.observations if o.route == "a.few")  # the rates: 95 % lower bound
     assert few.reason == "10 calls in 15m (min 20)"
     assert outbox(db) == []  # a dry run stores nothing
 
 
-def test_boundaries_are_inclusive(db):
-    store(db, "edge", 100, at=NOW, errors=5)       # exactly 5 % = warning
-    store(db, "edge2", 100, at=NOW, errors=20)     # exactly 20 % = critical
+def test_absolute_rates_are_judged_on_their_lower_bound(db):
+    store(db, "few", 60, at=NOW, errors=4)         # 6.7 % of 60 calls: could be chance → ok
+    store(db, "many", 1000, at=NOW, errors=70)     # 7 % of 1,000 calls → warning
+    store(db, "worse", 60, at=NOW, errors=30)      # 50 % of 60 calls: surely ≥ 20 % → critical
     run = run_alerts(jc(db, ERRORS), NOW, dry_run=True)
-    assert levels(run) == {("errors", "edge"): WARNING, ("errors", "edge2"): CRITICAL}
+    assert levels(run) == {("errors", "few"): OK, ("errors", "many"): WARNING,
+                           ("errors", "worse"): CRITICAL}
 
 
 def recent(db, route: str, *, before: int, now: int, calls: int = 300, history: int = 1800,
@@ -130,8 +132,8 @@ def test_ratio_rules_need_a_confirmed_shift_and_respect_the_floor(db):
 
 
 def test_filter_narrows_the_events_a_rule_sees(db):
-    store(db, "f.route", 40, at=NOW, errors=20, env="staging")
-    store(db, "f.route", 40, at=NOW, errors=0, env="prod")
+    store(db, "f.route", 400, at=NOW, errors=200, env="staging")
+    store(db, "f.route", 400, at=NOW, errors=0, env="prod")
     prod = ERRORS.model_copy(update={"id": "prod-errors", "filter": 'env = "prod"'})
     run = run_alerts(jc(db, ERRORS, prod), NOW, dry_run=True)
     assert levels(run) == {("errors", "f.route"): CRITICAL, ("prod-errors", "f.route"): OK}
@@ -146,7 +148,7 @@ def test_routes_without_traffic_in_the_window_are_not_evaluated(db):
 
 def test_one_notification_per_state_change_then_resolved(db):
     context = jc(db, ERRORS)
-    store(db, "s.route", 40, at=NOW, errors=10)                  # 25 % critical
+    store(db, "s.route", 400, at=NOW, errors=100)                  # 25 % critical
     first = run_alerts(context, NOW)
     assert [(n.previous_level, n.level) for n in first.notifications] == [(OK, CRITICAL)]
     for minute in (1, 2, 3):                                     # same state: nothing new
@@ -154,7 +156,7 @@ def test_one_notification_per_state_change_then_resolved(db):
     assert len(outbox(db)) == 1
     # 40 minutes later (past the cooldown) the window holds only healthy traffic
     later = NOW + 40 * MIN
-    store(db, "s.route", 40, at=later, errors=0)
+    store(db, "s.route", 400, at=later, errors=0)
     resolved = run_alerts(context, later)
     assert [(n.previous_level, n.level) for n in resolved.notifications] == [(CRITICAL, OK)]
     rows = outbox(db)
@@ -168,10 +170,10 @@ def test_one_notification_per_state_change_then_resolved(db):
 
 def test_cooldown_holds_back_flapping_but_not_escalation(db):
     context = jc(db, ERRORS)
-    store(db, "c.route", 40, at=NOW, errors=3, spread=5 * MIN)      # 7.5 % warning
+    store(db, "c.route", 400, at=NOW, errors=30, spread=5 * MIN)      # 7.5 % warning
     assert [n.level for n in run_alerts(context, NOW).notifications] == [WARNING]
     t1 = NOW + 5 * MIN                                               # escalation: at once
-    store(db, "c.route", 40, at=t1, errors=40, spread=4 * MIN)
+    store(db, "c.route", 400, at=t1, errors=400, spread=4 * MIN)
     assert [n.level for n in run_alerts(context, t1).notifications] == [CRITICAL]
     t2 = NOW + 25 * MIN                                              # healthy, in cooldown
     store(db, "c.route", 200, at=t2, errors=0, spread=14 * MIN)
@@ -183,7 +185,7 @@ def test_cooldown_holds_back_flapping_but_not_escalation(db):
 
 
 def test_two_evaluators_racing_store_and_post_each_change_once(db):
-    store(db, "r.route", 40, at=NOW, errors=10)
+    store(db, "r.route", 400, at=NOW, errors=100)
     context = jc(db, ERRORS)
     with db.read() as session:
         observations = observe_all(session, context.rules, NOW)
@@ -199,7 +201,7 @@ def test_two_evaluators_racing_store_and_post_each_change_once(db):
 
 
 def test_alert_goes_to_the_open_incident_thread_and_timeline(db):
-    store(db, "i.route", 40, at=NOW, errors=10)
+    store(db, "i.route", 400, at=NOW, errors=100)
     core = CommandCore(db, SlackDelivery(), incident_channel="C_INC")
     core.run("start i.route provider 503s", Context(user="U1", channel="C_INC", now=NOW - MIN))
     run_alerts(jc(db, ERRORS), NOW)
@@ -231,7 +233,7 @@ def test_alert_message_has_numbers_onset_trend_and_a_start_button(db):
 
 
 def test_start_incident_from_an_alert_is_prefilled_and_idempotent(db):
-    store(db, "p.route", 40, at=NOW, errors=10)
+    store(db, "p.route", 400, at=NOW, errors=100)
     (note,) = run_alerts(jc(db, ERRORS), NOW).notifications
     config = AlertConfig(rules=(ERRORS,), channel="C_ALERTS")
     core = CommandCore(db, SlackDelivery(), incident_channel="C_INC", alerts=config)
@@ -257,7 +259,7 @@ def test_start_incident_from_an_alert_is_prefilled_and_idempotent(db):
 
 
 def test_alerts_command_lists_rules_and_what_fires(db):
-    store(db, "l.route", 40, at=NOW, errors=10)
+    store(db, "l.route", 400, at=NOW, errors=100)
     run_alerts(jc(db, ERRORS), NOW)
     core = CommandCore(db, SlackDelivery(), alerts=AlertConfig(rules=(ERRORS,), channel="C_ALERTS",
                                                               interval_seconds=60))
@@ -274,7 +276,7 @@ def test_alerts_command_lists_rules_and_what_fires(db):
 
 
 def test_freezegun_pins_the_clock_the_job_reads(db):
-    store(db, "z.route", 40, at=NOW, errors=10)
+    store(db, "z.route", 400, at=NOW, errors=100)
     with freeze_time(NOW):
         run = run_alerts(jc(db, ERRORS), datetime.now(timezone.utc))
     assert [n.ts for n in run.notifications] == [NOW]
@@ -282,23 +284,23 @@ def test_freezegun_pins_the_clock_the_job_reads(db):
 
 def test_after_a_resolution_a_new_critical_pages_at_once_but_a_warning_waits(db):
     context = jc(db, ERRORS)
-    store(db, "b.route", 40, at=NOW, errors=40, spread=4 * MIN)                # critical
+    store(db, "b.route", 400, at=NOW, errors=400, spread=4 * MIN)                # critical
     assert [n.level for n in run_alerts(context, NOW).notifications] == [CRITICAL]
     t1 = NOW + 31 * MIN                                                        # resolved
-    store(db, "b.route", 100, at=t1, errors=0, spread=14 * MIN)
+    store(db, "b.route", 1000, at=t1, errors=0, spread=14 * MIN)
     assert [n.level for n in run_alerts(context, t1).notifications] == [OK]
     t2 = t1 + 5 * MIN                                                          # warning: waits
-    store(db, "b.route", 100, at=t2, errors=30, spread=4 * MIN)               # 30/200 = 15 %
+    store(db, "b.route", 1000, at=t2, errors=300, spread=4 * MIN)               # 300/2000 = 15 %
     held = run_alerts(context, t2)
     assert held.notifications == [] and held.held[0].observation.level == WARNING
     t3 = t2 + 2 * MIN                                                          # critical: at once
-    store(db, "b.route", 100, at=t3, errors=100, spread=MIN)
+    store(db, "b.route", 1000, at=t3, errors=1000, spread=MIN)
     assert [(n.previous_level, n.level) for n in run_alerts(context, t3).notifications] == [
         (OK, CRITICAL)]
 
 
 def test_a_steady_state_writes_nothing(db):
-    store(db, "q.route", 40, at=NOW, errors=10)
+    store(db, "q.route", 400, at=NOW, errors=100)
     context = jc(db, ERRORS)
     run_alerts(context, NOW)
     with db.read() as session:

@@ -63,8 +63,8 @@ def trailing_window(rule: AlertRule, window: Window, *, first_seen: datetime | N
     """The trailing span before the window (or before `anchor`), cut to the route's history."""
     end = min(window.start, anchor) if anchor is not None else window.start
     start = end - rule.trailing_span
-    if first_seen is not None and first_seen > start:
-        start = min(first_seen, end)
+    if first_seen is not None and first_seen > start:  # from the minute of the first call
+        start = min(first_seen.replace(second=0, microsecond=0), end)
     return Window(start, end)
 
 

@@ -5,8 +5,9 @@ The detector (`triage.shifts.detect`) runs over one `minute_series` per route an
 raw-row query, shared by every rule of the route in one evaluation), with onsets allowed down to
 `MIN_SEGMENT` minutes before now (the detector's default waits 5) and the rule's `min_after`
 samples after the onset. Stats: the rule's own (`error_code_rate:<code>` for a code rule);
-`cost_per_hour` is confirmed by a step up of cost per call or of calls per minute, its before /
-after read from the series as cost per hour.
+`cost_per_hour` is confirmed by a step up of cost per call, or of calls per minute by at least
+the critical ratio (traffic that grows at the same cost per call is not news below that), its
+before / after read from the series as cost per hour.
 """
 
 from __future__ import annotations
@@ -108,5 +109,9 @@ def _confirm_cost(series: MinuteSeries, rule: AlertRule) -> tuple[Confirmed | No
     after = float(cost[at:].sum()) * 60 / minutes_after
     if after <= before:
         return None, f"{shift.stat} rose but cost per hour did not"
+    if shift.stat == "calls_per_min" and after < rule.critical * before:
+        # more traffic at the same cost per call: news only at the critical level (a daily
+        # ramp or a Monday morning is not an incident; a retry loop is)
+        return None, f"calls per minute rose (×{after / before:.1f}) at the same cost per call"
     return Confirmed(shift.onset, before, after, at, int(series.bounds[-1]) - at,
                      f"{shift.stat}: {shift.reason}"), shift.reason

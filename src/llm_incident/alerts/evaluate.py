@@ -14,8 +14,9 @@ A rule that is not firing on a route:
    the rule's stat in the last 2 h, with `min_calls` calls before the onset and `min_after` from
    it. The level is that of the value since the onset — against the baseline (a trailing one
    taken before the onset), and against the detector's own before (the smaller of the two
-   levels). An absolute rule whose window and short window are both at `critical` fires without
-   an onset (a route broken for longer than the look-back).
+   levels). An absolute rule whose window and short window are both at a level holds it without
+   an onset (a route broken for longer than the look-back); absolute rules on rates read the
+   95 % lower bound of the rate (`confident`), so a few errors among few calls are no level.
 5. `critical` fires at once; `warning` needs a second evaluation in a row that sees it (the
    observation carries `pending` in between) or the whole window at warning too — no alert on
    one noisy minute.
@@ -30,7 +31,7 @@ no traffic in a rule's window, or judged silent, gets its other firing states re
 judged: no traffic since 14:05").
 
 Stats come from `metrics.stats` (one source of numbers); rules sharing a window and filter share
-one stats query per route.
+one stats query per route; baselines are re-read every 5 minutes (`BaselineMemo`).
 """
 
 from __future__ import annotations
@@ -121,6 +122,18 @@ def judge(rule: AlertRule, value: float, baseline: float | None) -> str:
     return OK
 
 
+def confident(rule: AlertRule, value: float | None, calls: int) -> float | None:
+    """For an absolute rule on a rate: the one-sided 95 % Wilson lower bound of the rate, so a
+    level is reached with confidence (1 error in 30 calls is not a 3 % error rate); else the
+    value."""
+    if value is None or rule.compare != "absolute" or rule.watched.kind != "rate" or calls <= 0:
+        return value
+    z = 1.645
+    centre = value + z * z / (2 * calls)
+    spread = z * math.sqrt(value * (1 - value) / calls + z * z / (4 * calls * calls))
+    return max(0.0, (centre - spread) / (1 + z * z / calls))
+
+
 def lower(a: str, b: str) -> str:
     return a if RANK[a] <= RANK[b] else b
 
@@ -141,6 +154,28 @@ class StatsCache:
         return self._stats[key]
 
 
+class BaselineMemo:
+    """Baseline picks kept across evaluations for `TTL` (a baseline is history: re-reading it
+    every minute buys nothing); a learning pick is never kept, so learning ends on time."""
+
+    TTL = timedelta(minutes=5)
+
+    def __init__(self) -> None:
+        self._picks: dict[tuple[Any, ...], tuple[datetime, BaselinePick]] = {}
+
+    def get(self, key: tuple[Any, ...], now: datetime) -> BaselinePick | None:
+        hit = self._picks.get(key)
+        if hit is None or not hit[0] <= now < hit[0] + self.TTL:
+            return None
+        return hit[1]
+
+    def put(self, key: tuple[Any, ...], now: datetime, pick: BaselinePick) -> None:
+        if len(self._picks) > 100_000:
+            self._picks.clear()
+        if pick.kind is not None:
+            self._picks[key] = (now, pick)
+
+
 @dataclass
 class Evaluation:
     """Everything one evaluation reads once: stats, series, stored states, the route registry."""
@@ -151,9 +186,21 @@ class Evaluation:
     series: SeriesCache
     states: dict[tuple[str, str], AlertState]
     seen: dict[str, tuple[datetime, datetime]]  # route → (first, last) seen, aware UTC
+    memo: BaselineMemo
 
     def first_seen(self, route: str) -> datetime | None:
         return self.seen[route][0] if route in self.seen else None
+
+    def baseline(self, rule: AlertRule, route: str, window: Window,
+                 anchor: datetime | None = None) -> BaselinePick:
+        """The rule's baseline for `window` (see `alerts.baselines.choose`), memoized."""
+        key = (rule.id, rule.window, rule.baseline, rule.trailing, rule.filter, route, anchor)
+        pick = self.memo.get(key, self.now)
+        if pick is None:
+            pick = choose(self.stats, rule, route, window, first_seen=self.first_seen(route),
+                          anchor=anchor)
+            self.memo.put(key, self.now, pick)
+        return pick
 
 
 def routes_with_traffic(session: Session, since: datetime) -> list[str]:
@@ -199,15 +246,14 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
         return seen(None, f"no {rule.label()} in the window")
     pick = BaselinePick(None, None, None, 0, "")
     if rule.uses_baseline:
-        pick = choose(ev.stats, rule, route, window, first_seen=ev.first_seen(route),
-                      anchor=onset)
+        pick = ev.baseline(rule, route, window, onset)
         if pick.kind is None:
             return seen(None, pick.note, status=LEARNING)
     if firing:
-        return _hold(ev, rule, route, window, now_stats, pick, onset, seen)
-    long_level = judge(rule, value, pick.value)
+        return _hold(ev, rule, route, window, now_stats, pick, state, seen)
+    long_level = judge(rule, confident(rule, value, now_stats.calls), pick.value)
     short = ev.stats.get(route, window_ending(ev.now, SHORT), rule.filter)
-    short_value = rule.watched.read(short, rule)
+    short_value = confident(rule, rule.watched.read(short, rule), short.calls)
     short_level = (judge(rule, short_value, pick.value)
                    if short_value is not None and short.calls >= rule.min_after else None)
     if RANK[long_level] < RANK[WARNING] and (short_level is None
@@ -223,11 +269,10 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
     level, result = OK, dict(baseline=pick.value, basis=pick.note)
     if found is not None:
         if pick.kind == "trailing":  # the baseline before the onset, not across it
-            pick = choose(ev.stats, rule, route, window, first_seen=ev.first_seen(route),
-                          anchor=found.onset)
+            pick = ev.baseline(rule, route, window, found.onset)
             if pick.kind is None:
                 return seen(None, pick.note, status=LEARNING, onset=found.onset)
-        level = judge(rule, found.after, pick.value)
+        level = judge(rule, confident(rule, found.after, found.n_after), pick.value)
         if rule.compare == "ratio":
             level = lower(level, judge(rule, found.after, found.before))
         result = dict(value=found.after, baseline=pick.value, calls=found.n_after,
@@ -246,8 +291,12 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
 
 
 def _hold(ev: Evaluation, rule: AlertRule, route: str, window: Window, now_stats: WindowStats,
-          pick: BaselinePick, onset: datetime | None, seen: Any) -> Observation:
-    """A firing rule: the value since its onset (at most the window) against the baseline."""
+          pick: BaselinePick, state: AlertState, seen: Any) -> Observation:
+    """A firing rule: the value since its onset (at most the window) against the baseline. It
+    rises only when sure (an absolute rule on a rate: at its 95 % lower bound, and without an
+    onset over the short window too, as it fired), and falls only when the value itself does —
+    no flapping at a level's edge."""
+    onset = _aware(state.onset) if state.onset is not None else None
     stats = now_stats
     if onset is not None and window.start < onset < ev.now:
         since = ev.stats.get(route, Window(onset, ev.now), rule.filter)
@@ -256,8 +305,16 @@ def _hold(ev: Evaluation, rule: AlertRule, route: str, window: Window, now_stats
     value = rule.watched.read(stats, rule)
     if value is None:
         return seen(None, f"no {rule.label()} since the onset")
-    return seen(judge(rule, value, pick.value), value=value, baseline=pick.value,
-                calls=stats.calls, basis=pick.note)
+    sure = judge(rule, confident(rule, value, stats.calls), pick.value)
+    if rule.compare == "absolute" and onset is None:
+        short = ev.stats.get(route, window_ending(ev.now, SHORT), rule.filter)
+        short_value = confident(rule, rule.watched.read(short, rule), short.calls)
+        if short_value is not None and short.calls >= rule.min_after:
+            sure = lower(sure, judge(rule, short_value, None))
+    plain = judge(rule, value, pick.value)
+    level = sure if RANK[sure] > RANK[state.level] else (
+        plain if RANK[plain] < RANK[state.level] else state.level)
+    return seen(level, value=value, baseline=pick.value, calls=stats.calls, basis=pick.note)
 
 
 def observe_silence(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
@@ -267,7 +324,7 @@ def observe_silence(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
     value = rule.watched.read(now_stats, rule)
     state = ev.states.get((rule.id, route))
     last = ev.seen.get(route, (None, None))[1]
-    pick = choose(ev.stats, rule, route, window, first_seen=ev.first_seen(route))
+    pick = ev.baseline(rule, route, window)
 
     def seen(level: str | None, reason: str = "", **more: Any) -> Observation:
         fields = dict(rule=rule, route=route, level=level, value=value, baseline=pick.value,
@@ -283,7 +340,7 @@ def observe_silence(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
                           f"(min {rule.min_calls})")
     chance = float(poisson.cdf(now_stats.calls, expected))
     level = judge(rule, value, pick.value) if chance < SILENT_P else OK
-    if now_stats.calls == 0 and last is not None:
+    if now_stats.calls == 0 and last is not None and last < window.start:
         reason, onset = f"no traffic since {last:%H:%M}", last
     else:
         reason = f"{now_stats.calls} calls in {rule.window}, {expected:.0f} expected"
@@ -313,13 +370,14 @@ def _stale(ev: Evaluation, rule: AlertRule, route: str, state: AlertState,
 
 
 def observe_all(session: Session, rules: tuple[AlertRule, ...] | list[AlertRule],
-                now: datetime, *, states: dict[tuple[str, str], AlertState] | None = None
-                ) -> list[Observation]:
+                now: datetime, *, states: dict[tuple[str, str], AlertState] | None = None,
+                memo: BaselineMemo | None = None) -> list[Observation]:
     """Every rule on every route it covers (`*`: routes with traffic in its window; drop rules:
-    routes seen in the last day), then the stale firing states resolved."""
+    routes seen in the last day), then the stale firing states resolved. `memo` keeps baselines
+    across evaluations (the scheduler's job passes one)."""
     ev = Evaluation(session, now, StatsCache(session, now), SeriesCache(session, now),
                     stored_states(session) if states is None else states,
-                    _seen(session, now - SILENT_HORIZON))
+                    _seen(session, now - SILENT_HORIZON), memo or BaselineMemo())
     observations: list[Observation] = []
     for rule in sorted(rules, key=lambda r: r.compare != "drop"):  # silence first
         if rule.route != ALL_ROUTES:

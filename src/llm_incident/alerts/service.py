@@ -5,7 +5,8 @@ The stored level is the level last notified. An observation at another level bec
 notification unless the rule's cooldown since the last notification is still running — then only
 a change to critical goes out at once; anything else waits for the cooldown and is sent then if
 it still holds (a flapping route does not flood the channel, and a route that breaks again
-right after recovering still pages). Each notification bumps the state's `version` with a
+right after recovering still pages; a route gone quiet has its states resolved at once). Each
+notification bumps the state's `version` with a
 compare-and-set, and the notification row is unique per (rule, route, version).
 
 A warning seen for the first time is stored as the state's `pending` (no notification, no
@@ -26,7 +27,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from llm_incident.alerts.evaluate import CRITICAL, OK, RANK, Observation
+from llm_incident.alerts.evaluate import CRITICAL, OK, RANK, STALE, Observation
 from llm_incident.alerts.models import AlertNotification, AlertState
 from llm_incident.alerts.rules import AlertRule
 
@@ -74,7 +75,7 @@ def decide(observation: Observation, state: AlertState | None,
     if state is None or state.notified_at is None:
         return True, None
     until = state.notified_at + observation.rule.cooldown_span
-    if now >= until or observation.level == CRITICAL:
+    if now >= until or observation.level == CRITICAL or observation.status == STALE:
         return True, None
     return False, until
 

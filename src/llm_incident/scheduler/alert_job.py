@@ -37,7 +37,7 @@ class AlertRun:
 def run_alerts(jc: JobContext, now: datetime, *, dry_run: bool = False) -> AlertRun:
     """One evaluation at `now`; with `dry_run` nothing is stored or posted."""
     with jc.db.read() as session:
-        observations = observe_all(session, jc.rules, now)
+        observations = observe_all(session, jc.rules, now, memo=jc.baselines)
         if dry_run:
             return AlertRun(observations)
         changed = alerts.changes(session, observations)

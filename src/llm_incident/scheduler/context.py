@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llm_incident.alerts.evaluate import BaselineMemo
 from llm_incident.alerts.rules import DEFAULT_RULES, AlertRule
 from llm_incident.commands.context import Delivery
 from llm_incident.db import Database
@@ -23,3 +24,4 @@ class JobContext:
     mitigation_check_minutes: int = 5
     followup_days: int = 7
     actor: str = "llm-incident"  # who the timeline says acted
+    baselines: BaselineMemo = field(default_factory=BaselineMemo)  # alert baselines, kept 5 min

@@ -1,0 +1,380 @@
+"""Alert quality: simulated route-weeks replayed through the real alert job with a frozen clock.
+
+Traffic per route (numpy, seeded): Poisson calls at `rate` calls/min shaped by a daily rhythm
+(1 + 0.5 cos: 3× between the night trough and the afternoon peak), weekends at 0.6×, and an
+hourly jitter of the rate (lognormal σ 0.1). Per call: tokens_out lognormal (median 300, σ 0.5),
+duration (300 ms + 2.5 ms per output token) × lognormal σ 0.2, tokens_in normal 1,500 ± 300,
+flagged 3 %, errors 1 % (500/503), 429s 0.3 %, cost from the tokens (one price; a "cost"
+regression is a model switch to a pricier one).
+
+Each simulated route-week (8 days: a day of history, then the week evaluated) holds
+regressions at random times, one per slot of the week, `DURATION` long, in random order:
+tokens_out, duration, flagged rate, error rate and cost per call ×2, ×4 and ×8, a 429 storm (30 %
+of calls) and a silent route (no calls). Clean route-weeks hold none.
+
+Replay: `scheduler.alert_job.run_alerts(jc, now)` — the real job, storing state (pending
+warnings, levels, notifications) — with the built-in rules (`DEFAULT_RULES`, aimed at the route),
+at a frozen `now` stepping every minute from 2 min before each regression to 15 min into it,
+then every 3 minutes to 20 min after it; elsewhere every `--step` minutes (5) in clean weeks and
+every 15 in weeks with regressions. A regression is *detected* when the rule that
+watches its metric notifies warning or critical on the route during it; the delay is from its
+start. A regression is *expected* to alert when its effect reaches the rule's warning level
+(error rate ×2 and ×4 = 2 % and 4 % stay under the absolute 5 %: not expected). A *false alert*
+is a warning/critical notification outside any regression (and the 30 minutes after it).
+
+Sampled (the full grid at 200 calls/min is 2 M events per route-week): by default 2 route-weeks
+with regressions at 5 and at 30 calls/min, 1 route of `--days-200` (3) days at 200 calls/min
+(regressions every ~4 h), and one clean route-week at 5 and at 30 calls/min plus 2 clean days at
+200. Fresh install: 3 h of history and an 8× tokens_out explosion 20 min ago, at 5, 30 and 200
+calls/min: alerted by the first evaluation? and replayed from the install minute by minute.
+
+SQLite only (a temporary file, bulk insert as bench/metrics.py does). The route registry is
+filled once with each route's first and last event (ingest would keep last_seen current; the
+replay does not, which only affects the wording "no traffic since").
+
+    python bench/alert_quality.py [--seed 3] [--step 5] [--days-200 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for bench.*
+from bench.backends import COLUMNS  # noqa: E402
+from llm_incident.alerts.evaluate import CRITICAL, WARNING  # noqa: E402
+from llm_incident.alerts.rules import DEFAULT_RULES  # noqa: E402
+from llm_incident.db import Database  # noqa: E402
+from llm_incident.events.routes import note_routes  # noqa: E402
+from llm_incident.migrate import upgrade  # noqa: E402
+from llm_incident.scheduler.alert_job import run_alerts  # noqa: E402
+from llm_incident.scheduler.context import JobContext  # noqa: E402
+
+START = datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)  # a Monday
+MIN = timedelta(minutes=1)
+DURATION = timedelta(minutes=45)
+AFTER = timedelta(minutes=30)   # alerts this long after a regression ends are not false
+FLAGGED, ERRORS, RATE_429 = 0.03, 0.01, 0.003
+PRICE_IN, PRICE_OUT = 1e-6, 4e-6
+KINDS = [(metric, k) for metric in ("tokens", "duration", "flagged", "errors", "cost")
+         for k in (2, 4, 8)] + [("429", 0), ("silent", 0)]
+RULE_OF = {"tokens": "p95-tokens-out", "duration": "p95-duration", "flagged": "flagged-rate",
+           "errors": "error-rate", "cost": "cost-per-hour", "429": "rate-limited",
+           "silent": "silent-route"}
+RULES = {r.id: r for r in DEFAULT_RULES}
+
+
+def expected(metric: str, k: int) -> bool:
+    """Does the regression reach the warning level of the rule that watches it?"""
+    if metric == "errors":
+        return ERRORS * k >= RULES["error-rate"].warning
+    return True
+
+
+@dataclass
+class Injection:
+    metric: str
+    k: int
+    start: datetime
+
+    @property
+    def end(self) -> datetime:
+        return self.start + DURATION
+
+
+@dataclass
+class RouteCase:
+    route: str
+    rate: float
+    start: datetime            # first event
+    evaluate_from: datetime
+    end: datetime
+    injections: list[Injection] = field(default_factory=list)
+    fresh: bool = False
+
+
+def simulate(rng: np.random.Generator, case: RouteCase) -> list[tuple]:
+    """The route's events as rows in bench.backends.COLUMNS order (ts as SQLite text)."""
+    minutes = int((case.end - case.start) / MIN)
+    t = np.arange(minutes)
+    moments = np.array([case.start.timestamp()]) + t * 60.0
+    hour = (moments % 86400) / 3600
+    weekday = ((moments // 86400).astype(int) + 3) % 7  # 1970-01-01 was a Thursday
+    jitter = np.exp(rng.normal(0, 0.1, size=minutes // 60 + 1))[t // 60]
+    lam = case.rate * (1 + 0.5 * np.cos(2 * np.pi * (hour - 15) / 24)) * np.where(
+        weekday >= 5, 0.6, 1.0) * jitter
+    for inj in case.injections:
+        if inj.metric == "silent":
+            a, b = (int((x - case.start) / MIN) for x in (inj.start, inj.end))
+            lam[max(a, 0):max(b, 0)] = 0.0
+    counts = rng.poisson(lam)
+    n = int(counts.sum())
+    ts = np.repeat(moments, counts) + rng.uniform(0, 60, n)
+    tokens_out = np.maximum(1, np.round(rng.lognormal(math.log(300), 0.5, n)))
+    tokens_in = np.maximum(50, np.round(rng.normal(1500, 300, n)))
+    duration = (300 + 2.5 * tokens_out) * rng.lognormal(0, 0.2, n)
+    flagged_p = np.full(n, FLAGGED)
+    error_p = np.full(n, ERRORS)
+    p429 = np.full(n, RATE_429)
+    price = np.ones(n)
+    attempt = np.ones(n, dtype=int)
+    for inj in case.injections:
+        on = (ts >= inj.start.timestamp()) & (ts < inj.end.timestamp())
+        if inj.metric == "tokens":
+            tokens_out = np.where(on, tokens_out * inj.k, tokens_out)
+            duration = np.where(on, (300 + 2.5 * tokens_out) * rng.lognormal(0, 0.2, n), duration)
+        elif inj.metric == "duration":
+            duration = np.where(on, duration * inj.k, duration)
+        elif inj.metric == "flagged":
+            flagged_p = np.where(on, FLAGGED * inj.k, flagged_p)
+        elif inj.metric == "errors":
+            error_p = np.where(on, ERRORS * inj.k, error_p)
+        elif inj.metric == "cost":
+            price = np.where(on, inj.k, price)
+        elif inj.metric == "429":
+            p429 = np.where(on, 0.3, p429)
+            attempt = np.where(on & (rng.random(n) < 0.3), 2, attempt)
+    roll = rng.random(n)
+    is429 = roll < p429
+    is_error = ~is429 & (roll < p429 + error_p)
+    is_flagged = ~is429 & ~is_error & (roll < p429 + error_p + flagged_p)
+    cost = (tokens_in * PRICE_IN + tokens_out * PRICE_OUT) * price
+    stamps = np.char.replace(np.datetime_as_string(
+        (ts * 1e6).astype("datetime64[us]"), unit="us"), "T", " ").tolist()
+    codes = np.where(is429, "429", np.where(is_error, np.where(roll < 0.5, "500", "503"), ""))
+    status = np.where(is429 | is_error, "error", np.where(is_flagged, "flagged", "ok"))
+    model = np.where(price > 1, "big-model", "small-model")
+    rows = []
+    for i, (stamp, code, st, mdl, t_in, t_out, dur, c, att) in enumerate(zip(
+            stamps, codes.tolist(), status.tolist(), model.tolist(), tokens_in.tolist(),
+            tokens_out.tolist(), duration.tolist(), cost.tolist(), attempt.tolist())):
+        rows.append((f"{case.route}-{i}", stamp, stamp, case.route, "prod", mdl, "provider",
+                     "us-east-1", "pro", int(t_in), int(t_out), round(dur, 1), st, code or None,
+                     False, c, True, "p", "1", att, "{}"))
+    rows.sort(key=lambda r: r[1])
+    return rows
+
+
+def load(path: Path, cases: list[RouteCase], rng: np.random.Generator) -> tuple[Database, int]:
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    db.dispose()
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA synchronous=OFF")
+    indexes = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                          "AND tbl_name = 'events' AND sql IS NOT NULL").fetchall()
+    con.execute("BEGIN")
+    for name, _ in indexes:
+        con.execute(f'DROP INDEX "{name}"')
+    total, spans = 0, []
+    for case in cases:
+        rows = simulate(rng, case)
+        con.executemany(f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join('?' * 21)})", rows)
+        total += len(rows)
+        spans += [{"route": case.route, "ts": datetime.fromisoformat(rows[i][1]).replace(
+            tzinfo=timezone.utc)} for i in (0, -1)]
+    for _, sql in indexes:
+        con.execute(sql)
+    con.execute("COMMIT")
+    con.close()
+    db = Database(f"sqlite:///{path}")
+    with db.write() as session:
+        note_routes(session, spans)
+    return db, total
+
+
+def instants(case: RouteCase, step: timedelta) -> list[datetime]:
+    """Every `step` over the evaluated span, every minute around each regression."""
+    moments = set()
+    t = case.evaluate_from
+    while t < case.end:
+        moments.add(t)
+        t += step
+    for inj in case.injections:
+        t = inj.start - 2 * MIN
+        while t < min(inj.end + 20 * MIN, case.end):
+            moments.add(t)
+            t += MIN if t < inj.start + 15 * MIN else 3 * MIN
+    return sorted(m for m in moments if case.evaluate_from <= m < case.end)
+
+
+def replay(db: Database, case: RouteCase, step: timedelta) -> tuple[list, int, float]:
+    """(notifications to warning/critical, evaluations, seconds) of the job over the case."""
+    rules = tuple(r.model_copy(update={"route": case.route}) for r in DEFAULT_RULES)
+    jc = JobContext(db=db, rules=rules)
+    fired, moments = [], instants(case, step)
+    started = time.perf_counter()
+    for now in moments:
+        run = run_alerts(jc, now)
+        fired += [n for n in run.notifications if n.level in (WARNING, CRITICAL)]
+    return fired, len(moments), time.perf_counter() - started
+
+
+def week_case(route: str, rate: float, rng: np.random.Generator, *, days: int = 7,
+              inject: bool = True) -> RouteCase:
+    first = START + timedelta(days=int(rng.integers(0, 7)))  # weeks start on any weekday
+    case = RouteCase(route, rate, first, first + timedelta(days=1),
+                     first + timedelta(days=1 + days))
+    if inject:
+        order = rng.permutation(len(KINDS))
+        slot = (case.end - case.evaluate_from - timedelta(hours=1)) / len(KINDS)
+        for i, index in enumerate(order):
+            metric, k = KINDS[index]
+            offset = timedelta(seconds=float(rng.uniform(0, (slot - DURATION - AFTER)
+                                                         .total_seconds())))
+            case.injections.append(Injection(metric, k, case.evaluate_from + slot * i + offset))
+    return case
+
+
+def fresh_case(route: str, rate: float, now: datetime) -> RouteCase:
+    case = RouteCase(route, rate, now - timedelta(hours=3), now - timedelta(hours=3) + 10 * MIN,
+                     now, fresh=True)
+    case.injections.append(Injection("tokens", 8, now - 20 * MIN))
+    return case
+
+
+def score(case: RouteCase, fired: list) -> tuple[list[tuple], int]:
+    """Per injection (metric, k, expected, delay minutes or None); false alerts."""
+    results = []
+    for inj in case.injections:
+        rule = RULE_OF[inj.metric]
+        hits = [n for n in fired if n.rule_id == rule and inj.start <= _aware(n.ts) < inj.end]
+        delay = (_aware(min(hits, key=lambda n: n.ts).ts) - inj.start) / MIN if hits else None
+        results.append((inj.metric, inj.k, expected(inj.metric, inj.k), delay))
+    false = [n for n in fired if not any(inj.start <= _aware(n.ts) < inj.end + AFTER
+                                         for inj in case.injections)]
+    return results, len(false), false
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
+
+
+def p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--step", type=int, default=5, help="minutes between evaluations "
+                        "outside the regressions")
+    parser.add_argument("--days-200", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one route-week per rate, no "
+                        "clean weeks (a smoke run)")
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    step = timedelta(minutes=args.step)
+    weeks = 1 if args.quick else 2
+    cases: list[RouteCase] = []
+    for rate in (5, 30):
+        cases += [week_case(f"r{rate}.w{i}", rate, rng) for i in range(weeks)]
+        if not args.quick:
+            cases.append(week_case(f"r{rate}.clean", rate, rng, inject=False))
+    cases.append(week_case("r200.w0", 200, rng, days=args.days_200))
+    if not args.quick:
+        cases.append(week_case("r200.clean", 200, rng, days=2, inject=False))
+    fresh_now = START + timedelta(days=20, hours=14)
+    cases += [fresh_case(f"fresh.r{rate}", rate, fresh_now) for rate in (5, 30, 200)]
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        db, total = load(Path(folder) / "quality.db", cases, rng)
+        print(f"{total:,} events for {len(cases)} routes loaded in "
+              f"{time.perf_counter() - started:.0f} s")
+        table: dict[tuple, list] = defaultdict(list)
+        false_by_rate: dict[float, list] = defaultdict(list)
+        fresh_lines = []
+        for case in cases:
+            if case.fresh:
+                first = run_alerts(JobContext(db=db, rules=tuple(
+                    r.model_copy(update={"route": case.route}) for r in DEFAULT_RULES)),
+                    case.end - MIN, dry_run=True)
+                at_once = sorted(f"{o.rule.id} {o.level}" for o in first.observations
+                                 if o.level in (WARNING, CRITICAL))
+                fired, evals, seconds = replay(db, case, MIN)
+                (_m, _k, _e, delay), = score(case, fired)[0]
+                fresh_lines.append(
+                    f"  {case.rate:>4g}/min: first evaluation 19 min into the explosion: "
+                    f"{', '.join(at_once) or 'NO ALERT'}; replayed minute by minute from the "
+                    f"install: p95-tokens-out alerted {_minutes(delay)} after the onset")
+                continue
+            fired, evals, seconds = replay(db, case, step if not case.injections else 3 * step)
+            results, false, false_notes = score(case, fired)
+            span_weeks = (case.end - case.evaluate_from) / timedelta(days=7)
+            false_by_rate[case.rate].append((false, span_weeks))
+            for metric, k, exp, delay in results:
+                table[(case.rate, metric, k)].append((exp, delay))
+            print(f"  {case.route}: {evals} evaluations in {seconds:.0f} s "
+                  f"({seconds / evals * 1000:.0f} ms each), {len(case.injections)} regressions, "
+                  f"{false} false alert(s)"
+                  + "".join(f"\n      false: {n.rule_id} {n.level} at {n.ts:%a %H:%M} "
+                            f"({n.reason}; {n.basis}){_near(case, n)}" for n in false_notes[:8]))
+        db.dispose()
+    print_table(table, false_by_rate, fresh_lines)
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+
+def _near(case: RouteCase, note) -> str:  # noqa: ANN001 - an AlertNotification
+    """The regression closest before a false alert, if any within 3 h."""
+    before = [i for i in case.injections if i.start <= _aware(note.ts)]
+    if not before:
+        return ""
+    last = max(before, key=lambda i: i.start)
+    gap = (_aware(note.ts) - last.end) / MIN
+    return f" [{gap:.0f} min after {last.metric} ×{last.k}]" if gap < 180 else ""
+
+
+def _minutes(delay: float | None) -> str:
+    return "never" if delay is None else f"{delay:.0f} min"
+
+
+def print_table(table: dict, false_by_rate: dict, fresh_lines: list[str]) -> None:
+    print("\nrate/min  regression  cases  expected  detected  delay p50/p95 (min)")
+    summary: dict[float, list] = defaultdict(list)
+    for (rate, metric, k), items in sorted(table.items()):
+        name = f"{metric} ×{k}" if k else metric
+        exp = [d for e, d in items if e]
+        hit = [d for d in exp if d is not None]
+        if not exp:
+            print(f"{rate:>8g}  {name:<11} {len(items):>5}  {'no':>8}  "
+                  f"{sum(d is not None for _e, d in items):>8}  (under the rule's level)")
+            continue
+        delays = sorted(hit)
+        middle = f"{delays[len(delays) // 2]:.0f}" if delays else "-"
+        worst = p95(delays)
+        print(f"{rate:>8g}  {name:<11} {len(items):>5}  {len(exp):>8}  {len(hit):>8}  "
+              f"{middle:>5} / {worst if worst is None else f'{worst:.0f}'}")
+        if k == 0 or k >= 2:
+            summary[rate] += exp
+    print()
+    for rate, delays in sorted(summary.items()):
+        hit = [d for d in delays if d is not None]
+        recall = len(hit) / len(delays) if delays else float("nan")
+        worst = p95(hit)
+        false, weeks = (sum(x) for x in zip(*false_by_rate[rate])) if false_by_rate[rate] else (
+            0, 0)
+        target = 3 if rate >= 30 else 10
+        print(f"{rate:>4g} calls/min: recall {recall:.1%} ({len(hit)}/{len(delays)}) of the "
+              f"expected ≥2× regressions; delay p95 {worst if worst is None else f'{worst:.0f}'} "
+              f"min (target ≤ {target}); {false} false alert(s) in {weeks:.1f} route-weeks = "
+              f"{false / weeks if weeks else float('nan'):.2f} per route-week (target ≤ 1)")
+    print("fresh install (3 h of history, tokens_out ×8 since 20 min ago):")
+    print("\n".join(fresh_lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Alerts from the first hour (SQLite, PostgreSQL): the baseline chain and its wording, `learning`,
+detector confirmation with the onset, pending warnings (no flapping), silent routes and stale
+states resolved, the onset inherited by the incident started from the alert, and the console as
+an alert sink."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import random
+from datetime import datetime, timedelta, timezone
+
+from sqlmodel import select
+
+from llm_incident.alerts.baselines import choose
+from llm_incident.alerts.evaluate import CRITICAL, OK, WARNING, StatsCache
+from llm_incident.alerts.models import AlertNotification, AlertState
+from llm_incident.alerts.rules import DEFAULT_RULES, AlertRule
+from llm_incident.commands.alerting import AlertConfig
+from llm_incident.commands.context import Context
+from llm_incident.commands.core import CommandCore
+from llm_incident.commands.replies import Section
+from llm_incident.console.alerts import ConsoleAlerts
+from llm_incident.console.shell import Shell
+from llm_incident.events.ingest import ingest_events
+from llm_incident.incidents import service as incidents
+from llm_incident.metrics.windows import window_ending
+from llm_incident.scheduler.alert_job import run_alerts
+from llm_incident.scheduler.context import JobContext
+from llm_incident.slack.outbox import SlackDelivery
+
+NOW = datetime(2026, 11, 26, 14, 0, tzinfo=timezone.utc)
+MIN = timedelta(minutes=1)
+_ids = itertools.count()
+TOKENS = AlertRule(id="tokens", metric="p95_tokens_out", warning=1.5, critical=3)
+FLAGGED = AlertRule(id="flagged", metric="flagged_rate", warning=1.5, critical=3, floor=0.02)
+ERRORS = AlertRule(id="errors", metric="error_rate", compare="absolute", warning=0.05,
+                   critical=0.2)
+SILENT = next(r for r in DEFAULT_RULES if r.id == "silent-route")
+
+
+def traffic(db, route: str, start: datetime, end: datetime, *, per_min: int = 20,
+            tokens: float = 300, flagged: float = 0.0, errors: float = 0.0, seed: int = 1) -> None:
+    """`per_min` calls a minute over [start, end): tokens_out lognormal around `tokens`, the
+    given shares flagged / errors (503)."""
+    rng = random.Random(seed)
+    events, t = [], start
+    while t < end:
+        for i in range(per_min):
+            roll = rng.random()
+            status = "error" if roll < errors else "flagged" if roll < errors + flagged else "ok"
+            event = {"event_id": f"d{next(_ids)}", "route": route, "status": status,
+                     "ts": (t + timedelta(seconds=60 * (i + rng.random()) / per_min)).isoformat(),
+                     "tokens_out": max(1, int(tokens * rng.lognormvariate(0, 0.3))),
+                     "duration_ms": 400.0}
+            if status == "error":
+                event["error_code"] = "503"
+            events.append(event)
+        t += MIN
+    with db.write() as session:
+        for i in range(0, len(events), 2000):
+            assert not ingest_events(session, events[i:i + 2000], now=end).rejected
+
+
+def jc(db, *rules, channel=None):
+    return JobContext(db=db, delivery=SlackDelivery(), rules=rules, alert_channel=channel)
+
+
+def seen(run, rule_id: str, route: str):
+    return next(o for o in run.observations if (o.rule.id, o.route) == (rule_id, route))
+
+
+def test_the_baseline_chain_and_how_it_is_worded(db):
+    window = window_ending(NOW, TOKENS.window_span)
+    traffic(db, "fresh", NOW - timedelta(hours=3), NOW)
+    traffic(db, "daily", NOW - timedelta(days=1, minutes=20), NOW - timedelta(days=1))
+    traffic(db, "daily", NOW - timedelta(minutes=30), NOW)
+    traffic(db, "weekly", NOW - timedelta(days=7, minutes=20), NOW - timedelta(days=7))
+    traffic(db, "weekly", NOW - timedelta(minutes=30), NOW)
+    traffic(db, "young", NOW - timedelta(minutes=40), NOW)
+    with db.read() as session:
+        cache = StatsCache(session, NOW)
+        first = {route: NOW - timedelta(days=8) for route in ("daily", "weekly")}
+        first.update(fresh=NOW - timedelta(hours=3), young=NOW - timedelta(minutes=40))
+        picks = {route: choose(cache, TOKENS, route, window, first_seen=first[route])
+                 for route in first}
+        anchored = choose(cache, TOKENS, "fresh", window, first_seen=first["fresh"],
+                          anchor=NOW - 25 * MIN)
+    assert (picks["fresh"].kind, picks["fresh"].note) == (
+        "trailing", "vs the last 2 h 45 min; no day-ago data yet")
+    assert picks["fresh"].window.end == window.start           # the window itself left out
+    assert (picks["daily"].kind, picks["daily"].note) == (
+        "day", "vs the same 15 min a day ago; no week-ago data yet")
+    assert (picks["weekly"].kind, picks["weekly"].note) == ("week", "vs the same 15 min a week ago")
+    assert picks["young"].kind is None and picks["young"].note == (
+        "learning: no week-ago data yet; no day-ago data yet; 25 min of history before the "
+        "window (needs 1h)")
+    assert anchored.note == "vs the 2 h 35 min before 13:35; no day-ago data yet"
+    assert anchored.window.end == NOW - 25 * MIN               # a regression is not its baseline
+
+
+def test_fresh_install_explosion_alerts_at_once_with_its_onset(db):
+    traffic(db, "svc", NOW - timedelta(hours=3), NOW - 20 * MIN)
+    traffic(db, "svc", NOW - 20 * MIN, NOW, tokens=2400, seed=2)      # 8× since 13:40
+    run = run_alerts(jc(db, TOKENS), NOW)
+    (note,) = run.notifications
+    assert (note.level, note.onset.replace(tzinfo=timezone.utc)) == (CRITICAL, NOW - 20 * MIN)
+    assert note.basis == "vs the 2 h 40 min before 13:40; no day-ago data yet"
+    assert note.value / note.baseline > 6
+
+
+def test_learning_is_visible_in_check_and_in_the_alerts_command(db):
+    traffic(db, "new.route", NOW - timedelta(minutes=30), NOW)
+    run = run_alerts(jc(db, TOKENS), NOW, dry_run=True)
+    obs = seen(run, "tokens", "new.route")
+    assert (obs.level, obs.status, obs.shown_level) == (None, "learning", "learning")
+    core = CommandCore(db, SlackDelivery(), alerts=AlertConfig(rules=(TOKENS,)))
+    reply = core.run("alerts", Context(user="U1", channel="C1", now=NOW)).reply
+    text = "\n".join(f"{b.title}\n{b.text}" for b in reply.blocks if isinstance(b, Section))
+    assert "Learning (no baseline with enough history yet): 1" in text
+    assert "`new.route` tokens: no week-ago data yet; no day-ago data yet; 15 min of history" in text
+    assert "LLM_INCIDENT_ALERT_CHANNEL is unset, so not to a channel" in text
+
+
+def test_a_warning_waits_for_a_second_evaluation_and_a_blip_never_alerts(db):
+    for route in ("held", "blip"):
+        traffic(db, route, NOW - timedelta(hours=2), NOW - 2 * MIN)
+        traffic(db, route, NOW - 2 * MIN, NOW, tokens=600, seed=3)      # 2× for 2 minutes
+    context = jc(db, TOKENS)
+    first = run_alerts(context, NOW)
+    assert first.notifications == []
+    assert {o.route: o.shown_level for o in first.observations} == {
+        "held": "pending warning", "blip": "pending warning"}
+    traffic(db, "held", NOW, NOW + 10 * MIN, tokens=600, seed=4)        # it holds
+    traffic(db, "blip", NOW, NOW + 10 * MIN, seed=5)                    # it was a blip
+    second = run_alerts(context, NOW + 10 * MIN)
+    assert [(n.route, n.level) for n in second.notifications] == [("held", WARNING)]
+    assert seen(second, "tokens", "blip").pending is None
+    with db.read() as session:
+        blip = session.get(AlertState, ("tokens", "blip"))
+        assert (blip.level, blip.pending, blip.version) == (OK, None, 0)
+
+
+def test_critical_fires_at_once_and_no_shift_means_no_alert(db):
+    traffic(db, "steep", NOW - timedelta(hours=2), NOW - 4 * MIN)
+    traffic(db, "steep", NOW - 4 * MIN, NOW, tokens=1500, seed=6)       # 5×
+    traffic(db, "always", NOW - timedelta(hours=2), NOW, flagged=0.10, seed=7)  # high, no shift
+    traffic(db, "always", NOW - timedelta(days=1, minutes=20), NOW - timedelta(days=1),
+            flagged=0.02, seed=8)                                        # a day ago: 2 %
+    run = run_alerts(jc(db, TOKENS, FLAGGED), NOW)
+    assert [(n.route, n.rule_id, n.level) for n in run.notifications] == [
+        ("steep", "tokens", CRITICAL)]
+    always = seen(run, "flagged", "always")
+    assert always.level == OK and always.reason.startswith("not confirmed: no shift")
+
+
+def test_a_silent_route_alerts_and_resolves_its_stale_states(db):
+    traffic(db, "quiet", NOW - timedelta(hours=3), NOW - 60 * MIN, errors=0.0)
+    traffic(db, "quiet", NOW - 60 * MIN, NOW - 20 * MIN, errors=0.5, seed=9)  # 50 % errors
+    context = jc(db, ERRORS, SILENT)
+    early = run_alerts(context, NOW - 20 * MIN)
+    assert [(n.rule_id, n.level) for n in early.notifications] == [("errors", CRITICAL)]
+    later = run_alerts(context, NOW)                      # no call since 13:39
+    got = {n.rule_id: n for n in later.notifications}
+    assert got["silent-route"].level == CRITICAL
+    assert got["silent-route"].reason == "no traffic since 13:39"
+    assert (got["errors"].level, got["errors"].reason) == (OK, "not judged: no traffic since 13:39")
+    with db.read() as session:
+        assert session.get(AlertState, ("errors", "quiet")).level == OK
+    assert run_alerts(context, NOW + MIN).notifications == []
+
+
+def test_the_incident_started_from_an_alert_inherits_its_onset(db):
+    traffic(db, "svc", NOW - timedelta(hours=3), NOW - 20 * MIN)
+    traffic(db, "svc", NOW - 20 * MIN, NOW, tokens=2400, seed=2)
+    (note,) = run_alerts(jc(db, TOKENS, channel="C_AL"), NOW).notifications
+    core = CommandCore(db, SlackDelivery(), incident_channel="C_INC",
+                       alerts=AlertConfig(rules=(TOKENS,), channel="C_AL"))
+    out = core.run(f"alerts start {note.id}", Context(user="U1", channel="C_AL", now=NOW + MIN))
+    assert "Incident #1 started" in out.reply.text
+    with db.read() as session:
+        incident = incidents.get_incident(session, 1)
+        onset = incident.onset_at.replace(tzinfo=timezone.utc)
+        assert (onset, incident.onset_source) == (NOW - 20 * MIN, "alert")
+        trigger = [e for e in incidents.timeline(session, incident) if e.kind == "trigger"]
+        assert trigger[0].after["onset"] == (NOW - 20 * MIN).isoformat()
+
+
+def test_the_console_shows_alerts_as_they_fire_with_their_start_button(db):
+    traffic(db, "svc", NOW - timedelta(hours=3), NOW - 20 * MIN)
+    traffic(db, "svc", NOW - 20 * MIN, NOW, tokens=2400, seed=2)
+    out = io.StringIO()
+    answers = iter(["", "1"])
+    clock = [NOW]
+    sink = ConsoleAlerts(JobContext(db=db, rules=(TOKENS, ERRORS)), interval_seconds=60)
+    shell = Shell(db, user="ana", out=out, read=lambda _prompt: next(answers),
+                  clock=lambda: clock[0], alerts=AlertConfig(rules=(TOKENS, ERRORS)),
+                  alert_sink=sink)
+    shell.show_alerts()                                    # evaluates: the explosion fires
+    text = out.getvalue()
+    assert "── alert · alerts ──" in text
+    assert "CRITICAL p95 tokens_out on `svc`" in text and "since 13:40" in text
+    assert "[1] Start incident" in text
+    shell.show_alerts()                                    # nothing new: nothing shown again
+    assert out.getvalue() == text
+    shell.handle_line("1")                                 # the Start button
+    assert "Incident #1 started" in out.getvalue()
+    with db.read() as session:
+        assert incidents.get_incident(session, 1).onset_source == "alert"
+    # a second error alert fired by someone else (a server) shows at the next prompt
+    traffic(db, "svc", NOW, NOW + 2 * MIN, tokens=2400, errors=0.5, seed=11)
+    clock[0] = NOW + 2 * MIN
+    run_alerts(JobContext(db=db, rules=(TOKENS, ERRORS)), clock[0])
+    shell.show_alerts()
+    tail = out.getvalue()[len(text):]
+    assert "error rate on `svc`" in tail and "incident #1's thread" in tail
+    # `alerts` in the console agrees with the evaluation
+    shell.handle_line("alerts")
+    assert "🔴 `svc` tokens" in out.getvalue()
+    with db.read() as session:
+        notes = list(session.exec(select(AlertNotification)))
+    assert {n.rule_id for n in notes} == {"tokens", "errors"}
