@@ -98,6 +98,10 @@ class Scenario:
         return f"{self.kind}@{self.rate}/min#{self.seed}"
 
 
+def route_name(kind: str, rate: int, seed: int) -> str:
+    return f"{kind.replace('_', '-')}.r{rate}.s{seed}"
+
+
 def _pick(rng: np.random.Generator, options: dict[str, float], n: int) -> np.ndarray:
     names = list(options)
     weights = np.array([options[k] for k in names])
@@ -110,7 +114,7 @@ def generate(kind: str, rate: int, seed: int, *, now: datetime = NOW,
     if kind not in TRUTHS:
         raise ValueError(f"unknown scenario kind {kind!r}")
     rng = np.random.default_rng([KINDS.index(kind), rate, seed])
-    route = route or f"{kind.replace('_', '-')}.r{rate}.s{seed}"
+    route = route or route_name(kind, rate, seed)
     n_minutes = history // MINUTE
     start = now - history
     if kind == "gradual_drift":
