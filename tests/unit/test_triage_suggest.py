@@ -111,6 +111,16 @@ def test_kill_and_retries_thresholds():
     assert [s.kind for s in suggestions(loud)] == ["kill", "retries"]
 
 
+def test_a_route_that_always_flagged_that_much_gets_no_kill():
+    steady = _evidence("quality", set(), baseline=_stats(flagged_rate=0.10),
+                       current=_stats(flagged_rate=0.11))
+    assert [s.kind for s in suggestions(steady)] == []
+    worse = _evidence("quality", set(), baseline=_stats(flagged_rate=0.10),
+                      current=_stats(flagged_rate=0.13))
+    [kill] = suggestions(worse)
+    assert kill.kind == "kill" and "10.0 % before" in kill.text
+
+
 @pytest.mark.parametrize("text, value, expected", [
     ("Prompt reply v42: answers now include full citations", "42", True),
     ("prompts/reply@v42", "42", True),

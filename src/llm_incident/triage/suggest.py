@@ -9,7 +9,8 @@ Per class, in the order of the runbook's checklists (`ORDER`); a suggestion is o
   one; offered when the attribution names a model (provider), or when duration or cost (provider:
   duration or errors) rose and the best explanation is not a prompt (the rollback fixes that);
 - retries — the retry share rose (a shift, or `RETRY_RISE` over the baseline): `retries <route> 1`;
-- kill — the flagged rate since the onset is at least `KILL_FLAGGED_RATE`;
+- kill — the flagged rate since the onset passed `KILL_FLAGGED_RATE` (below it before, or
+  risen by `KILL_RISE` since);
 - rollback — the attribution names a prompt version: roll back to the pre-onset version, citing
   the change-log entry (its ref) when one ranks as cause; no verb (the bot cannot deploy).
 """
@@ -31,6 +32,7 @@ from llm_incident.triage.attribution import Attribution, explaining
 from llm_incident.triage.cause import Cause
 
 KILL_FLAGGED_RATE = 0.10
+KILL_RISE = 0.02  # above the threshold before too: it must have risen this much (2 pts)
 RETRY_RISE = 0.05  # retry share up this much (absolute) counts as risen without a shift
 HEALTHY_MAX_ERROR_RATE = 0.05
 HEALTHY_MIN_CALLS = 20
@@ -242,11 +244,16 @@ def _retries(ev: Evidence) -> Suggestion | None:
 
 
 def _kill(ev: Evidence) -> Suggestion | None:
-    rate = ev.current.flagged_rate
+    """Only when the flagged rate passed the threshold: at or above it now, below it before (or
+    risen by `KILL_RISE`) — a route that always flags 10 % is not an emergency."""
+    rate, before = ev.current.flagged_rate, ev.baseline.flagged_rate
     if rate is None or rate < KILL_FLAGGED_RATE:
         return None
+    if before is not None and before >= KILL_FLAGGED_RATE and rate - before < KILL_RISE:
+        return None
+    was = "" if before is None else f", {before * 100:.1f} % before"
     return Suggestion("kill", ev.route, f"kill switch: flagged rate {rate * 100:.1f} % since the "
-                      f"onset (threshold {KILL_FLAGGED_RATE * 100:.0f} %)", "kill")
+                      f"onset{was} (threshold {KILL_FLAGGED_RATE * 100:.0f} %)", "kill")
 
 
 def _rollback(ev: Evidence, explained: list[Attribution]) -> Suggestion | None:
