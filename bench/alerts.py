@@ -2,14 +2,14 @@
 
 Generates N events (default 1,000,000) over 7 days for 200 routes — Zipf-like traffic (the busiest
 route gets about 17 %), plus a trickle of 2 calls per route in the last 15 minutes so every route
-has traffic in every rule's window (the job's worst case in routes: 200 routes × 6 rules) — into a
+has traffic in every rule's window (the job's worst case in routes: 200 routes × 7 rules) — into a
 temporary SQLite file with the real migrated schema (bulk insert with sqlite3.executemany, as
 bench/metrics.py does). The `routes` registry, which ingest keeps, is filled with the real
 `note_routes` (first/last seen per route). Some routes misbehave at the end (see MISBEHAVING and
 BURSTS): token explosion, latency spike, flagged answers, errors, cost, and bursts of errors (503s,
 429s) on three quiet routes.
 
-Then, at NOW, with the 6 built-in rules (`alerts.rules.DEFAULT_RULES`), times:
+Then, at NOW, with the 7 built-in rules (`alerts.rules.DEFAULT_RULES`), times:
 
 - dry run:    `scheduler.alert_job.run_alerts(JobContext(db=...), NOW, dry_run=True)` — every
               rule on every route with traffic (the stats queries, the judgement), nothing stored;
@@ -23,7 +23,8 @@ Then, at NOW, with the 6 built-in rules (`alerts.rules.DEFAULT_RULES`), times:
               `percentile_disc(0.95)` on PostgreSQL).
 
 Each figure is the best of --repeat runs (median alongside), the evaluations and the baseline
-interleaved. Prints each evaluation in seconds, as a share of the default interval (60 s,
+interleaved. The shift detector's part (a minute series and `detect` for each suspected rule ×
+route) is the dry run's time minus that of a dry run with the detector stubbed out. Prints each evaluation in seconds, as a share of the default interval (60 s,
 LLM_INCIDENT_ALERT_INTERVAL_SECONDS) — target: the heaviest of the three <= 10 % of the interval —
 and its ratio to the baseline (for reference: how much the whole job costs next to the least one
 query per route could). Before timing it checks that the expected routes fire. The load average
@@ -55,6 +56,8 @@ from sqlalchemy import delete, text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for bench.*
 from bench.backends import on_each_backend, sqlite_ts  # noqa: E402
 from bench.metrics import MODELS, NOW, PG_P95, SQLITE_P95  # noqa: E402
+from llm_incident.alerts import evaluate  # noqa: E402
+from llm_incident.alerts.confirm import SeriesCache  # noqa: E402
 from llm_incident.alerts.evaluate import CRITICAL, WARNING  # noqa: E402
 from llm_incident.alerts.models import AlertNotification, AlertState  # noqa: E402
 from llm_incident.alerts.rules import DEFAULT_RULES  # noqa: E402
@@ -257,6 +260,16 @@ def bench(db: Database, label: str, repeat: int) -> bool:
         print(f"  {name}: {best:.3f} s (median {med:.3f}) = {best / INTERVAL_S:.2%} of the "
               f"{INTERVAL_S} s interval | ratio to baseline {best / base:.2f}x "
               f"(median {med / base_med:.2f}x)")
+    real, real_get = evaluate.confirm, SeriesCache.get
+    evaluate.confirm = lambda _series, _rule: (None, "stubbed")
+    SeriesCache.get = lambda _self, _route, _filter: None
+    try:
+        stubbed = timed({"stub": lambda: run_alerts(jc, NOW, dry_run=True)}, repeat, before={})
+    finally:
+        evaluate.confirm, SeriesCache.get = real, real_get
+    detector = max(0.0, times["dry"][0] - stubbed["stub"][0])
+    print(f"  of the dry run, the shift detector (minute series + detect on suspected rules): "
+          f"{detector:.3f} s ({detector / times['dry'][0]:.0%}); without it {stubbed['stub'][0]:.3f} s")
     heaviest = max(times[key][0] for key in names) / INTERVAL_S
     met = heaviest <= TARGET_SHARE
     print(f"  heaviest run uses {heaviest:.2%} of the interval, target <= {TARGET_SHARE:.0%}: "

@@ -12,7 +12,7 @@ before / after read from the series as cost per hour.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -61,10 +61,22 @@ class SeriesCache:
         key = (route, filter_text)
         if key not in self._series:
             where = compile_filter(filter_text, now=self.now) if filter_text else None
-            self._series[key] = minute_series(self.session, route, self.end - LOOKBACK, self.end,
-                                              where=where)
+            self._series[key] = within(minute_series(self.session, route, self.end - LOOKBACK,
+                                                     self.end, where=where))
             self.queries += 1
         return self._series[key]
+
+
+def within(series: MinuteSeries) -> MinuteSeries:
+    """The series without calls past its last minute. SQLite's unixepoch() rounds a time in the
+    last millisecond of a minute up to the next one (13:59:59.9995 → 14:00:00), which would put a
+    call just before the end in minute `len(minutes)` (the detector then fails on the mismatch)."""
+    keep = int(series.bounds[-1])
+    if keep == series.minute_of.size:
+        return series
+    return replace(series, minute_of=series.minute_of[:keep],
+                   columns={name: column[:keep] for name, column in series.columns.items()},
+                   error_keys=series.error_keys[:keep], _cache={})
 
 
 def _up(shift: Shift) -> bool:
@@ -91,27 +103,32 @@ def confirm(series: MinuteSeries, rule: AlertRule) -> tuple[Confirmed | None, st
 
 
 def _confirm_cost(series: MinuteSeries, rule: AlertRule) -> tuple[Confirmed | None, str]:
-    """Cost per hour moves with cost per call or with calls: the earlier confirmed step up of
-    either, read as cost per hour before and from its onset."""
-    shifts = [_detect(series, stat, rule.min_after) for stat in COST_STATS]
-    up = sorted((s for s in shifts if _up(s)), key=lambda s: s.onset)
-    if not up:
-        return None, "; ".join(f"{s.stat}: {s.reason}" for s in shifts)
-    shift = up[0]
-    split = series.index(shift.onset)
-    cost = np.nan_to_num(series.columns["cost_usd"], nan=0.0)
-    at = int(series.bounds[split])
-    first = int(series.minute_of[0]) if series.minute_of.size else split
-    minutes_before, minutes_after = split - first, len(series.minutes) - split
-    if minutes_before == 0 or minutes_after == 0:
-        return None, shift.reason
-    before = float(cost[:at].sum()) * 60 / minutes_before
-    after = float(cost[at:].sum()) * 60 / minutes_after
-    if after <= before:
-        return None, f"{shift.stat} rose but cost per hour did not"
-    if shift.stat == "calls_per_min" and after < rule.critical * before:
-        # more traffic at the same cost per call: news only at the critical level (a daily
-        # ramp or a Monday morning is not an incident; a retry loop is)
-        return None, f"calls per minute rose (×{after / before:.1f}) at the same cost per call"
-    return Confirmed(shift.onset, before, after, at, int(series.bounds[-1]) - at,
-                     f"{shift.stat}: {shift.reason}"), shift.reason
+    """Cost per hour moves with cost per call or with calls: a confirmed step up of cost per
+    call, else one of calls per minute to at least the critical ratio, read as cost per hour
+    before and from its onset."""
+    reasons = []
+    for stat in COST_STATS:
+        shift = _detect(series, stat, rule.min_after)
+        reasons.append(f"{stat}: {shift.reason}")
+        if not _up(shift):
+            continue
+        split = series.index(shift.onset)
+        cost = np.nan_to_num(series.columns["cost_usd"], nan=0.0)
+        at = int(series.bounds[split])
+        first = int(series.minute_of[0]) if series.minute_of.size else split
+        minutes_before, minutes_after = split - first, len(series.minutes) - split
+        if minutes_before <= 0 or minutes_after <= 0:
+            continue
+        before = float(cost[:at].sum()) * 60 / minutes_before
+        after = float(cost[at:].sum()) * 60 / minutes_after
+        if after <= before:
+            reasons[-1] += "; cost per hour did not rise"
+            continue
+        if stat == "calls_per_min" and after < rule.critical * before:
+            # more traffic at the same cost per call: news only at the critical level (a daily
+            # ramp or a Monday morning is not an incident; a retry loop is)
+            reasons[-1] += f"; ×{after / before:.1f} at the same cost per call"
+            continue
+        return Confirmed(shift.onset, before, after, at, int(series.bounds[-1]) - at,
+                         f"{stat}: {shift.reason}"), shift.reason
+    return None, "; ".join(reasons)

@@ -15,8 +15,8 @@ A rule that is not firing on a route:
    it. The level is that of the value since the onset — against the baseline (a trailing one
    taken before the onset), and against the detector's own before (the smaller of the two
    levels). An absolute rule whose window and short window are both at a level holds it without
-   an onset (a route broken for longer than the look-back); absolute rules on rates read the
-   95 % lower bound of the rate (`confident`), so a few errors among few calls are no level.
+   an onset (a route broken for longer than the look-back); there, absolute rules on rates read
+   the 95 % lower bound of the rate (`confident`), so a few errors among few calls are no level.
 5. `critical` fires at once; `warning` needs a second evaluation in a row that sees it (the
    observation carries `pending` in between) or the whole window at warning too — no alert on
    one noisy minute.
@@ -26,7 +26,10 @@ baseline before the onset, and resolves when that drops below `warning`.
 
 Silent routes (`compare = "drop"`, metric calls_per_min): every route seen in the last day,
 judged by baseline calls ÷ calls in the window when a Poisson test says so few calls are no
-chance (p < `SILENT_P`) and the baseline expects at least `min_calls` in the window. A route with
+chance (p < `SILENT_P`) and the baseline expects at least `min_calls` in the window; the
+baseline is the lower of the chain's and the trailing one (traffic that is merely lower than a
+day ago, on a weekend, is no outage). A stop is critical sooner: no call in the last 2 (else 5)
+minutes when the baseline rate makes that a one-in-a-million chance. A route with
 no traffic in a rule's window, or judged silent, gets its other firing states resolved ("not
 judged: no traffic since 14:05").
 
@@ -59,6 +62,7 @@ PENDING, STALE = "pending", "stale"
 SHORT = timedelta(minutes=5)
 SILENT_P = 1e-6
 SILENT_HORIZON = timedelta(days=1)  # routes seen this recently are watched for silence
+STOP_MINUTES = (2, 5)  # a stop: no call in this many minutes, when the baseline makes it rare
 
 
 @dataclass(frozen=True)
@@ -251,18 +255,22 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
             return seen(None, pick.note, status=LEARNING)
     if firing:
         return _hold(ev, rule, route, window, now_stats, pick, state, seen)
-    long_level = judge(rule, confident(rule, value, now_stats.calls), pick.value)
     short = ev.stats.get(route, window_ending(ev.now, SHORT), rule.filter)
-    short_value = confident(rule, rule.watched.read(short, rule), short.calls)
-    short_level = (judge(rule, short_value, pick.value)
-                   if short_value is not None and short.calls >= rule.min_after else None)
+    short_value = rule.watched.read(short, rule)
+    short_ok = short_value is not None and short.calls >= rule.min_after
+    long_level = judge(rule, value, pick.value)
+    short_level = judge(rule, short_value, pick.value) if short_ok else None
     if RANK[long_level] < RANK[WARNING] and (short_level is None
                                              or RANK[short_level] < RANK[WARNING]):
         return seen(OK, baseline=pick.value, basis=pick.note)
-    # absolute rules: the level the long and the short window agree on holds without an onset
+    # absolute rules: the level the long and the short window agree on (rates at their lower
+    # bound) holds without an onset
     sustained = OK
     if rule.compare == "absolute":
-        sustained = long_level if short_level is None else lower(long_level, short_level)
+        sustained = judge(rule, confident(rule, value, now_stats.calls), None)
+        if short_ok:
+            sustained = lower(sustained, judge(rule, confident(rule, short_value, short.calls),
+                                               None))
     found, why = confirm(ev.series.get(route, rule.filter), rule)
     if found is not None and found.n_before < rule.min_calls:
         found, why = None, f"{found.n_before} calls before the onset (min {rule.min_calls})"
@@ -272,7 +280,7 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
             pick = ev.baseline(rule, route, window, found.onset)
             if pick.kind is None:
                 return seen(None, pick.note, status=LEARNING, onset=found.onset)
-        level = judge(rule, confident(rule, found.after, found.n_after), pick.value)
+        level = judge(rule, found.after, pick.value)  # a confirmed shift: its size as measured
         if rule.compare == "ratio":
             level = lower(level, judge(rule, found.after, found.before))
         result = dict(value=found.after, baseline=pick.value, calls=found.n_after,
@@ -334,6 +342,14 @@ def observe_silence(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
 
     if pick.kind is None:
         return seen(None, pick.note, status=LEARNING)
+    if pick.kind != "trailing" and judge(rule, value, pick.value) != OK:
+        recent = ev.baseline(rule.model_copy(update={"baseline": "trailing"}), route, window)
+        if recent.kind is not None and recent.value < pick.value:  # the lower expectation: a
+            pick = recent                                          # weekend morning is no outage
+    stopped = _stopped(ev, rule, route, pick.value)
+    if stopped is not None:
+        state_onset = _aware(state.onset) if state is not None and state.onset else None
+        return seen(CRITICAL, stopped[0], onset=state_onset or stopped[1])
     expected = pick.value * window.minutes
     if expected < rule.min_calls:
         return seen(None, f"the baseline expects {expected:.0f} calls in {rule.window} "
@@ -351,6 +367,22 @@ def observe_silence(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
             state is None or state.pending != WARNING):
         return seen(OK, reason, status=PENDING, pending=WARNING, onset=onset)
     return seen(level, reason, onset=onset if level != OK else None)
+
+
+def _stopped(ev: Evaluation, rule: AlertRule, route: str,
+             per_min: float) -> tuple[str, datetime] | None:
+    """(reason, onset) when the last `STOP_MINUTES` (2, else 5) minutes hold no call although the
+    baseline makes that a one-in-a-million chance (expected calls ≥ -ln `SILENT_P`); None else."""
+    last = ev.seen.get(route, (None, None))[1]
+    for minutes in STOP_MINUTES:
+        span = timedelta(minutes=minutes)
+        if per_min * minutes < -math.log(SILENT_P):
+            continue
+        if ev.stats.get(route, window_ending(ev.now, span), rule.filter).calls == 0:
+            if last is not None and last < ev.now - span:
+                return f"no traffic since {last:%H:%M}", last
+            return f"no call in the last {minutes} min", ev.now - span
+    return None
 
 
 def _stale(ev: Evaluation, rule: AlertRule, route: str, state: AlertState,
