@@ -139,3 +139,15 @@ def test_lookback_is_bounded():
     for lookback in (timedelta(minutes=9), timedelta(hours=25)):
         with pytest.raises(ValueError):
             detect_route(None, "r", now=now, lookback=lookback)  # type: ignore[arg-type]
+
+
+def test_a_call_rounded_up_to_the_window_end_stays_in_the_last_minute():
+    """SQLite's unixepoch() rounds 13:59:59.9995 up to 14:00:00 (the end): the call still
+    belongs to the window's last minute, and detection runs (it once raised on the shape)."""
+    rows = [(int(START.timestamp()) + m * 60 + 30, 0, 0, None, 0, 300.0, 600.0, 250.0, 0.001)
+            for m in range(MINUTES) for _ in range(5)]
+    rows.append((int(END.timestamp()), 1, 0, None, 0, 300.0, 600.0, 250.0, 0.001))
+    series = series_from_rows("r", START, END, rows)
+    assert series.calls(START, END) == 5 * MINUTES + 1
+    assert series.calls(END - MINUTE, END) == 6
+    assert detect(series, "flagged_rate").kind == "none"

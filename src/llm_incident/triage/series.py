@@ -291,6 +291,9 @@ def series_from_columns(route: str, start: datetime, end: datetime,
     """A series from one sequence per ROW_FIELDS entry (the calls in any order)."""
     n_minutes = (end - start) // MINUTE
     minute = (np.array(columns[0], dtype=np.int64) - int(start.timestamp())) // 60
+    # Every row is in [start, end); SQLite's unixepoch() rounds 13:59:59.9995 up to 14:00:00,
+    # which would put a call one minute past the window: it belongs to the last minute.
+    minute = np.clip(minute, 0, max(n_minutes - 1, 0))
     order = np.argsort(minute, kind="stable")
     minute = minute[order]
     values = {name: np.array(column, dtype=float)[order]
