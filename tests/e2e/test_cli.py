@@ -157,7 +157,9 @@ def test_shell_runs_commands_from_stdin(tmp_path):
     assert seeded.returncode == 0, seeded.stderr
     env_vars = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_INCIDENT_", "SLACK_"))}
     env_vars.update(env)
-    script = "start support.reply cost tokens exploding 🔥\nmetrics support.reply 1h\n1\nyes\nlist\n"
+    # the alerts the console shows first take the first button numbers: close by command
+    script = ("start support.reply cost tokens exploding 🔥\nmetrics support.reply 1h\n"
+              "close #1 clamped\nlist\n")
     result = subprocess.run([EXE, "shell", "--user", "ana"], input=script, env=env_vars,
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -165,6 +167,7 @@ def test_shell_runs_commands_from_stdin(tmp_path):
     assert "Incident #1 started" in out and "== Summary ==" in out and "Triage: Cost" in out
     assert "p95 tokens_out" in out and "× baseline" in out
     assert "Incident #1 closed." in out and "No open incidents." in out
+    assert "── alert · alerts ──" in out and "Start incident" in out  # the console is an alert sink
 
 
 def test_shell_filter_verbs_apply_their_filter(tmp_path):
