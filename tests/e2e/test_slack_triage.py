@@ -60,3 +60,25 @@ def test_triage_is_posted_applied_redrawn_in_place_and_inert_after_close(db, sla
     assert updates and "updated" in texts(updates[-1])
     assert posts == opening_thread(routes=1) + 1  # the clamp's line; the redraw posted nothing
     assert stale["text"].startswith("⚠️ incident #1 is closed; use `/llm-incident clamp")
+
+
+def test_a_huge_messy_change_description_still_gives_a_valid_triage_message(db, slack):
+    from llm_incident.changes import ChangeIn, ChangeKind, record_change
+
+    text = ("prompt v42 <script>&amp; 🔥 " * 400)[:10_000]
+    with db.write() as session:
+        seed_demo(session, "token-explosion", now=NOW)
+        record_change(session, ChangeIn(route="support.reply", kind=ChangeKind.prompt,
+                                        description=text, ref="support.reply.main v42",
+                                        ts=NOW - timedelta(minutes=27)), now=NOW)
+    with slack_server(db, slack, clock=lambda: NOW) as env:
+        env.sender.command("start support.reply cost tokens exploding", channel=WAR_ROOM,
+                           response="start")
+        root = env.root(INCIDENTS)
+        thread = env.thread(root, opening_thread(routes=1))
+        env.slack.wait_for(env.outbox_settled, what="opening posts delivered")
+        statuses = {r.status for r in env.outbox()}
+    assert any(p["text"] == "Triage for incident #1" for p in thread)
+    assert statuses == {"sent"} and not slack.invalid  # every post valid Block Kit, delivered
+    shown = "".join(texts(p) for p in thread)
+    assert "&lt;script&gt;" in shown and "<script>" not in shown
