@@ -25,6 +25,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from llm_incident.incidents.runbook import (
+    AFFECTED_CUSTOMERS,
+    AFFECTED_ROUTES,
+    METRIC_DELTAS,
+    MODEL_PROVIDER,
+    RECENT_CHANGE,
+    START_TIME,
+)
 from llm_incident.metrics.compare import COMPARED, Delta, delta
 from llm_incident.metrics.percentiles import percentiles
 from llm_incident.metrics.scope import C, event_conditions
@@ -41,11 +49,6 @@ from llm_incident.triage.suggest import Evidence, Suggestion, alternatives, sugg
 # The runbook's four metric deltas (runbook.py: "Metrics deltas (baseline vs now): …").
 DELTA_STATS = ("flagged_rate", "p95_duration_ms", "p95_tokens_out", "cost_per_call_usd")
 # runbook_fields() keys: the runbook template's labels (incidents/runbook.py), then ours.
-START_TIME, AFFECTED_ROUTES, AFFECTED_CUSTOMERS = (
-    "Start time", "Affected routes", "Affected customers")
-RECENT_CHANGE, MODEL_PROVIDER, METRIC_DELTAS = (
-    "Recent deploy or prompt change?", "Model/provider changes?",
-    "Metrics deltas (baseline vs now)")
 ATTRIBUTION, LIKELY_CAUSE, SUGGESTED = "Attribution", "Likely cause", "Suggested mitigations"
 FIELDS = (START_TIME, AFFECTED_ROUTES, AFFECTED_CUSTOMERS, RECENT_CHANGE, MODEL_PROVIDER,
           METRIC_DELTAS, ATTRIBUTION, LIKELY_CAUSE, SUGGESTED)
