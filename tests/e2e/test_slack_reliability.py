@@ -93,7 +93,7 @@ def test_retried_and_replayed_requests_run_once(db, slack):
         time.sleep(0.3)  # give a wrongly re-run duplicate the chance to show up
     assert len(env.incidents()) == 1
     assert len(env.slack.responses("once")) == 1 and len(env.slack.responses("st")) == 1
-    assert [e.kind for e in env.timeline(1)] == ["start", "status"]
+    assert [e.kind for e in env.timeline(1)] == ["start", "triage", "status"]
     assert len(env.slack.calls("views.publish")) == 1
 
 
@@ -129,9 +129,10 @@ def test_outbox_survives_rate_limits_and_server_errors_in_order(db, slack):
     root = slack.posts()[0]
     assert "thread_ts" not in root and root["channel"] == INCIDENTS
     thread = [p["text"] for p in slack.posts(thread_ts=root["ts"])]
-    assert thread[0].startswith("LLM Incident Runbook") and thread[1].startswith("Triage")
-    assert thread[2].startswith("Metrics") and thread[3].startswith("Mitigations")
-    assert thread[4].startswith("Recent changes") and thread[5] == "Status update: still exploding"
+    assert thread[0].startswith("LLM Incident Runbook") and thread[1] == "Triage for incident #1"
+    assert thread[2].startswith("Triage checklist") and thread[3].startswith("Metrics")
+    assert thread[4].startswith("Mitigations") and thread[5].startswith("Recent changes")
+    assert thread[6] == "Status update: still exploding"
     rows = {r.key: r for r in env.outbox()}
     assert rows["incident:1:card"].attempts == 3  # 429s are not failed attempts; 500s are
     assert rows["incident:1:card"].last_error is None

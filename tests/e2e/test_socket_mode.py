@@ -95,7 +95,7 @@ def test_command_button_modal_and_home_over_socket_mode(db, slack, socket):
     home = texts({"blocks": published["view"]["blocks"]})
     assert "provider 429 storm" in home and "`support.reply`: killed" in home
     assert [i.symptom for i in env.incidents()] == ["tokens exploding", "provider 429 storm"]
-    assert [e.kind for e in env.timeline(1)] == ["start", "status", "control"]
+    assert [e.kind for e in env.timeline(1)] == ["start", "triage", "status", "control"]
     assert socket.strays() == []
 
 
