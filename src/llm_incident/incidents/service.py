@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -53,11 +53,17 @@ def add_timeline(
 
 
 def touch(session: Session, incident: Incident, now: datetime) -> None:
-    """Mark the incident changed (bumps `version`, `updated_at`)."""
-    incident.version += 1
+    """Mark the incident changed (bumps `version`, `updated_at`). The bump is done by the
+    database (`version = version + 1`): on PostgreSQL two requests touching the same incident
+    at once are ordered by the row lock and neither bump is lost (a lost one left the card's
+    outbox row asking for a version the incident never reached: a chat.update loop)."""
     incident.updated_at = now
     session.add(incident)
     session.flush()
+    session.execute(update(Incident).where(Incident.id == incident.id)
+                    .values(version=Incident.version + 1)
+                    .execution_options(synchronize_session=False))
+    session.refresh(incident, attribute_names=["version"])
 
 
 def start_incident(session: Session, req: StartRequest, *, now: datetime) -> tuple[Incident, bool]:
