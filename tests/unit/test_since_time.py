@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from llm_incident.commands.parse import ParseError, parse_command, since_time
+from llm_incident.commands.parse import ParseError, parse_command
+from llm_incident.commands.since import since_time
 
 NOW = datetime(2026, 12, 2, 0, 10, tzinfo=timezone.utc)
 

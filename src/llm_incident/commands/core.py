@@ -51,8 +51,8 @@ from llm_incident.commands.parse import (
     Status,
     Triage as TriageCommand,
     parse_command,
-    since_time,
 )
+from llm_incident.commands.since import since_time
 from llm_incident.commands.triage_posts import (
     ALERT,
     SINCE,

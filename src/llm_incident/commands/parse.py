@@ -9,49 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 
+from llm_incident.commands.verbs import VERBS
 from llm_incident.incidents.models import IncidentClass
-from llm_incident.metrics.windows import WindowError, parse_span, parse_timestamp
 
-# verb → (usage, what it does); `help` lists them in this order.
-VERBS: dict[str, tuple[str, str]] = {
-    "start": ("start [routes…] [quality|latency|cost|provider] [since <when>] [symptom]",
-              "open an incident (no arguments: a form); `since 19:37` / `since 30m` says when it "
-              "began, else the onset is detected"),
-    "triage": ("triage <route> [since <when>]",
-               "onset, blast radius, attribution, likely cause and suggested mitigations now"),
-    "status": ("status [#N] <text>", "post a status update to the incident thread"),
-    "metrics": ("metrics <route> [window]", "baseline vs now for a route (window: 30m, 1h, 24h…)"),
-    "kill": ("kill <route> [for <duration>]", "kill switch: the route answers its fallback message"),
-    "restore": ("restore <route>", "undo every mitigation on the route (back to defaults)"),
-    "clamp": ("clamp <route> <max_tokens>|off [for <duration>]", "cap output tokens"),
-    "model": ("model <route> <model>|off [for <duration>]", "switch the route's model"),
-    "provider": ("provider <route> <provider>|off [for <duration>]", "switch the route's provider"),
-    "retries": ("retries <route> <cap>|off [for <duration>]", "cap retries (0 = fail fast)"),
-    "controls": ("controls [route]", "show a route's controls with buttons (or every changed route)"),
-    "attach": ("attach [#N] <event_id…> [good|bad|none] [note]",
-               "attach events to the incident as evidence, optionally labelled"),
-    "note": ("note [#N] <event_id> <text>", "add a note to an attached event"),
-    "events": ("events <filter> [limit N]", "find events with the filter language"),
-    "sample": ("sample <route> [n] [filter]", "post a random sample of the route's events to label"),
-    "change": ("change <route> [deploy|prompt|model|config] <text>",
-               "record a deploy, prompt or model change for a route (triage and postmortem)"),
-    "alerts": ("alerts [start <alert id>]",
-               "alert rules and what is firing; `start` opens an incident from an alert"),
-    "list": ("list", "show open incidents"),
-    "mitigated": ("mitigated [#N] [note]",
-                  "mark the incident mitigated (the symptom is under control; not closed yet)"),
-    "close": ("close [#N] [summary]", "close the incident and post its timeline"),
-    "reopen": ("reopen [#N] [reason]",
-               "reopen a closed incident (in its thread, or `#N`): its buttons act again"),
-    "help": ("help", "this list"),
-}
 
 _INCIDENT_REF = re.compile(r"#(\d+)$")
-_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
 _LOOKS_LIKE_TIME = re.compile(r"\d")  # `since 19:37`, `since 30m`, `since 2026-…` (not "since the")
-_WINDOW = re.compile(r"^\d+(?:\.\d+)?[smhdw]$")
+WINDOW_WORD = re.compile(r"^\d+(?:\.\d+)?[smhdw]$")  # 30m, 1h, 1.5h, 7d
 
 
 class ParseError(Exception):
@@ -287,7 +252,7 @@ def parse_command(text: str, *, known_routes: Collection[str] = ()) -> Command:
         raise ParseError("which route?", verb)
     route = words.take()
     window = words.take().lower() if words.peek() else "30m"
-    if not _WINDOW.match(window) or words.rest():
+    if not WINDOW_WORD.match(window) or words.rest():
         raise ParseError(f"`{window}` is not a window; use e.g. 30m, 1h, 24h, 7d", verb)
     return Metrics(route=route, window=window)
 
@@ -348,38 +313,6 @@ def _since(words: _Words, verb: str) -> str | None:
     return words.take()
 
 
-MAX_SINCE = timedelta(days=7)
-
-
-def since_time(text: str, now: datetime) -> datetime:
-    """When an incident began, from `since` text: `19:37` (UTC, the latest such time not after
-    `now`), `30m` / `2h` (ago), or an RFC 3339 timestamp; ParseError when unreadable, in the
-    future, or more than 7 days back."""
-    raw = text.strip()
-    clock = _CLOCK.fullmatch(raw)
-    try:
-        if clock:
-            hour, minute = int(clock.group(1)), int(clock.group(2))
-            if hour > 23 or minute > 59:
-                raise ValueError
-            moment = now.astimezone(timezone.utc).replace(hour=hour, minute=minute, second=0,
-                                                          microsecond=0)
-            if moment > now:
-                moment -= timedelta(days=1)
-        elif _WINDOW.fullmatch(raw.lower()):
-            moment = now - parse_span(raw)
-        else:
-            moment = parse_timestamp(raw)
-    except (ValueError, WindowError):
-        raise ParseError(f"`since {raw}` not understood: write 19:37 (UTC), 30m (ago) or "
-                         "2026-12-02T19:37:00Z", "start") from None
-    if moment > now:
-        raise ParseError(f"`since {raw}` is in the future", "start")
-    if now - moment > MAX_SINCE:
-        raise ParseError(f"`since {raw}` is more than 7 days ago", "start")
-    return moment
-
-
 def _parse_control(verb: str, words: _Words) -> ChangeControl:
     """`<verb> <route> [value] [@vN] [for <duration>]` (the version guard comes from buttons)."""
     if words.peek() is None:
@@ -396,7 +329,7 @@ def _parse_control(verb: str, words: _Words) -> ChangeControl:
     duration = None
     if len(args) >= 2 and args[-2].lower() == "for":
         duration = args[-1].lower()
-        if not _WINDOW.match(duration):
+        if not WINDOW_WORD.match(duration):
             raise ParseError(f"`{args[-1]}` is not a duration; use e.g. 30m, 2h, 1d", verb)
         args = args[:-2]
     if verb in ("kill", "restore"):

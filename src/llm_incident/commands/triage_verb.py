@@ -4,7 +4,8 @@ attribution, likely cause, suggested mitigations — as the thread's Triage mess
 from __future__ import annotations
 
 from llm_incident.commands.context import Context
-from llm_incident.commands.parse import Triage, since_time
+from llm_incident.commands.parse import Triage
+from llm_incident.commands.since import since_time
 from llm_incident.commands.replies import Outcome
 from llm_incident.commands.triage_posts import route_triages, triage_reply
 from llm_incident.db import Database

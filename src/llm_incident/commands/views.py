@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from llm_incident.changes import Change
-from llm_incident.commands.parse import VERBS
+from llm_incident.commands.verbs import VERBS
 from llm_incident.commands.replies import Actions, Button, Confirm, Note, Reply, Section, Table
 from llm_incident.incidents.models import Incident, IncidentClass, TimelineEntry
 from llm_incident.incidents.runbook import (
