@@ -26,7 +26,7 @@ baseline before the onset, and resolves when that drops below `warning`.
 
 Silent routes (`compare = "drop"`, metric calls_per_min): every route seen in the last day,
 judged by baseline calls ÷ calls in the window when a Poisson test says so few calls are no
-chance (p < `SILENT_P`) and the baseline expects at least `min_calls` in the window; the
+chance (p < `silence.SILENT_P`) and the baseline expects at least `min_calls` in the window; the
 baseline is the lower of the chain's and the trailing one (traffic that is merely lower than a
 day ago, on a weekend, is no outage). A stop is critical sooner: no call in the last 2 (else 5)
 minutes when the baseline rate makes that a one-in-a-million chance. A route with
@@ -39,182 +39,31 @@ one stats query per route; baselines are re-read every 5 minutes (`BaselineMemo`
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
-from scipy.stats import poisson
 from sqlmodel import Session, select
 
-from llm_incident.alerts.baselines import LEARNING, BaselinePick, choose
+from llm_incident.alerts.baselines import LEARNING, BaselinePick
 from llm_incident.alerts.confirm import SeriesCache, confirm
 from llm_incident.alerts.models import AlertState
+from llm_incident.alerts.observation import (  # noqa: F401 - the names callers import from here
+    CRITICAL, OK, PENDING, RANK, SHORT, STALE, WARNING, BaselineMemo, Evaluation, Observation,
+    StatsCache, _aware, confident, judge, lower, ratio,
+)
+from llm_incident.alerts.silence import _stale, observe_silence
 from llm_incident.alerts.rules import ALL_ROUTES, AlertRule
 from llm_incident.events.routes import KnownRoute
-from llm_incident.metrics.filters import compile_filter
-from llm_incident.metrics.stats import WindowStats, stats_for
+from llm_incident.metrics.stats import WindowStats
 from llm_incident.metrics.windows import Window, window_ending
 
-OK, WARNING, CRITICAL = "ok", "warning", "critical"
-RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
-PENDING, STALE = "pending", "stale"
-SHORT = timedelta(minutes=5)
-SILENT_P = 1e-6
 SILENT_HORIZON = timedelta(days=1)  # routes seen this recently are watched for silence
-STOP_MINUTES = (2, 5)  # a stop: no call in this many minutes, when the baseline makes it rare
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What a rule sees on a route now; `level` None = no judgement (see `reason`)."""
-
-    rule: AlertRule
-    route: str
-    level: str | None
-    value: float | None
-    baseline: float | None
-    calls: int
-    window: Window
-    reason: str = ""
-    status: str = ""                 # "learning" | "pending" | "stale" | ""
-    onset: datetime | None = None    # when the shift began (aware UTC)
-    basis: str = ""                  # which baseline, e.g. "vs the last 3 h; no day-ago data yet"
-    pending: str | None = None       # a warning seen once, confirmed by the next evaluation
-
-    @property
-    def ratio(self) -> float | None:
-        if self.rule.compare == "drop":
-            return ratio(self.baseline, self.value)
-        return ratio(self.value, self.baseline)
-
-    @property
-    def shown_level(self) -> str:
-        """The level as a list shows it: the level, `learning`, `pending warning`, `not judged`."""
-        if self.status == LEARNING:
-            return LEARNING
-        if self.pending:
-            return f"{PENDING} {self.pending}"
-        return self.level or "not judged"
-
-
-def ratio(value: float | None, baseline: float | None) -> float | None:
-    """value ÷ baseline; inf when only the baseline is 0; None when either is missing or both 0."""
-    if value is None or baseline is None:
-        return None
-    if baseline == 0:
-        return math.inf if value > 0 else None
-    return value / baseline
-
-
-def judge(rule: AlertRule, value: float, baseline: float | None) -> str:
-    """The level of `value` under `rule` (ratio and drop rules need `baseline`)."""
-    if rule.compare == "ratio":
-        if value < rule.floor or value == 0:
-            return OK
-        measure = ratio(value, baseline)
-    elif rule.compare == "drop":
-        measure = ratio(baseline, value)
-    else:
-        measure = value
-    if measure is None:
-        return OK
-    if measure >= rule.critical:
-        return CRITICAL
-    if measure >= rule.warning:
-        return WARNING
-    return OK
-
-
-def confident(rule: AlertRule, value: float | None, calls: int) -> float | None:
-    """For an absolute rule on a rate: the one-sided 95 % Wilson lower bound of the rate, so a
-    level is reached with confidence (1 error in 30 calls is not a 3 % error rate); else the
-    value."""
-    if value is None or rule.compare != "absolute" or rule.watched.kind != "rate" or calls <= 0:
-        return value
-    z = 1.645
-    centre = value + z * z / (2 * calls)
-    spread = z * math.sqrt(value * (1 - value) / calls + z * z / (4 * calls * calls))
-    return max(0.0, (centre - spread) / (1 + z * z / calls))
-
-
-def lower(a: str, b: str) -> str:
-    return a if RANK[a] <= RANK[b] else b
-
-
-class StatsCache:
-    """Window stats per (route, window, filter) within one evaluation."""
-
-    def __init__(self, session: Session, now: datetime) -> None:
-        self.session, self.now = session, now
-        self._stats: dict[tuple[Any, ...], WindowStats] = {}
-
-    def get(self, route: str, window: Window, filter_text: str | None) -> WindowStats:
-        key = (route, window.start, window.end, filter_text)
-        if key not in self._stats:
-            where = compile_filter(filter_text, now=self.now) if filter_text else None
-            self._stats[key] = stats_for(self.session, route, window.start, window.end,
-                                         where=where)
-        return self._stats[key]
-
-
-class BaselineMemo:
-    """Baseline picks kept across evaluations for `TTL` (a baseline is history: re-reading it
-    every minute buys nothing); a learning pick is never kept, so learning ends on time."""
-
-    TTL = timedelta(minutes=5)
-
-    def __init__(self) -> None:
-        self._picks: dict[tuple[Any, ...], tuple[datetime, BaselinePick]] = {}
-
-    def get(self, key: tuple[Any, ...], now: datetime) -> BaselinePick | None:
-        hit = self._picks.get(key)
-        if hit is None or not hit[0] <= now < hit[0] + self.TTL:
-            return None
-        return hit[1]
-
-    def put(self, key: tuple[Any, ...], now: datetime, pick: BaselinePick) -> None:
-        if len(self._picks) > 100_000:
-            self._picks.clear()
-        if pick.kind is not None:
-            self._picks[key] = (now, pick)
-
-
-@dataclass
-class Evaluation:
-    """Everything one evaluation reads once: stats, series, stored states, the route registry."""
-
-    session: Session
-    now: datetime
-    stats: StatsCache
-    series: SeriesCache
-    states: dict[tuple[str, str], AlertState]
-    seen: dict[str, tuple[datetime, datetime]]  # route → (first, last) seen, aware UTC
-    memo: BaselineMemo
-
-    def first_seen(self, route: str) -> datetime | None:
-        return self.seen[route][0] if route in self.seen else None
-
-    def baseline(self, rule: AlertRule, route: str, window: Window,
-                 anchor: datetime | None = None) -> BaselinePick:
-        """The rule's baseline for `window` (see `alerts.baselines.choose`), memoized."""
-        key = (rule.id, rule.window, rule.baseline, rule.trailing, rule.filter, route, anchor)
-        pick = self.memo.get(key, self.now)
-        if pick is None:
-            pick = choose(self.stats, rule, route, window, first_seen=self.first_seen(route),
-                          anchor=anchor)
-            self.memo.put(key, self.now, pick)
-        return pick
 
 
 def routes_with_traffic(session: Session, since: datetime) -> list[str]:
     """Routes that sent an event at or after `since` (from the route registry; no event scan)."""
     stmt = select(KnownRoute.route).where(KnownRoute.last_seen >= since).order_by(KnownRoute.route)
     return list(session.exec(stmt))
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
 
 
 def _seen(session: Session, since: datetime) -> dict[str, tuple[datetime, datetime]]:
@@ -323,82 +172,6 @@ def _hold(ev: Evaluation, rule: AlertRule, route: str, window: Window, now_stats
     level = sure if RANK[sure] > RANK[state.level] else (
         plain if RANK[plain] < RANK[state.level] else state.level)
     return seen(level, value=value, baseline=pick.value, calls=stats.calls, basis=pick.note)
-
-
-def observe_silence(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
-    """A drop rule on one route: calls in the window against the baseline's expectation."""
-    window = window_ending(ev.now, rule.window_span)
-    now_stats = ev.stats.get(route, window, rule.filter)
-    value = rule.watched.read(now_stats, rule)
-    state = ev.states.get((rule.id, route))
-    last = ev.seen.get(route, (None, None))[1]
-    pick = ev.baseline(rule, route, window)
-
-    def seen(level: str | None, reason: str = "", **more: Any) -> Observation:
-        fields = dict(rule=rule, route=route, level=level, value=value, baseline=pick.value,
-                      calls=now_stats.calls, window=window, reason=reason, basis=pick.note)
-        fields.update(more)
-        return Observation(**fields)
-
-    if pick.kind is None:
-        return seen(None, pick.note, status=LEARNING)
-    if pick.kind != "trailing" and judge(rule, value, pick.value) != OK:
-        recent = ev.baseline(rule.model_copy(update={"baseline": "trailing"}), route, window)
-        if recent.kind is not None and recent.value < pick.value:  # the lower expectation: a
-            pick = recent                                          # weekend morning is no outage
-    stopped = _stopped(ev, rule, route, pick.value)
-    if stopped is not None:
-        state_onset = _aware(state.onset) if state is not None and state.onset else None
-        return seen(CRITICAL, stopped[0], onset=state_onset or stopped[1])
-    expected = pick.value * window.minutes
-    if expected < rule.min_calls:
-        return seen(None, f"the baseline expects {expected:.0f} calls in {rule.window} "
-                          f"(min {rule.min_calls})")
-    chance = float(poisson.cdf(now_stats.calls, expected))
-    level = judge(rule, value, pick.value) if chance < SILENT_P else OK
-    if now_stats.calls == 0 and last is not None and last < window.start:
-        reason, onset = f"no traffic since {last:%H:%M}", last
-    else:
-        reason = f"{now_stats.calls} calls in {rule.window}, {expected:.0f} expected"
-        onset = window.start
-    if state is not None and state.level != OK and state.onset is not None:
-        onset = _aware(state.onset)
-    if level == WARNING and (state is None or state.level == OK) and (
-            state is None or state.pending != WARNING):
-        return seen(OK, reason, status=PENDING, pending=WARNING, onset=onset)
-    return seen(level, reason, onset=onset if level != OK else None)
-
-
-def _stopped(ev: Evaluation, rule: AlertRule, route: str,
-             per_min: float) -> tuple[str, datetime] | None:
-    """(reason, onset) when the last `STOP_MINUTES` (2, else 5) minutes hold no call although the
-    baseline makes that a one-in-a-million chance (expected calls ≥ -ln `SILENT_P`); None else."""
-    last = ev.seen.get(route, (None, None))[1]
-    for minutes in STOP_MINUTES:
-        span = timedelta(minutes=minutes)
-        if per_min * minutes < -math.log(SILENT_P):
-            continue
-        if ev.stats.get(route, window_ending(ev.now, span), rule.filter).calls == 0:
-            if last is not None and last < ev.now - span:
-                return f"no traffic since {last:%H:%M}", last
-            return f"no call in the last {minutes} min", ev.now - span
-    return None
-
-
-def _stale(ev: Evaluation, rule: AlertRule, route: str, state: AlertState,
-           silent: Observation | None) -> Observation | None:
-    """A resolution for a firing state of a route that has no traffic in the rule's window, or
-    that the silence rule judges silent; None when the route is not stale."""
-    window = window_ending(ev.now, rule.window_span)
-    last = ev.seen.get(route, (None, None))[1]
-    quiet = last is None or last < window.start
-    if not quiet and not (silent is not None and silent.level in (WARNING, CRITICAL)):
-        return None
-    since = f" since {last:%H:%M}" if last is not None else ""
-    reason = (f"not judged: no traffic{since}" if quiet else
-              f"not judged: traffic dropped ({silent.reason})")
-    return Observation(rule, route, OK, None, None, 0, window, reason, status=STALE,
-                       onset=_aware(state.onset) if state.onset else None)
 
 
 def observe_all(session: Session, rules: tuple[AlertRule, ...] | list[AlertRule],
