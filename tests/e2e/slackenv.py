@@ -61,11 +61,11 @@ class SlackEnv:
 
     # -- Slack side -----------------------------------------------------------------------------
 
-    def root(self, channel: str = INCIDENTS) -> dict[str, Any]:
+    def root(self, channel: str = INCIDENTS, timeout: float = 15.0) -> dict[str, Any]:
         """The first top-level post in `channel` (an incident's summary card)."""
         return self.slack.wait_for(
             lambda: next((p for p in self.slack.posts(channel=channel) if "thread_ts" not in p),
-                         None), what=f"a root post in {channel}")
+                         None), timeout=timeout, what=f"a root post in {channel}")
 
     def thread(self, root: dict[str, Any], count: int) -> list[dict[str, Any]]:
         """The first `count` posts in the thread under `root` (waits for them)."""
