@@ -459,3 +459,27 @@ def test_the_readme_shows_the_test_command_ci_runs():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "-e '.[dev]'" in ci and re.search(r"^pytest\b", ci, re.M), ".ci/run changed its command"
     assert "pip install -e '.[dev]' && pytest" in readme
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces → hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_between_pages_resolve():
+    docs = read_docs()
+    anchors = {page: {anchor(h) for h, _, _ in sections(text) if h} for page, text in docs.items()}
+    broken = []
+    for page, text in docs.items():
+        for number, line in enumerate(text.splitlines(), 1):
+            for link in re.findall(r"\]\(([^)<>\s]+)\)", line):
+                if re.match(r"[a-z]+:", link):
+                    continue
+                target, _, fragment = link.partition("#")
+                resolved = (ROOT / page).parent / target if target else ROOT / page
+                relative = str(resolved.resolve().relative_to(ROOT)) if resolved.exists() else None
+                if relative is None:
+                    broken.append(f"{page}:{number}: {link} (no such file)")
+                elif fragment and relative in anchors and fragment not in anchors[relative]:
+                    broken.append(f"{page}:{number}: {link} (no such heading in {relative})")
+    assert not broken, report(broken, "broken links")
