@@ -103,14 +103,18 @@ def environment_variables() -> dict[str, str]:
     return names
 
 
-def endpoints(tmp_path: Path) -> set[tuple[str, str]]:
-    """(method, path) the app serves: the OpenAPI document plus routes outside it (Slack, docs)."""
+def build_app(tmp_path: Path):
+    """The real app with Slack on (HTTP mode, so `POST /slack/events` is mounted); nothing starts."""
     from llm_incident.app import create_app
 
     settings = load_settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'docs.db'}",
                              scheduler=False, slack_bot_token="xoxb-docs-check",
                              slack_signing_secret="docs-check", slack_app_token=None)
-    app = create_app(settings)
+    return create_app(settings)
+
+
+def endpoints(app) -> set[tuple[str, str]]:
+    """(method, path) the app serves: the OpenAPI document plus routes outside it (Slack, docs)."""
     found = {(method.upper(), path) for path, operations in app.openapi()["paths"].items()
              for method in operations if method.upper() in METHODS}
     for route in app.router.routes:
@@ -159,6 +163,7 @@ class Row:
     line: int
     first_cell: str
     section: str
+    cells: tuple[str, ...] = ()
 
 
 def sections(text: str) -> list[tuple[str, int, list[tuple[int, str]]]]:
@@ -217,7 +222,7 @@ def table_rows(page: str, text: str) -> list[Row]:
                 continue
             if cells[1] in ("option", "variable", "endpoint", "command"):  # header rows
                 continue
-            rows.append(Row(page, number, cells[1].replace("\\|", "|"), heading))
+            rows.append(Row(page, number, cells[1].replace("\\|", "|"), heading, tuple(cells[1:-1])))
     return rows
 
 
@@ -407,9 +412,46 @@ def report(misses: list[str], what: str) -> str:
     return f"{len(misses)} {what}:\n  " + "\n  ".join(misses)
 
 
+def scopes(app) -> dict[tuple[str, str], str]:
+    """(method, path) → the API-key scope the endpoint declares (`api.deps.required_scope`)."""
+    from fastapi.routing import APIRoute
+
+    from llm_incident.api.deps import required_scope
+
+    declared = {}
+    for route in app.routes:
+        included = getattr(route, "original_router", None)  # FastAPI ≥ 0.165 wraps included routers
+        prefix = getattr(getattr(route, "include_context", None), "prefix", "")
+        for api_route in (included.routes if included is not None else [route]):
+            if isinstance(api_route, APIRoute) and required_scope(api_route):
+                for method in api_route.methods - {"HEAD"}:
+                    declared[(method, prefix + api_route.path)] = required_scope(api_route)
+    return declared
+
+
 @pytest.fixture(scope="module")
-def routes(tmp_path_factory) -> set[tuple[str, str]]:
-    return endpoints(tmp_path_factory.mktemp("docs"))
+def app(tmp_path_factory):
+    return build_app(tmp_path_factory.mktemp("docs"))
+
+
+@pytest.fixture(scope="module")
+def routes(app) -> set[tuple[str, str]]:
+    return endpoints(app)
+
+
+def test_each_endpoint_row_names_the_scope_the_code_requires(app):
+    rows = section_rows(read_docs(), API_PAGE, ENDPOINTS_HEADING)
+    declared = scopes(app)
+    assert len(declared) >= 10, "no scopes found: has FastAPI changed how it holds routers?"
+    wrong = []
+    for (method, path), scope in sorted(declared.items(), key=lambda e: (e[0][1], e[0][0])):
+        for row in rows:
+            named = METHOD_PATH.findall(row.first_cell)
+            if any(m == method and path_matches(p, path, literal_params=False) for m, p in named):
+                if len(row.cells) < 2 or f"`{scope}`" not in row.cells[1]:
+                    wrong.append(f"{row.page}:{row.line}: `{method} {path}` needs the `{scope}` "
+                                 f"scope; the row's scope cell says {row.cells[1:2]}")
+    assert not wrong, report(wrong, "endpoint rows with the wrong scope")
 
 
 def test_everything_the_code_defines_is_documented(routes):
