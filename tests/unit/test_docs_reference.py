@@ -9,18 +9,19 @@ Each test reports every miss at once, with the file (and line or section) to fix
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
-from pathlib import Path
 
-import click
 import pytest
 
-from llm_incident.cli import main
 from llm_incident.commands.verbs import VERBS
-from llm_incident.settings import Settings, load_settings
+from tests.docs_inventory import (ENV_NAME, ROOT, all_flags, bench_flags, build_app, command_tree,
+                                  console_verbs, endpoints, environment_names_used_by_tests_and_benches,
+                                  environment_variables, option_flags, scopes)
+from tests.docs_pages import (COMMAND_MENTION, METHOD_PATH, SPAN, V1_PATH, Docs, cell_words,
+                              code_pieces, command_name, command_sections, flags_in, mention_tokens,
+                              path_matches, read_docs, resolve, section_rows, sections, table_rows)
 
-ROOT = Path(__file__).resolve().parents[2]
 COMMANDS_PAGE = "docs/commands.md"
 CONFIG_PAGE = "docs/configuration.md"
 API_PAGE = "docs/http-api.md"
@@ -30,281 +31,6 @@ CONSOLE_HEADING = "Console only"
 LEAVE_WORDS = ("quit", "exit")  # the console loop's own words (console/shell.py)
 # variables of libraries we use, named in the docs on purpose (a warning not to set them)
 THIRD_PARTY_VARIABLES = {"SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"}
-METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
-
-Docs = dict[str, str]  # path relative to the repository → text
-
-
-def read_docs() -> Docs:
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    return {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in pages}
-
-
-# ---- what the code defines -------------------------------------------------------------------
-
-def command_tree() -> dict[tuple[str, ...], click.Command]:
-    """Command path (() for `llm-incident` itself) → command, groups included."""
-    found: dict[tuple[str, ...], click.Command] = {}
-
-    def walk(path: tuple[str, ...], command: click.Command) -> None:
-        found[path] = command
-        for name, sub in getattr(command, "commands", {}).items():
-            if not sub.hidden:
-                walk((*path, name), sub)
-
-    walk((), main)
-    return found
-
-
-def option_flags(path: tuple[str, ...], command: click.Command) -> list[str]:
-    """The flags of a command's options; `--help` only for the top command (click adds it to all)."""
-    flags = [flag for param in command.params if isinstance(param, click.Option) and not param.hidden
-             for flag in (*param.opts, *param.secondary_opts)]
-    if not path:
-        flags += sorted(help_flags())
-    return flags
-
-
-def help_flags() -> set[str]:
-    """`-h`, `--help`: the top command's help names, which its subcommands inherit."""
-    help_option = main.get_help_option(click.Context(main, **main.context_settings))
-    return set(help_option.opts) if help_option else set()
-
-
-def all_flags(command: click.Command) -> set[str]:
-    return set(option_flags(("any",), command)) | help_flags()
-
-
-def bench_flags() -> set[str]:
-    """Options of the bench scripts (docs name some, e.g. `--backend sqlite`)."""
-    text = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "bench").glob("*.py"))
-    return set(re.findall(r"[\"'](--[a-z][\w-]*)[\"']", text))
-
-
-def console_verbs() -> dict[str, tuple[str, str]]:
-    """The console's own commands beside the slash commands (`postmortem`, `export`)."""
-    from llm_incident.console import local
-
-    return local.CONSOLE_VERBS
-
-
-def environment_variables() -> dict[str, str]:
-    """Variable → Settings field, from each field's alias (or the env prefix + its name)."""
-    prefix = Settings.model_config.get("env_prefix", "")
-    names: dict[str, str] = {}
-    for field_name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        choices = getattr(alias, "choices", None)
-        if choices:
-            for choice in choices:
-                names[str(choice).upper()] = field_name
-        else:
-            names[(str(alias) if alias else prefix + field_name).upper()] = field_name
-    return names
-
-
-def build_app(tmp_path: Path):
-    """The real app with Slack on (HTTP mode, so `POST /slack/events` is mounted); nothing starts."""
-    from llm_incident.app import create_app
-
-    settings = load_settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'docs.db'}",
-                             scheduler=False, slack_bot_token="xoxb-docs-check",
-                             slack_signing_secret="docs-check", slack_app_token=None)
-    return create_app(settings)
-
-
-def endpoints(app) -> set[tuple[str, str]]:
-    """(method, path) the app serves: the OpenAPI document plus routes outside it (Slack, docs)."""
-    found = {(method.upper(), path) for path, operations in app.openapi()["paths"].items()
-             for method in operations if method.upper() in METHODS}
-    for route in app.router.routes:
-        for method in getattr(route, "methods", None) or ():
-            if method in METHODS:
-                found.add((method, route.path))
-    return found
-
-
-def environment_names_used_by_tests_and_benches() -> set[str]:
-    names: set[str] = set()
-    for folder in ("tests", "bench", ".ci"):
-        for path in (ROOT / folder).rglob("*"):
-            if path.is_file() and path.suffix in (".py", "", ".sh", ".toml"):
-                names |= set(ENV_NAME.findall(path.read_text(encoding="utf-8", errors="ignore")))
-    return names
-
-
-# ---- reading the docs ------------------------------------------------------------------------
-
-ENV_NAME = re.compile(r"\b(?:LLM_INCIDENT|SLACK)_[A-Z0-9_]*[A-Z0-9]\b")
-SEGMENT = r"(?:\{[^}]*\}|[A-Za-z0-9_.~-]+)"
-V1_PATH = re.compile(rf"(?<![A-Za-z_])/v1(?:/{SEGMENT})+")
-METHOD_PATH = re.compile(rf"\b({'|'.join(METHODS)}) (/(?:{SEGMENT}(?:/{SEGMENT})*)?)")
-COMMAND_MENTION = re.compile(r"(?<![\w/@.'\"-])llm-incident(?![\w\[.'/-])")
-FLAG = re.compile(r"^-{1,2}[A-Za-z][\w-]*")
-HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
-SPAN = re.compile(r"`([^`]+)`")
-
-
-@dataclass(frozen=True)
-class Code:
-    """A piece of code in a page: an inline span or a line of a fenced block."""
-
-    page: str
-    line: int
-    text: str
-    section: str  # the heading it is under
-
-
-@dataclass(frozen=True)
-class Row:
-    """A table row: its first cell and the line it is on."""
-
-    page: str
-    line: int
-    first_cell: str
-    section: str
-    cells: tuple[str, ...] = ()
-
-
-def sections(text: str) -> list[tuple[str, int, list[tuple[int, str]]]]:
-    """(heading, its line, [(line number, line)…] up to the next heading); fences respected."""
-    result: list[tuple[str, int, list[tuple[int, str]]]] = [("", 0, [])]
-    fenced = False
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        heading = None if fenced else HEADING.match(line)
-        if heading:
-            result.append((heading.group(2).strip(), number, []))
-        else:
-            result[-1][2].append((number, line))
-    return result
-
-
-def code_pieces(page: str, text: str) -> list[Code]:
-    """Inline spans (a span may run over lines) and fenced lines (`\\` continuations joined)."""
-    pieces: list[Code] = []
-    for heading, heading_line, lines in sections(text):
-        if heading:
-            pieces += [Code(page, heading_line, " ".join(m.group(1).split()), heading)
-                       for m in SPAN.finditer(heading)]
-        fenced, paragraph, start, pending = False, [], 0, ""
-        for number, line in [*lines, (0, "")]:
-            if line.lstrip().startswith("```"):
-                fenced = not fenced
-                continue
-            if fenced:
-                pending = (pending + " " + line.strip()) if pending else line
-                if pending.endswith("\\"):
-                    pending = pending[:-1]
-                    continue
-                pieces.append(Code(page, number, pending, heading))
-                pending = ""
-                continue
-            if line.strip():
-                start = start or number
-                paragraph.append(line.replace("\\|", "|"))
-                continue
-            joined = "\n".join(paragraph)
-            for match in SPAN.finditer(joined):
-                where = start + joined[:match.start()].count("\n")
-                pieces.append(Code(page, where, " ".join(match.group(1).split()), heading))
-            paragraph, start = [], 0
-    return pieces
-
-
-def table_rows(page: str, text: str) -> list[Row]:
-    rows = []
-    for heading, _, lines in sections(text):
-        for number, line in lines:
-            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())]
-            if not line.lstrip().startswith("|") or len(cells) < 3 or set(cells[1]) <= set("-: "):
-                continue
-            if cells[1] in ("option", "variable", "endpoint", "command"):  # header rows
-                continue
-            rows.append(Row(page, number, cells[1].replace("\\|", "|"), heading, tuple(cells[1:-1])))
-    return rows
-
-
-def first_span(text: str) -> str | None:
-    match = SPAN.search(text)
-    return match.group(1) if match else None
-
-
-def resolve(tokens: list[str], tree) -> tuple[tuple[str, ...], list[str], str | None]:
-    """Words naming a command → (its path, the tokens after it, an unknown subcommand word)."""
-    path: tuple[str, ...] = ()
-    rest = list(tokens)
-    while rest and (*path, rest[0]) in tree:
-        path = (*path, rest.pop(0))
-    unknown = None
-    if rest and re.fullmatch(r"[a-z][a-z-]*", rest[0]) and getattr(tree[path], "commands", None):
-        unknown = rest[0]  # a word after a group that is none of its commands
-    return path, rest, unknown
-
-
-def mention_tokens(text: str) -> list[list[str]]:
-    """For each `llm-incident …` in a piece of code: the words after it, up to `|`, `&&`, `;`, `#`."""
-    found = []
-    for match in COMMAND_MENTION.finditer(text):
-        words = []
-        for word in text[match.end():].split():
-            if word in ("|", "&&", ";", "#", "||") or word.startswith("#"):
-                break
-            words.append(word)
-        found.append(words)
-    return found
-
-
-def flags_in(tokens: list[str]) -> list[str]:
-    flags = []
-    for token in tokens:
-        bare = token.strip("[](),'\"")
-        match = FLAG.match(bare)
-        if match and not bare.startswith("---"):
-            flags.append(match.group(0))
-    return flags
-
-
-def path_matches(doc_path: str, code_path: str, *, literal_params: bool) -> bool:
-    """Same segments; a `{param}` in the code takes any doc segment (a literal only when asked)."""
-    doc, code = doc_path.rstrip("/").split("/"), code_path.rstrip("/").split("/")
-    if len(doc) != len(code):
-        return False
-    for d, c in zip(doc, code, strict=True):
-        if c.startswith("{"):
-            if not d.startswith("{") and not literal_params:
-                return False
-        elif d != c:
-            return False
-    return True
-
-
-def command_sections(docs: Docs, tree) -> dict[tuple[str, ...], tuple[str, list[Row]]]:
-    """Command path → (its heading, its table rows), from the command page's headings."""
-    text = docs.get(COMMANDS_PAGE, "")
-    rows = table_rows(COMMANDS_PAGE, text)
-    found: dict[tuple[str, ...], tuple[str, list[Row]]] = {}
-    for heading, _, _ in sections(text):
-        span = first_span(heading)
-        if not span or not COMMAND_MENTION.match(span):
-            continue
-        path, _, unknown = resolve(span.split()[1:], tree)
-        if unknown is None:
-            found[path] = (heading, [r for r in rows if r.section == heading])
-    return found
-
-
-def section_rows(docs: Docs, page: str, heading: str) -> list[Row]:
-    return [r for r in table_rows(page, docs.get(page, "")) if r.section == heading]
-
-
-def cell_words(cell: str) -> list[str]:
-    return [w.strip(",") for span in SPAN.findall(cell) for w in span.split()]
-
-
-def command_name(path: tuple[str, ...]) -> str:
-    return " ".join(("llm-incident", *path))
 
 
 # ---- the checks ------------------------------------------------------------------------------
@@ -313,7 +39,7 @@ def undocumented(docs: Docs, routes: set[tuple[str, str]]) -> list[str]:
     """What the code defines and the docs lack, each with where to add it."""
     misses: list[str] = []
     tree = command_tree()
-    documented = command_sections(docs, tree)
+    documented = command_sections(docs, COMMANDS_PAGE, tree)
     for path, command in tree.items():
         name = command_name(path)
         if path not in documented:
@@ -353,7 +79,7 @@ def nonexistent(docs: Docs, routes: set[tuple[str, str]]) -> list[str]:
     misses: list[str] = []
     tree = command_tree()
     every_flag = set().union(*(all_flags(c) for c in tree.values()))
-    sectioned = {heading: path for path, (heading, _) in command_sections(docs, tree).items()}
+    sectioned = {heading: path for path, (heading, _) in command_sections(docs, COMMANDS_PAGE, tree).items()}
     for page, text in docs.items():
         for piece in code_pieces(page, text):
             where = f"{page}:{piece.line}"
@@ -398,35 +124,15 @@ def nonexistent(docs: Docs, routes: set[tuple[str, str]]) -> list[str]:
     return misses
 
 
-_KNOWN: set[str] = set()
-
-
-def known_variables() -> set[str]:
-    if not _KNOWN:
-        _KNOWN.update(environment_variables(), environment_names_used_by_tests_and_benches(),
-                      THIRD_PARTY_VARIABLES)
-    return _KNOWN
+@functools.cache
+def known_variables() -> frozenset[str]:
+    return frozenset({*environment_variables(), *environment_names_used_by_tests_and_benches(),
+                      *THIRD_PARTY_VARIABLES})
 
 
 def report(misses: list[str], what: str) -> str:
     return f"{len(misses)} {what}:\n  " + "\n  ".join(misses)
 
-
-def scopes(app) -> dict[tuple[str, str], str]:
-    """(method, path) → the API-key scope the endpoint declares (`api.deps.required_scope`)."""
-    from fastapi.routing import APIRoute
-
-    from llm_incident.api.deps import required_scope
-
-    declared = {}
-    for route in app.routes:
-        included = getattr(route, "original_router", None)  # FastAPI ≥ 0.165 wraps included routers
-        prefix = getattr(getattr(route, "include_context", None), "prefix", "")
-        for api_route in (included.routes if included is not None else [route]):
-            if isinstance(api_route, APIRoute) and required_scope(api_route):
-                for method in api_route.methods - {"HEAD"}:
-                    declared[(method, prefix + api_route.path)] = required_scope(api_route)
-    return declared
 
 
 @pytest.fixture(scope="module")
