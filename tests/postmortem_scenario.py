@@ -3,7 +3,8 @@
 Incident #1 on `support.reply` (prod) from 14:00 to 15:00 UTC: output tokens explode after a
 prompt change at 13:50; a token clamp at 14:12 is the first mitigation (still on at close);
 `search.answer` is killed at 14:20 (still killed); a model switch is tried and removed; a
-responder without rights is refused. 28 events attached (20 bad, 5 good, 3 unlabelled).
+responder without rights is refused. 28 events attached (20 bad, 5 good, 3 unlabelled); the
+first three carry output excerpts with an email, a phone number and an API key in them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from llm_incident.db import Database
 from llm_incident.events.ingest import ingest_events
 from llm_incident.evidence.service import attach
 from llm_incident.incidents.models import IncidentClass
+from llm_incident.incidents.postmortem_data import freeze_postmortem
 from llm_incident.incidents.service import (
     StartRequest,
     add_timeline,
@@ -30,6 +32,11 @@ from llm_incident.incidents.service import (
 T0 = datetime(2026, 11, 26, 14, 0, tzinfo=timezone.utc)
 START, MITIGATED, CLOSED = T0, T0 + timedelta(minutes=12), T0 + timedelta(hours=1)
 ROUTE, OTHER = "support.reply", "search.answer"
+
+
+EXCERPTS = ("Sure! Write to jane.doe@example.com or call +1 415-555-0134 and we will   refund",
+            "Your key sk-live0123456789abcdefXYZ is fine; " + "very " * 40 + "long answer",
+            "Thanks | see the attached policy")
 
 
 def _event(i: int, ts: datetime, phase: str, **fields: Any) -> dict[str, Any]:
@@ -56,7 +63,8 @@ def events() -> list[dict[str, Any]]:
                           prompt_version="42",
                           status="error" if i % 9 == 4 else ("flagged" if i % 6 == 0 else "ok"),
                           error_code="429" if i % 9 == 4 else None,
-                          attempt=2 if i % 4 == 1 else 1))
+                          attempt=2 if i % 4 == 1 else 1,
+                          output_excerpt=EXCERPTS[i % 3] if i < 3 else None))
     for i in range(48):  # after the clamp: one call a minute, outputs capped at 800
         out.append(_event(i, MITIGATED + timedelta(minutes=i, seconds=11), "after",
                           tokens_out=min(800, 700 + (i * 41) % 300),
@@ -128,3 +136,4 @@ def seed(db: Database, *, close: bool = True) -> None:
             close_incident(session, incident, actor="U1",
                            summary="Prompt v42 made answers 8x longer; clamped to 800 tokens, "
                                    "reverted the prompt.", now=CLOSED)
+            freeze_postmortem(session, incident, now=CLOSED)  # as the close command does

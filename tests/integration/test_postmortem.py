@@ -163,6 +163,8 @@ def test_follow_ups_derived_from_what_happened(closed):
     assert pm.follow_ups == [
         "Add evals from the 20 events labelled bad (`llm-incident export-labels --incident 1`); "
         "keep the 5 labelled good as regression cases",
+        "Fix or roll back prompt v42 on `support.reply` — the likely cause (prompt change v42 at "
+        "13:50 UTC)",
         "Decide: keep the token clamp on `support.reply` (800 tokens) or fix prompt v42",
         "Add a retry cap to the client for `support.reply` (error rate 0.0% → 10.8%; "
         "retry share 0.0% → 24.3%)",
@@ -175,7 +177,8 @@ def test_follow_ups_derived_from_what_happened(closed):
         assert f"- [ ] {prompt}: _to fill_" in text
 
 
-def test_still_active_mitigations_follow_the_controls(closed):
+def test_still_active_mitigations_follow_the_controls_but_the_closed_postmortem_does_not(closed):
+    frozen_pm, frozen_text = compiled(closed)
     with closed.read() as session:
         assert still_active_mitigations(session, get_incident(session, 1)) == [
             (ROUTE, "max_tokens clamped to 800"), (OTHER, "killed")]
@@ -184,17 +187,34 @@ def test_still_active_mitigations_follow_the_controls(closed):
                         now=CLOSED + timedelta(minutes=1))
         change_controls(session, ROUTE, "staging", {"retry_cap": 1}, actor="U1", incident=1,
                         expires_at=CLOSED + timedelta(hours=2), now=CLOSED + timedelta(minutes=2))
+        change_controls(session, ROUTE, "prod", {"max_tokens": 300}, actor="U7",
+                        now=CLOSED + timedelta(minutes=3))  # not even for this incident
     with closed.read() as session:
         assert still_active_mitigations(session, get_incident(session, 1)) == [
-            (ROUTE, "max_tokens clamped to 800"),
+            (ROUTE, "max_tokens clamped to 300"),
             (ROUTE, "[staging] retry cap 1 (until 2026-11-26 17:00 UTC)")]
     pm, text = compiled(closed)
-    assert pm.first_mitigation_at == MITIGATED  # changes after the close do not move it
-    assert "- `support.reply` (staging): retry cap 1 (until 2026-11-26 17:00 UTC)" in text
-    assert "Restore or make permanent: `search.answer`" not in text
+    assert pm.frozen and pm.first_mitigation_at == MITIGATED
+    # everything above the note is the postmortem as it was at the close, byte for byte
+    body, note = text.split("\n\n## After close\n\n", 1)
+    assert body + "\n" == frozen_text and "## After close" not in frozen_text
+    assert pm.still_active == frozen_pm.still_active and pm.follow_ups == frozen_pm.follow_ups
+    assert pm.metrics == frozen_pm.metrics
+    assert "Restore or make permanent: `search.answer` killed" in body
+    assert note.splitlines()[2:] == [
+        "- 2026-11-26 15:01 UTC — @U1 re-enabled `search.answer`",
+        "- 2026-11-26 15:02 UTC — @U1 capped retries at 1 on `support.reply` in staging "
+        "(until 2026-11-26 17:00 UTC)",
+        "- Now `support.reply`: max_tokens clamped to 300 (at close: max_tokens clamped to 800)",
+        "- Now `search.answer`: back to its default controls (at close: killed)",
+        "- Now `support.reply` (staging): retry cap 1 (until 2026-11-26 17:00 UTC) "
+        "(at close: default controls)",
+    ]
 
 
-def test_evidence_is_capped_bad_first_with_counts(closed):
+def test_evidence_is_capped_bad_first_with_counts(db):
+    scenario.seed(db, close=False)
+    closed = db
     pm, text = compiled(closed, evidence_limit=10)
     assert (pm.evidence_counts.attached, pm.evidence_counts.bad, pm.evidence_counts.good) == (
         28, 20, 5)

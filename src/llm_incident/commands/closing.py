@@ -1,7 +1,8 @@
 """`close [#N] [summary]` and `reopen [#N] [reason]`: responders only; a refusal is audited.
 
-A close posts the timeline and the postmortem draft; a reopen says so in the thread and makes the
-incident's buttons act again. A second close (after a reopen) posts a fresh draft.
+A close freezes the postmortem as it is at that moment (later views read it, never recompile it),
+then posts the timeline and the postmortem draft; a reopen says so in the thread and makes the
+incident's buttons act again. A second close (after a reopen) freezes and posts a fresh draft.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from llm_incident.commands import mitigations, views
 from llm_incident.commands.context import Context, Delivery
 from llm_incident.commands.control_changes import refusal
 from llm_incident.commands.parse import Close, Reopen
-from llm_incident.commands.postmortem_posts import close_posts
+from llm_incident.commands.postmortem_posts import close_posts, closed_reply
 from llm_incident.commands.replies import Outcome, Post, Reply, Section, Target
 from llm_incident.db import Database
 from llm_incident.incidents import service as incidents
 from llm_incident.incidents.models import Incident
+from llm_incident.incidents.postmortem_data import freeze_postmortem
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +50,14 @@ class Closing:
             entry = incidents.close_incident(session, incident, actor=ctx.user,
                                              summary=cmd.summary, now=ctx.now,
                                              actor_name=ctx.user_name)
+            pm = freeze_postmortem(session, incident, now=ctx.now)
             entries = incidents.timeline(session, incident)
             n = incident.number
             again = "" if sum(e.kind == "close" for e in entries) == 1 else f":{entry.id}"
-            self.delivery.enqueue(session, [Post(n, Target.thread,
-                                                 views.timeline_reply(incident, entries),
+            self.delivery.enqueue(session, [Post(n, Target.thread, closed_reply(pm, entries),
                                                  key=f"incident:{n}:closed{again}"),
                                             *close_posts(session, incident, now=ctx.now,
-                                                         again=again)])
+                                                         again=again, pm=pm)])
             self.delivery.refresh_card(session, incident)
         return Outcome(reply=Reply(text=f"Incident #{n} closed."))
 

@@ -3,7 +3,10 @@
 - `summary_reply(pm)`: summary, window, time to mitigate, a before/during/after table of the key
   stats per route, evidence counts, follow-ups — short enough for one chat message;
 - `still_active_reply(pm, versions)`: the mitigations still on, with a Restore button per route;
+- `closed_reply(pm, entries)`: "closed after …" and the timeline, in the postmortem's format;
 - `close_posts(session, incident, now)`: the three posts (summary, still active, files).
+
+Durations are `postmortem_phrases.span` everywhere.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from llm_incident.commands.replies import (
     Target,
 )
 from llm_incident.controls.service import get_controls
-from llm_incident.incidents.models import Incident
+from llm_incident.incidents.models import Incident, TimelineEntry
+from llm_incident.incidents.postmortem_markdown import extra_spend
 from llm_incident.incidents.postmortem import Postmortem, charted_routes, compile_postmortem
-from llm_incident.incidents.postmortem_markdown import action_text, delta_text, span, when
+from llm_incident.incidents.postmortem_markdown import delta_text
+from llm_incident.incidents.postmortem_phrases import action_text, due_at, span, when
 from llm_incident.metrics.compare import COMPARED, fmt
 
 KEY_STATS = ("calls", "flagged_rate", "p95_duration_ms", "p95_tokens_out", "cost_per_call_usd")
@@ -51,6 +56,7 @@ def summary_reply(pm: Postmortem) -> Reply:
         ("Time to mitigate", ttm + (" from the onset" if pm.detection_lag is not None
                                     and pm.time_to_mitigate is not None else "")),
         ("Routes", ", ".join(f"`{r}`" for r in pm.routes) or "none named"),
+        *((("Extra spend", spend),) if (spend := extra_spend(pm)) else ()),
     )
     summary = pm.summary or "_No closing summary given._"
     blocks: list = [Section(title=head, text=f"{pm.symptom}\n*Summary:* {summary}",
@@ -69,7 +75,8 @@ def summary_reply(pm: Postmortem) -> Reply:
         blocks.append(Note(f"… and {len(pm.metrics) - MAX_ROUTE_TABLES} more route(s): see the "
                            "Markdown file."))
     if pm.mitigations:
-        lines = [f"• `{d.ts:%H:%M}` {action_text(d)}" for d in pm.mitigations[:MAX_MITIGATIONS]]
+        lines = [f"• `{due_at(d, pm.decisions):%H:%M}` {action_text(d)}"
+                 for d in pm.mitigations[:MAX_MITIGATIONS]]
         if len(pm.mitigations) > MAX_MITIGATIONS:
             lines.append(f"… and {len(pm.mitigations) - MAX_MITIGATIONS} more in the file")
         blocks.append(Section(title="Mitigations", text="\n".join(lines)))
@@ -107,11 +114,27 @@ def still_active_reply(pm: Postmortem, versions: dict[str, int]) -> Reply | None
     return Reply(text=text, blocks=tuple(blocks), ephemeral=False)
 
 
+def closed_reply(pm: Postmortem, entries: list[TimelineEntry]) -> Reply:
+    """`Incident #N closed after 12m 5s (declared … → …)`, the summary and the timeline: the
+    time since the declaration, in the postmortem's format (its Duration counts from the onset,
+    the detection lag apart)."""
+    end = pm.closed_at or pm.as_of
+    head = (f"Incident #{pm.number} closed after {span(end - pm.started_at)} "
+            f"({when(pm.started_at)} → {when(end)})")
+    if pm.detection_lag:
+        head += f"; it began {span(pm.detection_lag)} before it was declared"
+    lines = [f"`{e.ts:%H:%M}` <@{e.actor}> {e.kind}: {e.text}" for e in entries]
+    return Reply(text=head, blocks=(Section(title=head, text=pm.summary or ""),
+                                    Section(title="Timeline", text="\n".join(lines))),
+                 ephemeral=False)
+
+
 def close_posts(session: Session, incident: Incident, *, now: datetime,
-                again: str = "") -> list[Post]:
-    """The posts a close enqueues (with the close, in its transaction); `again` tells the keys
-    of a later close (after a reopen) from the first one's."""
-    pm = compile_postmortem(session, incident, now=now)
+                again: str = "", pm: Postmortem | None = None) -> list[Post]:
+    """The posts a close enqueues (with the close, in its transaction), from `pm` (the frozen
+    postmortem; compiled when not given); `again` tells the keys of a later close (after a
+    reopen) from the first one's."""
+    pm = pm or compile_postmortem(session, incident, now=now)
     n = incident.number
     posts = [Post(n, Target.thread, summary_reply(pm), key=f"incident:{n}:postmortem{again}")]
     versions = {a.route: get_controls(session, a.route, RESTORE_ENV).version

@@ -2,8 +2,8 @@
 
 - `compile_postmortem(session, incident, *, now) -> Postmortem` gathers it (postmortem_data);
 - `render_markdown(pm) -> str` writes it (postmortem_markdown), a pure function;
-- `route_charts(session, pm) -> {route: PNG bytes}` draws a chart per impacted route (charts),
-  the first `MAX_POSTED_CHARTS` unless told otherwise;
+- `route_charts(session, pm) -> {route: PNG bytes}` draws a chart per impacted route (charts,
+  from `postmortem_chart.chart_layout`), the first `MAX_POSTED_CHARTS` unless told otherwise;
 - `still_active_mitigations(session, incident)` lists the controls a close should offer to restore.
 
 The domain knows nothing of Slack: adapters post, upload or print what these return.
@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from llm_incident.incidents.postmortem_data import (
+from llm_incident.incidents.postmortem_chart import (
     CHART_BUCKETS,
-    EVIDENCE_LIMIT,
+    chart_layout,
     chart_markers,
     chart_series,
     chart_window,
+)
+from llm_incident.incidents.postmortem_data import (
+    EVIDENCE_LIMIT,
     compile_postmortem,
     describe_controls,
+    freeze_postmortem,
     metrics_scope,
     still_active_mitigations,
 )
@@ -33,8 +37,8 @@ from llm_incident.incidents.postmortem_model import (
 
 __all__ = [
     "CHART_BUCKETS", "EVIDENCE_LIMIT", "MAX_POSTED_CHARTS", "ChartSeries", "Marker", "Postmortem",
-    "chart_markers", "charted_routes",
-    "chart_series", "chart_window", "compile_postmortem", "describe_controls", "render_markdown",
+    "chart_layout", "chart_markers", "charted_routes", "chart_series", "chart_window",
+    "compile_postmortem", "describe_controls", "freeze_postmortem", "render_markdown",
     "route_charts", "still_active_mitigations",
 ]
 
@@ -57,6 +61,10 @@ def route_charts(session: Session, pm: Postmortem, *, buckets: int = CHART_BUCKE
     if window is None:
         return {}
     scope = metrics_scope(pm.envs)
-    return {route: route_chart_png(chart_series(session, route, *window, buckets=buckets,
-                                                scope=scope), chart_markers(pm, route))
-            for route in charted_routes(pm, limit)}
+    out = {}
+    for route in charted_routes(pm, limit):
+        markers = chart_markers(pm, route)
+        series = chart_series(session, route, *window, buckets=buckets, scope=scope,
+                              marks=[m.ts for m in markers])
+        out[route] = route_chart_png(series, markers)
+    return out

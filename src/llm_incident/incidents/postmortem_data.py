@@ -5,17 +5,22 @@ Windows (all half-open, `[start, end)`, end = the close, or `now` for an open in
 the onset when one is known — detected at the start or given with `since` — else the declaration):
 baseline = the span of the same length as start → end just before the start; during = start →
 first mitigation (start → end when nothing was mitigated); after = first mitigation → end. The
-first mitigation is the first applied control change for the incident (audit or timeline).
+first mitigation is the first applied control change for the incident that reduced impact (a
+kill, clamp, switch or cap; not a restore, not an expiry: `Decision.mitigates`).
 Metrics follow `metrics.stats` (all envs, or the incident's env when it names exactly one).
+
+A closed incident's postmortem is frozen at its close (`freeze_postmortem`, stored by
+`postmortem_snapshot`); `compile_postmortem` returns that one, with an after-close note of what
+changed since. An incident closed before snapshots existed is compiled up to its close, with its
+controls as they are now (nothing recorded them at the close).
 """
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, case, cast, func
+from sqlalchemy import case, func
 from sqlmodel import Session, select
 
 from llm_incident.changes import recent_changes
@@ -23,6 +28,7 @@ from llm_incident.controls.models import ControlChange
 from llm_incident.controls.service import get_controls
 from llm_incident.controls.values import DEFAULT_ENV, ControlState, describe_active
 from llm_incident.events.models import Event
+from llm_incident.events.redact import redact
 from llm_incident.evidence.models import Evidence
 from llm_incident.evidence.service import evidence_counts, evidence_order
 from llm_incident.incidents.models import Incident
@@ -30,29 +36,30 @@ from llm_incident.incidents.postmortem_followups import derive_follow_ups
 from llm_incident.incidents.postmortem_model import (
     ActiveMitigation,
     ChangeRow,
-    ChartPoint,
-    ChartSeries,
     Decision,
     Entry,
     EvidenceCounts,
     EvidenceRow,
-    Marker,
     ModelUse,
     Phase,
     Postmortem,
+    PromptUse,
     RouteMetrics,
+    Spend,
 )
+from llm_incident.incidents.postmortem_cause import find_culprit, triage_facts
+from llm_incident.incidents.postmortem_phrases import action_text, due_at, when
+from llm_incident.incidents.postmortem_snapshot import store, thaw
 from llm_incident.incidents.runbook import FOLLOW_UP_PROMPTS
 from llm_incident.incidents.service import get_incident, timeline
-from llm_incident.metrics.percentiles import nearest_rank, raw_rows
-from llm_incident.metrics.scope import C, IS_FLAGGED, Scope, event_conditions
+from llm_incident.metrics.percentiles import raw_rows
+from llm_incident.metrics.scope import C, Scope, event_conditions
 from llm_incident.metrics.stats import UNKNOWN, WindowStats, stats_for
 
+EXCERPT_CHARS = 120
 EVIDENCE_LIMIT = 25
 """Most evidence rows a postmortem lists (bad first); the counts cover all of them."""
 CHANGE_LOOKBACK = timedelta(hours=24)
-CHART_BUCKETS = 60
-MIN_BUCKET = timedelta(minutes=1)
 
 
 def compile_postmortem(
@@ -60,23 +67,45 @@ def compile_postmortem(
     evidence_limit: int = EVIDENCE_LIMIT, change_lookback: timedelta = CHANGE_LOOKBACK,
 ) -> Postmortem:
     """Everything measured and done in `incident` (a number is looked up; IncidentError if none).
-    An open incident gives a draft as of `now`."""
+    An open incident gives a draft as of `now`; a closed one is what was frozen at its close
+    (`postmortem_freeze`), with what happened since as an after-close note."""
     if isinstance(incident, int):
         incident = get_incident(session, incident)
+    if incident.closed_at is not None:
+        frozen = thaw(session, incident)
+        if frozen is not None:
+            frozen.after_close = after_close_notes(session, incident, frozen)
+            if evidence_limit < len(frozen.evidence):
+                frozen.evidence = frozen.evidence[:max(0, evidence_limit)]
+            return frozen
+    pm = compile_live(session, incident, now=now, evidence_limit=evidence_limit,
+                      change_lookback=change_lookback)
+    if incident.closed_at is not None:
+        pm.after_close = after_close_notes(session, incident, pm)
+    return pm
+
+
+def compile_live(
+    session: Session, incident: Incident, *, now: datetime,
+    evidence_limit: int = EVIDENCE_LIMIT, change_lookback: timedelta = CHANGE_LOOKBACK,
+) -> Postmortem:
+    """The postmortem from the store as it is now (the close freezes this one)."""
     end = incident.closed_at or now
-    decisions = _decisions(session, incident.number)
-    entries = [Entry(e.ts, e.actor, e.kind, e.text) for e in timeline(session, incident)]
+    decisions = [d for d in _decisions(session, incident.number) if d.ts <= end]
+    raw = [e for e in timeline(session, incident) if e.ts <= end]
+    entries = [Entry(e.ts, e.actor, e.kind, e.text) for e in raw]
     routes = _impacted_routes(incident, decisions)
     began = min(incident.onset_at or incident.started_at, incident.started_at)
     # a change inside the onset's minute is the cause's side of the line, not "during"
     cut = began + ONSET_MINUTE if incident.onset_at is not None else began
-    first = _first_mitigation(decisions, entries, began, end)
+    first = _first_mitigation(decisions, began, end)
     phases = _phases(began, first, end)
     scope = metrics_scope(incident.envs)
     counts = evidence_counts(session, incident)
     changes = recent_changes(session, routes, until=end,
                              lookback=change_lookback + max(end - began, timedelta()))
     rows = sorted((_change_row(c) for c in changes), key=lambda c: (c.ts, c.route, c.kind))
+    metrics = [_route_metrics(session, route, phases, scope) for route in routes]
     pm = Postmortem(
         number=incident.number, symptom=incident.symptom, incident_class=incident.incident_class,
         severity=incident.severity, status=incident.status, commander=incident.commander,
@@ -85,8 +114,10 @@ def compile_postmortem(
         onset_at=incident.onset_at, onset_source=incident.onset_source,
         triage=_triage_note(entries),
         first_mitigation_at=first, summary=incident.summary, phases=phases,
-        metrics=[_route_metrics(session, route, phases, scope) for route in routes],
+        metrics=metrics,
         usage=_usage(session, routes, phases, scope),
+        prompt_mix=_prompt_mix(session, routes, phases, scope),
+        spend=_spend(metrics, phases),
         changes_before=[c for c in rows if began - change_lookback <= c.ts <= cut],
         changes_during=[c for c in rows if c.ts > cut],
         decisions=decisions,
@@ -97,12 +128,41 @@ def compile_postmortem(
         still_active=_still_active(session, routes, decisions),
         human_follow_ups=list(FOLLOW_UP_PROMPTS),
         change_lookback=change_lookback,
+        culprit=find_culprit(session, routes, triage_facts(raw), onset=began,
+                             has_onset=incident.onset_at is not None, end=end),
     )
     pm.follow_ups = derive_follow_ups(pm)
     return pm
 
 
 ONSET_MINUTE = timedelta(minutes=1)
+
+
+def freeze_postmortem(session: Session, incident: Incident, *, now: datetime) -> Postmortem:
+    """Compile the just-closed incident's postmortem and store it as it is now (in the close's
+    transaction): every later view reads this one."""
+    pm = compile_live(session, incident, now=now)
+    store(session, incident, pm)
+    pm.frozen = True
+    return pm
+
+
+def after_close_notes(session: Session, incident: Incident, pm: Postmortem) -> list[str]:
+    """What changed since the close, for a note under the frozen postmortem: the incident's
+    control changes made after it, and controls of its routes that differ now from then."""
+    closed = pm.closed_at or pm.as_of
+    later = [d for d in _decisions(session, incident.number) if d.ts > closed and d.applied]
+    lines = [f"{when(due_at(d, later))} — {action_text(d)}" for d in later]
+    then = {(a.route, a.env): a.description for a in pm.still_active}
+    keys = list(dict.fromkeys([*((r, DEFAULT_ENV) for r in pm.routes),
+                               *((d.route, d.env) for d in pm.decisions + later), *then]))
+    for route, env in keys:
+        now_text = describe_controls(get_controls(session, route, env))
+        if now_text != then.get((route, env), ""):
+            where = f"`{route}`" + ("" if env == DEFAULT_ENV else f" ({env})")
+            lines.append(f"Now {where}: {now_text or 'back to its default controls'} "
+                         f"(at close: {then.get((route, env)) or 'default controls'})")
+    return lines
 
 
 def _triage_note(entries: list[Entry]) -> str | None:
@@ -151,11 +211,11 @@ def _impacted_routes(incident: Incident, decisions: list[Decision]) -> list[str]
     return list(dict.fromkeys([*incident.routes, *extra]))
 
 
-def _first_mitigation(decisions: list[Decision], entries: list[Entry], start: datetime,
+def _first_mitigation(decisions: list[Decision], start: datetime,
                       end: datetime) -> datetime | None:
-    times = [d.ts for d in decisions if d.applied and d.kind == "change"]
-    times += [e.ts for e in entries if e.kind == "control"]
-    inside = [max(ts, start) for ts in times if ts <= end]
+    """The first applied change that reduced impact (`Decision.mitigates`: a restore or an
+    expiry never does), at the earliest at the start."""
+    inside = [max(d.ts, start) for d in decisions if d.mitigates and d.ts <= end]
     return min(inside) if inside else None
 
 
@@ -179,25 +239,54 @@ def _route_metrics(session: Session, route: str, phases: list[Phase],
     return RouteMetrics(route, **stats)
 
 
-def _usage(session: Session, routes: list[str], phases: list[Phase],
-           scope: Scope | None) -> list[ModelUse]:
-    """Calls per (route, model, provider) in the baseline and during the incident (start → end)."""
+def _mix(session: Session, routes: list[str], phases: list[Phase], scope: Scope | None,
+         columns: tuple[Any, Any]) -> list[tuple[str, str, str, int, int]]:
+    """(route, a, b, baseline calls, incident calls) per value pair of `columns` (the incident:
+    start → end), the incident's routes in order, most incident calls first."""
     if not phases or not routes:
         return []
     baseline = phases[0]
     start, end = baseline.start, phases[-1].end
     in_incident = case((C.ts >= baseline.end, 1), else_=0)
     conditions = event_conditions(None, start, end, scope)
-    stmt = (select(C.route, C.model, C.provider, func.count() - func.sum(in_incident),
+    stmt = (select(C.route, *columns, func.count() - func.sum(in_incident),
                    func.sum(in_incident))
             .where(C.route.in_(routes), *conditions)
-            .group_by(C.route, C.model, C.provider))
+            .group_by(C.route, *columns))
     order = {route: i for i, route in enumerate(routes)}
-    rows = [ModelUse(route, model or UNKNOWN, provider or UNKNOWN, int(before), int(during))
-            for route, model, provider, before, during in raw_rows(session, stmt)]
-    rows.sort(key=lambda u: (order[u.route], -u.incident_calls, -u.baseline_calls, u.model,
-                             u.provider))
+    rows = [(route, a or UNKNOWN, b or UNKNOWN, int(before), int(during))
+            for route, a, b, before, during in raw_rows(session, stmt)]
+    rows.sort(key=lambda r: (order[r[0]], -r[4], -r[3], r[1], r[2]))
     return rows
+
+
+def _usage(session: Session, routes: list[str], phases: list[Phase],
+           scope: Scope | None) -> list[ModelUse]:
+    """Calls per (route, model, provider) in the baseline and during the incident (start → end)."""
+    return [ModelUse(*row) for row in _mix(session, routes, phases, scope, (C.model, C.provider))]
+
+
+def _prompt_mix(session: Session, routes: list[str], phases: list[Phase],
+                scope: Scope | None) -> list[PromptUse]:
+    """Calls per (route, prompt_id, prompt_version) before and during the incident."""
+    return [PromptUse(*row)
+            for row in _mix(session, routes, phases, scope, (C.prompt_id, C.prompt_version))]
+
+
+def _spend(metrics: list[RouteMetrics], phases: list[Phase]) -> list[Spend]:
+    """Per route: what the incident (start → end) cost against the baseline's rate."""
+    if not phases:
+        return []
+    base = phases[0]
+    out = []
+    for m in metrics:
+        incident = [s for s in (m.during, m.after) if s is not None]
+        out.append(Spend(
+            route=m.route, baseline_usd=m.baseline.total_cost_usd if m.baseline else 0.0,
+            baseline_seconds=(base.end - base.start).total_seconds(),
+            incident_usd=sum(s.total_cost_usd for s in incident),
+            incident_seconds=(phases[-1].end - base.end).total_seconds()))
+    return out
 
 
 def _change_row(change: Any) -> ChangeRow:
@@ -222,8 +311,18 @@ def _evidence(session: Session, incident: Incident, limit: int) -> list[Evidence
             event_id=row.event_id, label=row.label, note=row.note, labelled_by=row.labelled_by,
             route=event.route if event else None, model=event.model if event else None,
             status=event.status if event else None, tokens_out=event.tokens_out if event else None,
-            duration_ms=event.duration_ms if event else None))
+            duration_ms=event.duration_ms if event else None,
+            excerpt=_excerpt(event.output_excerpt if event else None)))
     return out
+
+
+def _excerpt(text: str | None) -> str | None:
+    """The output excerpt as the evidence table shows it: redacted (again: rows stored before
+    redaction existed), on one line, at most EXCERPT_CHARS."""
+    if not text:
+        return None
+    line = " ".join(redact(text).split())
+    return line if len(line) <= EXCERPT_CHARS else line[: EXCERPT_CHARS - 1] + "…"
 
 
 def _still_active(session: Session, routes: list[str],
@@ -237,80 +336,3 @@ def _still_active(session: Session, routes: list[str],
         if described:
             out.append(ActiveMitigation(route, env, described, state.max_tokens))
     return out
-
-
-# --- charts ----------------------------------------------------------------------------------
-
-
-def chart_markers(pm: Postmortem, route: str | None = None) -> list[Marker]:
-    """The start, each applied control change up to the end (of `route` when given), the close."""
-    markers = [Marker(pm.started_at, "start", "start")]
-    for d in pm.mitigations:
-        if pm.started_at <= d.ts <= pm.as_of and route in (None, d.route):
-            changed = [k for k in d.after if d.before.get(k) != d.after[k]] or list(d.after)
-            what = ", ".join(f"{k}={_word(d.after[k])}" for k in changed)
-            markers.append(Marker(d.ts, what if route else f"{d.route}: {what}", "mitigation"))
-    if pm.closed_at is not None:
-        markers.append(Marker(pm.closed_at, "close", "close"))
-    return markers
-
-
-def _word(v: Any) -> str:
-    return "none" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-
-
-def chart_window(pm: Postmortem) -> tuple[datetime, datetime] | None:
-    """Baseline start → end of the incident (None when the incident has no span yet)."""
-    if not pm.phases:
-        return None
-    return pm.phases[0].start, pm.as_of
-
-
-def _epoch_seconds(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.floor(func.extract("epoch", C.ts)), BigInteger)
-    return cast(func.strftime("%s", C.ts), Integer)
-
-
-def chart_series(session: Session, route: str, start: datetime, end: datetime, *,
-                 buckets: int = CHART_BUCKETS, scope: Scope | None = None) -> ChartSeries:
-    """p95 tokens_out, p95 duration and flagged rate of `route` per bucket over `[start, end)`.
-
-    About `buckets` buckets of whole minutes (at least one minute), counted from `start`
-    truncated to the second. One query on the covering index reads three columns per event in
-    the window; percentiles are nearest-rank, as in stats."""
-    if start >= end:
-        raise ValueError("chart window start must be before its end")
-    origin = start.replace(microsecond=0)
-    width = max(MIN_BUCKET, (end - origin) / max(1, buckets))
-    width = timedelta(minutes=-(-width.total_seconds() // 60))  # round up to whole minutes
-    width_s = int(width.total_seconds())
-    offset = (_epoch_seconds(session) - int(origin.timestamp())).self_group()
-    bucket = offset.op("/")(width_s)
-    flagged = case((IS_FLAGGED, 1), else_=0)
-    stmt = (select(bucket, C.tokens_out, C.duration_ms, flagged)
-            .where(*event_conditions(route, start, end, scope)))
-    grouped: dict[int, tuple[list[int], list[float], list[int]]] = {}
-    for index, tokens_out, duration_ms, is_flagged in raw_rows(session, stmt):
-        tokens, durations, flags = grouped.setdefault(int(index), ([], [], []))
-        if tokens_out is not None:
-            tokens.append(tokens_out)
-        if duration_ms is not None:
-            durations.append(duration_ms)
-        flags.append(int(is_flagged))
-    count = math.ceil((end - origin).total_seconds() / width_s)
-    points = []
-    for i in range(count):
-        tokens, durations, flags = grouped.get(i, ([], [], []))
-        points.append(ChartPoint(
-            ts=origin + i * width, calls=len(flags), p95_tokens_out=_p95(tokens),
-            p95_duration_ms=_p95(durations),
-            flagged_rate=sum(flags) / len(flags) if flags else None))
-    return ChartSeries(route=route, start=origin, end=end, bucket=width, points=points)
-
-
-def _p95(values: list[Any]) -> Any:
-    if not values:
-        return None
-    values.sort()
-    return values[nearest_rank(95.0, len(values)) - 1]

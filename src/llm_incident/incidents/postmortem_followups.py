@@ -3,7 +3,8 @@
 Rules, in this order:
 - evidence labelled bad → add evals from it (`llm-incident export-labels --incident N`);
   nothing attached → capture examples next time;
-- a token clamp still on a route whose prompt changed before the start → keep it or fix the prompt;
+- the attributed cause (`Postmortem.culprit`: the triage's attribution and likely cause, never
+  simply the newest change) → fix it; a token clamp still on its route → keep it or fix that;
 - errors or retries rose on a route (during vs baseline) → a retry cap in the client;
 - p95 tokens_out or the flagged rate jumped → an alert on it; flagged rate → guardrails too;
 - every mitigation still active → restore it or make it permanent.
@@ -57,16 +58,16 @@ def derive_follow_ups(pm: Postmortem) -> list[str]:
         lines.append(line)
     elif not counts.attached:
         lines.append("Capture and label 5–10 example events next time (none were attached)")
-    prompts = {}
-    for change in pm.changes_before:
-        if change.kind == "prompt":
-            prompts[change.route] = change  # sorted oldest first: the newest wins
-    for active in pm.still_active:
-        change = prompts.get(active.route)
-        if active.max_tokens is not None and change is not None:
-            what = change.ref or change.description
-            lines.append(f"Decide: keep the token clamp on `{active.route}` "
-                         f"({active.max_tokens:,} tokens) or fix prompt {what}")
+    culprit = pm.culprit
+    if culprit is not None:
+        change = (f"{culprit.kind} change {culprit.ref or culprit.description} at "
+                  f"{culprit.ts:%H:%M} UTC" if culprit.ts is not None and culprit.kind else None)
+        lines.append(f"Fix or roll back {culprit.name} on `{culprit.route}` — the likely cause"
+                     + (f" ({change})" if change else ""))
+        for active in pm.still_active:
+            if active.max_tokens is not None and active.route == culprit.route:
+                lines.append(f"Decide: keep the token clamp on `{active.route}` "
+                             f"({active.max_tokens:,} tokens) or fix {culprit.name}")
     for metrics in pm.metrics:
         base, during = metrics.baseline, metrics.during or metrics.after
         route = f"`{metrics.route}`"

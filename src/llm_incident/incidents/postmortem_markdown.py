@@ -6,15 +6,20 @@ then the timeline. Times are UTC; Slack mentions (`<@U1>`) become `@U1`.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 from typing import Any
 
 from llm_incident.incidents.postmortem_model import (
     ChangeRow,
-    Decision,
     Entry,
     Postmortem,
     RouteMetrics,
+)
+from llm_incident.incidents.postmortem_phrases import (
+    action_text,
+    change_text,
+    due_at,
+    span,
+    when,
 )
 from llm_incident.incidents.runbook import EVIDENCE, FOLLOW_UPS, SUMMARY, TRIAGE
 from llm_incident.metrics.compare import COMPARED, MULTIPLE, fmt
@@ -30,27 +35,11 @@ _MENTION = re.compile(r"<([@#!])([^>|]+)(?:\|[^>]*)?>")
 def render_markdown(pm: Postmortem) -> str:
     """The full postmortem draft (ends with one newline)."""
     parts = [_title(pm), _summary(pm), _triage(pm), _mitigations(pm), _evidence(pm),
-             _follow_ups(pm), _timeline(pm)]
+             _follow_ups(pm), _timeline(pm), *_after_close(pm)]
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 
 
 # --- formatting helpers ----------------------------------------------------------------------
-
-
-def when(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def span(value: timedelta) -> str:
-    """`1h 5m`, `12m`, `45s`, `2d 3h 0m`."""
-    seconds = int(value.total_seconds())
-    if seconds < 60:
-        return f"{max(seconds, 0)}s"
-    minutes = seconds // 60
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    out = [f"{days}d"] * bool(days) + [f"{hours}h"] * bool(days or hours) + [f"{minutes}m"]
-    return " ".join(out)
 
 
 def plain(text: str) -> str:
@@ -72,45 +61,6 @@ def table(header: tuple[str, ...], rows: list[tuple[Any, ...]], align: str = "")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def value(v: Any) -> str:
-    if v is None:
-        return "none"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
-def change_text(before: dict[str, Any], after: dict[str, Any]) -> str:
-    """`enabled: true → false; max_tokens: none → 800` over the fields that changed (all
-    requested fields when none did)."""
-    names = [k for k in after if before.get(k) != after[k]] or list(after)
-    return "; ".join(f"{k}: {value(before.get(k))} → {value(after[k])}" for k in names)
-
-
-_WORDS = {
-    "enabled": lambda v: "re-enabled" if v else "killed",
-    "max_tokens": lambda v: "removed the token clamp on" if v is None else
-    f"clamped max_tokens to {v:,} on",
-    "model": lambda v: "removed the model override on" if v is None else f"switched model to {v} on",
-    "provider": lambda v: "removed the provider override on" if v is None else
-    f"switched provider to {v} on",
-    "retry_cap": lambda v: "removed the retry cap on" if v is None else f"capped retries at {v} on",
-    "fallback_message": lambda v: "cleared the fallback message of" if v is None else
-    "set the fallback message of",
-}
-
-
-def action_text(d: Decision) -> str:
-    """`@U2 killed `support.reply` (until …)`, `clamped max_tokens to 800 on …`."""
-    names = [k for k in d.after if d.before.get(k) != d.after[k]] or list(d.after)
-    verbs = [_WORDS[k](d.after[k]) if k in _WORDS else f"set {k} to {value(d.after[k])} on"
-             for k in names]
-    route = f"`{d.route}`" + ("" if d.env == "prod" else f" ({d.env})")
-    until = f" (until {when(d.expires_at)})" if d.expires_at else ""
-    who = "expired:" if d.kind == "expiry" else f"@{plain(d.actor)}"
-    return f"{who} {', '.join(verbs)} {route}{until}"
 
 
 def delta_text(stat: str, now: float | None, base: float | None) -> str:
@@ -156,6 +106,7 @@ def _summary(pm: Postmortem) -> str:
     active = ("; ".join(f"`{a.route}`{'' if a.env == 'prod' else f' ({a.env})'} {a.description}"
                         for a in pm.still_active)
               or "none: every impacted route is back to its default controls")
+    spend = extra_spend(pm)
     rows = [
         ("Symptom", plain(pm.symptom) or "not given"),
         ("Class / severity", f"{pm.incident_class} / {pm.severity}"),
@@ -166,7 +117,8 @@ def _summary(pm: Postmortem) -> str:
         ("First mitigation", first),
         ("Closed", closed),
         ("Duration", span(pm.duration)),
-        ("Current mitigation", active),
+        *((("Extra spend", spend),) if spend else ()),
+        ("Current mitigation" if pm.draft else "Mitigation at close", active),
     ]
     out = [f"## {SUMMARY}", "\n".join(f"- **{name}:** {text}" for name, text in rows)]
     out += ["### Closing summary", plain(pm.summary) if pm.summary else
@@ -175,6 +127,27 @@ def _summary(pm: Postmortem) -> str:
             _bullets([f"{when(e.ts)} — @{plain(e.actor)}: {plain(e.text)}"
                       for e in pm.status_updates], "_None posted._")]
     return "\n\n".join(out)
+
+
+def extra_spend(pm: Postmortem) -> str | None:
+    """`$12.40 over the baseline rate ($18.90 spent vs $6.50 expected)` for a cost incident:
+    spend from the start to the end minus the baseline's cost per second × that span, summed over
+    its routes (priced calls only); None for other classes or without a span."""
+    if pm.incident_class != "cost" or not pm.spend:
+        return None
+    spent = sum(s.incident_usd for s in pm.spend)
+    expected = sum(s.expected_usd for s in pm.spend)
+    extra = spent - expected
+    word = "over" if extra >= 0 else "under"
+    return (f"{money(abs(extra))} {word} the baseline rate ({money(spent)} spent vs "
+            f"{money(expected)} expected)")
+
+
+def money(usd: float) -> str:
+    """`$12.40`, `$0.0420` (never `-$0.00`: callers pass the size)."""
+    usd = abs(usd) if abs(usd) >= 0.00005 else 0.0
+    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
+
 
 
 def _began_rows(pm: Postmortem) -> list[tuple[str, str]]:
@@ -204,6 +177,8 @@ def _triage(pm: Postmortem) -> str:
            else "_None recorded for these routes._"]
     if pm.changes_during:
         out += ["### Changes recorded during the incident", _changes(pm.changes_during)]
+    if pm.culprit is not None:
+        out += ["### Likely cause", _culprit(pm)]
     out += ["### Model / provider in use"]
     if pm.usage:
         out.append(table(("route", "model", "provider", "baseline calls", "incident calls"),
@@ -211,6 +186,11 @@ def _triage(pm: Postmortem) -> str:
                            f"{u.incident_calls:,}") for u in pm.usage], "lllrr"))
     else:
         out.append("_No calls recorded on these routes._")
+    if pm.prompt_mix:
+        out += ["### Prompt versions in use",
+                table(("route", "prompt", "version", "baseline calls", "incident calls"),
+                      [(f"`{u.route}`", u.prompt_id, u.prompt_version, f"{u.baseline_calls:,}",
+                        f"{u.incident_calls:,}") for u in pm.prompt_mix], "lllrr")]
     out += ["### Metrics: baseline vs during vs after", _windows(pm)]
     for metrics in pm.metrics:
         out += [f"#### `{metrics.route}`", _metrics_table(metrics)]
@@ -220,6 +200,19 @@ def _triage(pm: Postmortem) -> str:
             out.append("_Cost per call counts priced calls only; unpriced calls (unknown "
                        "model): " + ", ".join(f"{n} {c:,}" for n, c in unpriced) + "._")
     return "\n\n".join(out)
+
+
+def _culprit(pm: Postmortem) -> str:
+    c = pm.culprit
+    assert c is not None
+    lines = [f"**{c.name}** on `{c.route}`"]
+    if c.dimension and c.value:
+        lines.append(f"the triage attributes the excess to {c.dimension} {c.value}"
+                     + (f" (prompt {c.prompt_id})" if c.prompt_id else ""))
+    if c.ts is not None and c.kind:
+        lines.append(f"{c.kind} change at {when(c.ts)}: {plain(c.description)}"
+                     + (f" (ref {c.ref})" if c.ref else ""))
+    return "; ".join(lines) + "."
 
 
 def _windows(pm: Postmortem) -> str:
@@ -252,14 +245,14 @@ def _metrics_table(metrics: RouteMetrics) -> str:
 
 
 def _mitigations(pm: Postmortem) -> str:
-    actions = [f"{when(d.ts)} — {action_text(d)}" for d in pm.mitigations]
+    actions = [f"{when(due_at(d, pm.decisions))} — {action_text(d)}" for d in pm.mitigations]
     out = [f"## {MITIGATIONS}", "### Actions taken",
            _bullets(actions, "_No control changes were applied._"),
            "### Routing and control decisions"]
     if pm.decisions:
         out.append(table(("when (UTC)", "route", "who", "before → after", "outcome", "expires",
                           "reason"),
-                         [(f"{d.ts:%Y-%m-%d %H:%M}", f"`{d.route}`" + (
+                         [(f"{due_at(d, pm.decisions):%Y-%m-%d %H:%M}", f"`{d.route}`" + (
                              "" if d.env == "prod" else f" ({d.env})"),
                            "expiry" if d.kind == "expiry" else f"@{d.actor}",
                            change_text(d.before, d.after), d.outcome,
@@ -280,13 +273,13 @@ def _evidence(pm: Postmortem) -> str:
            f"{c.attached:,} event(s) attached · {c.bad:,} labelled bad · {c.good:,} labelled "
            f"good · {c.unlabelled:,} unlabelled."]
     if pm.evidence:
-        out.append(table(("event id", "label", "note", "route", "model", "status", "tokens_out",
-                          "duration", "labelled by"),
-                         [(f"`{e.event_id}`", e.label or "unlabelled", e.note, e.route, e.model,
-                           e.status, None if e.tokens_out is None else f"{e.tokens_out:,}",
+        out.append(table(("event id", "label", "note", "excerpt (redacted)", "route", "model",
+                          "status", "tokens_out", "duration", "labelled by"),
+                         [(f"`{e.event_id}`", e.label or "unlabelled", e.note, e.excerpt, e.route,
+                           e.model, e.status, None if e.tokens_out is None else f"{e.tokens_out:,}",
                            None if e.duration_ms is None else fmt(e.duration_ms, "ms"),
                            f"@{e.labelled_by}") for e in pm.evidence],
-                         "llllllrrl"))
+                         "lllllllrrl"))
     if pm.evidence_more:
         out.append(f"_…and {pm.evidence_more:,} more: `llm-incident export-labels --incident "
                    f"{pm.number}` exports them all._")
@@ -316,3 +309,13 @@ def _timeline(pm: Postmortem) -> str:
         lines = [_entry(e) for e in head] + [f"- _… {omitted:,} entries omitted …_"]
         lines += [_entry(e) for e in tail]
     return "\n\n".join(["## Timeline", "\n".join(lines) or "_Empty._"])
+
+
+def _after_close(pm: Postmortem) -> list[str]:
+    """A note under a closed postmortem of what changed since; the postmortem above stays as it
+    was at the close."""
+    if not pm.after_close or pm.closed_at is None:
+        return []
+    head = (f"_Not part of the postmortem as closed at {when(pm.closed_at)}, which stays as it "
+            "was; noted when this copy was made._")
+    return ["\n\n".join(["## After close", head, _bullets(pm.after_close, "")])]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from llm_incident.controls.values import DEFAULTS as CONTROL_DEFAULTS
 from llm_incident.metrics.stats import WindowStats
 
 PHASES = ("baseline", "during", "after")
@@ -70,6 +71,20 @@ class Decision:
     def applied(self) -> bool:
         return self.outcome == "applied"
 
+    @property
+    def changed(self) -> list[str]:
+        """The fields this request changed (every requested one when none did)."""
+        return [k for k in self.after if self.before.get(k) != self.after[k]] or list(self.after)
+
+    @property
+    def mitigates(self) -> bool:
+        """True for an applied change that put some control away from its default (kill, clamp,
+        model or provider switch, retry cap, fallback message): a restore or an expiry only takes
+        them back, so it never counts as a mitigation."""
+        return (self.applied and self.kind == "change"
+                and any(self.after[k] != CONTROL_DEFAULTS.get(k) for k in self.changed
+                        if k in CONTROL_DEFAULTS))
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -106,6 +121,7 @@ class EvidenceRow:
     status: str | None
     tokens_out: int | None
     duration_ms: float | None
+    excerpt: str | None = None  # the output excerpt, redacted and cut to a table cell
 
 
 @dataclass(frozen=True)
@@ -117,6 +133,64 @@ class EvidenceCounts:
     @property
     def unlabelled(self) -> int:
         return self.attached - self.good - self.bad
+
+
+@dataclass(frozen=True)
+class PromptUse:
+    """Calls of one prompt version on a route, in the baseline and during the incident."""
+
+    route: str
+    prompt_id: str
+    prompt_version: str
+    baseline_calls: int
+    incident_calls: int
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What a route cost during the incident against its baseline rate (USD, priced calls)."""
+
+    route: str
+    baseline_usd: float
+    baseline_seconds: float
+    incident_usd: float
+    incident_seconds: float
+
+    @property
+    def expected_usd(self) -> float:
+        """The baseline's cost per second × the incident's length."""
+        if self.baseline_seconds <= 0:
+            return 0.0
+        return self.baseline_usd / self.baseline_seconds * self.incident_seconds
+
+    @property
+    def extra_usd(self) -> float:
+        return self.incident_usd - self.expected_usd
+
+
+@dataclass(frozen=True)
+class Culprit:
+    """What the triage attributed the incident to: the likely cause's change and the value the
+    attribution names (e.g. prompt_version 42 of prompt support.main)."""
+
+    route: str
+    kind: str  # the change's kind: prompt | model | deploy | config | …; "" without a change
+    ref: str | None
+    description: str
+    ts: datetime | None
+    dimension: str | None = None  # the attribution's, e.g. "prompt_version"
+    value: str | None = None
+    prompt_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        """`prompt support.main v42`, `model gpt-4o`, `deploy 2.3.1` — what to fix."""
+        if self.dimension == "prompt_version" and self.value:
+            version = self.value if self.value[:1] in "vV" else f"v{self.value}"
+            return f"prompt {self.prompt_id} {version}" if self.prompt_id else f"prompt {version}"
+        if self.dimension in ("model", "provider", "prompt_id") and self.value:
+            return f"{self.dimension.replace('_id', '')} {self.value}"
+        return f"{self.kind or 'change'} {self.ref or self.description}".strip()
 
 
 @dataclass(frozen=True)
@@ -164,6 +238,11 @@ class Postmortem:
     follow_ups: list[str] = field(default_factory=list)
     human_follow_ups: list[str] = field(default_factory=list)
     change_lookback: timedelta = timedelta(hours=24)
+    prompt_mix: list[PromptUse] = field(default_factory=list)
+    spend: list[Spend] = field(default_factory=list)
+    culprit: Culprit | None = None
+    frozen: bool = False  # read from what was stored at the close (never recompiled)
+    after_close: list[str] = field(default_factory=list)  # what happened since: a note, no rewrite
 
     @property
     def draft(self) -> bool:
@@ -195,7 +274,8 @@ class Postmortem:
 
     @property
     def mitigations(self) -> list[Decision]:
-        """The control changes applied for the incident, oldest first."""
+        """The control changes applied for the incident (restores and expiries included), oldest
+        first."""
         return [d for d in self.decisions if d.applied]
 
     @property
@@ -240,13 +320,15 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class ChartPoint:
-    """One bucket `[ts, ts + bucket)` of a route: calls and the three charted stats."""
+    """One bucket `[ts, end)` of a route: calls and the three charted stats (`end` None: the
+    series' bucket width after `ts`)."""
 
     ts: datetime
     calls: int
     p95_tokens_out: int | None
     p95_duration_ms: float | None
     flagged_rate: float | None
+    end: datetime | None = None
 
 
 @dataclass(frozen=True)
