@@ -20,6 +20,10 @@ read the whole lookback.
 - Ranked by score, then by the dimension order of `DIMENSIONS` (model before provider when one
   model is all of a provider's calls), then value. Values not seen in the hour before the onset
   are flagged `appeared` with the time they were first seen.
+
+With a `CallFrame` of the window (`triage.frame`, read once by `triage.report`) the sums are cut
+from it in numpy instead of queried, and the tail threshold of tokens is read off the detector's
+`MinuteSeries` when it holds exactly the baseline window; the results are the same.
 """
 
 from __future__ import annotations
@@ -29,13 +33,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Float, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from llm_incident.metrics.compare import COMPARED, fmt
-from llm_incident.metrics.percentiles import percentiles
+from llm_incident.metrics.percentiles import nearest_rank, percentiles
 from llm_incident.metrics.scope import C, IS_ERROR, IS_FLAGGED, event_conditions
+from llm_incident.triage.frame import DIMENSIONS as FRAME_DIMENSIONS
+from llm_incident.triage.frame import ERROR, FLAGGED, PRICED, RETRY, CallFrame, micros, moment
+from llm_incident.triage.series import MinuteSeries, floor_minute
 
 # Dimensions examined, in tie-break order (prompt_version is keyed by its prompt_id).
 DIMENSIONS = ("model", "provider", "prompt_version", "prompt_id", "region", "env",
@@ -88,14 +96,38 @@ PERCENTILE_COLUMNS = {"p95_tokens_out": "tokens_out", "p95_duration_ms": "durati
                        "p50_duration_ms": "duration_ms"}
 
 
+# Integer columns: the series holds them exactly (durations it rounds to whole nanoseconds).
+SERIES_STATS = {"tokens_out": "p95_tokens_out", "tokens_in": "avg_tokens_in"}
+
+
+def _series_percentile(series: MinuteSeries | None, column: str, p: float,
+                       start: datetime, end: datetime) -> tuple[bool, float | None]:
+    """(True, the p-th percentile of `column` over `[start, end)`) when `series` holds exactly
+    those calls — whole minutes inside it, an integer column; else (False, None)."""
+    stat = SERIES_STATS.get(column)
+    if (series is None or stat is None or start != series.start or end > series.end
+            or floor_minute(end) != end or end < start):
+        return False, None
+    samples = series.sample_array(stat, 0, series.index(end))
+    if samples.size == 0:
+        return True, None
+    k = nearest_rank(p, samples.size) - 1
+    return True, float(np.partition(samples, k)[k])
+
+
 def measure_for(session: Session, route: str, stat: str, *, baseline_start: datetime,
-                onset: datetime, rising: bool = True) -> Measure:
-    """The Measure of `stat`; a percentile stat reads its threshold from the baseline window."""
+                onset: datetime, rising: bool = True,
+                series: MinuteSeries | None = None) -> Measure:
+    """The Measure of `stat`; a percentile stat reads its threshold from the baseline window
+    (off `series` when it holds exactly that window)."""
     if stat in PERCENTILE_COLUMNS:
         column = C[PERCENTILE_COLUMNS[stat]]
         p = 99.0 if rising else float(stat[1:3])
-        found = percentiles(session, column, (p,),
-                            event_conditions(route, baseline_start, onset))[p]
+        known, found = _series_percentile(series, PERCENTILE_COLUMNS[stat], p,
+                                          aware_utc(baseline_start), aware_utc(onset))
+        if not known:
+            found = percentiles(session, column, (p,),
+                                event_conditions(route, baseline_start, onset))[p]
         threshold = float(found) if found is not None else None
         above = column > threshold if threshold is not None else literal(False)
         return Measure(stat, "tail", _one(above), _one(column.is_not(None)), threshold, p)
@@ -311,6 +343,52 @@ def collect(session: Session, route: str, measure: Measure, *, start: datetime,
     return cells
 
 
+def frame_sums(frame: CallFrame, measure: Measure) -> tuple[np.ndarray, np.ndarray]:
+    """Per call of `frame`, the `num` and `den` of `measure` (what `measure_for` sums in SQL)."""
+    ones = np.ones(len(frame))
+    if measure.kind == "tail":
+        values = frame.values[PERCENTILE_COLUMNS[measure.stat]]
+        reported = ~np.isnan(values)
+        above = (values > measure.threshold if measure.threshold is not None
+                 else np.zeros(len(frame), dtype=bool))
+        return (above & reported).astype(float), reported.astype(float)
+    if measure.stat == "avg_tokens_in":
+        values = frame.values["tokens_in"]
+        return np.nan_to_num(values), (~np.isnan(values)).astype(float)
+    if measure.stat == "cost_per_call_usd":
+        priced = frame.flag(PRICED)
+        return np.where(priced, np.nan_to_num(frame.values["cost_usd"]), 0.0), priced.astype(float)
+    if measure.kind == "volume":
+        return ones, ones
+    bits = {"flagged_rate": FLAGGED, "error_rate": ERROR, "retry_share": RETRY}
+    if measure.stat in bits:
+        return frame.flag(bits[measure.stat]).astype(float), ones
+    code = measure.stat.removeprefix(ERROR_CODE_PREFIX)
+    return (frame.error_keys == code).astype(float), ones
+
+
+def collect_frame(frame: CallFrame, measure: Measure, *, start: datetime, onset: datetime,
+                  now: datetime) -> Cells:
+    """`collect` cut from `frame` (which covers `[start, now)`) instead of queried."""
+    window = frame.between(start, now)
+    num, den = (column[window] for column in frame_sums(frame, measure))
+    after = (frame.us[window] >= micros(onset)).astype(np.int64)
+    key = frame.combo[window] * 2 + after
+    size = 2 * len(frame.combos)
+    calls = np.bincount(key, minlength=size)
+    nums = np.bincount(key, weights=num, minlength=size)
+    dens = np.bincount(key, weights=den, minlength=size)
+    keys, first = np.unique(key, return_index=True)  # the frame is sorted by time
+    first_us = frame.us[window][first]
+    cells = Cells(minutes=((onset - start).total_seconds() / 60,
+                           (now - onset).total_seconds() / 60))
+    for k, us in zip(keys.tolist(), first_us.tolist(), strict=True):
+        dims = dict(zip(FRAME_DIMENSIONS, frame.combos[k // 2], strict=True))
+        cells.add_row(dims, bool(k % 2), int(calls[k]), float(nums[k]), float(dens[k]),
+                      moment(us))
+    return cells
+
+
 def aware_utc(ts: Any) -> datetime:
     """A stored time-stamp (naive UTC, or text from SQLite's `min(ts)`) or a caller's datetime
     as an aware UTC datetime, so stored and given times compare."""
@@ -321,17 +399,29 @@ def aware_utc(ts: Any) -> datetime:
     return ts.astimezone(timezone.utc)
 
 
+def counts_window(onset: datetime, now: datetime, lookback: timedelta
+                  ) -> tuple[datetime, datetime]:
+    """The window the values' counts read: `[counts_start, min(now, onset + COUNTS_AFTER))`."""
+    return counts_start(onset, now, lookback), min(now, onset + COUNTS_AFTER)
+
+
 def attribute(session: Session, route: str, *, stat: str, onset: datetime, now: datetime,
               lookback: timedelta = timedelta(hours=6), rising: bool = True,
-              limit: int = 10) -> list[Attribution]:
+              limit: int = 10, frame: CallFrame | None = None,
+              series: MinuteSeries | None = None) -> list[Attribution]:
     """The values of `route` that best explain the move of `stat` at `onset`, best first.
 
     `rising`: the stat went up (a percentile stat then counts calls above the pre-onset p99,
-    else above the pre-onset p95). Only values with calls after the onset, at most `limit`."""
+    else above the pre-onset p95). Only values with calls after the onset, at most `limit`.
+    `frame` (covering `counts_window`) and `series` (the detector's): read instead of querying
+    (see the module docstring)."""
     measure = measure_for(session, route, stat, onset=onset, rising=rising,
-                          baseline_start=baseline_start(onset, now, lookback))
-    cells = collect(session, route, measure, start=counts_start(onset, now, lookback),
-                    onset=onset, now=min(now, onset + COUNTS_AFTER))
+                          baseline_start=baseline_start(onset, now, lookback), series=series)
+    start, end = counts_window(onset, now, lookback)
+    if frame is not None and frame.covers(start, end):
+        cells = collect_frame(frame, measure, start=start, onset=onset, now=end)
+    else:
+        cells = collect(session, route, measure, start=start, onset=onset, now=end)
     return rank(cells, measure)[:limit]
 
 

@@ -21,23 +21,25 @@ which other routes shifted at the same onset (± `ONSET_TOLERANCE`).
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import case, desc, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from llm_incident.events.routes import KnownRoute
 from llm_incident.metrics.compare import COMPARED, fmt
-from llm_incident.metrics.percentiles import raw_rows, reference_percentile
+from llm_incident.metrics.percentiles import nearest_rank, raw_rows, reference_percentile
 from llm_incident.metrics.scope import C, IS_ERROR, IS_FLAGGED, event_conditions
 from llm_incident.metrics.stats import WindowStats, stats_for
 from llm_incident.metrics.windows import Window
 from llm_incident.triage.attribution import PERCENTILE_COLUMNS, aware_utc
+from llm_incident.triage.frame import ERROR, FLAGGED, PRICED, RETRY, CallFrame, micros
 from llm_incident.triage.shifts import detect_route
 
 BLAST_DIMENSIONS = ("env", "customer_tier", "region", "model")
@@ -240,6 +242,62 @@ def _values(session: Session, route: str, stat: str, before: Window, after: Wind
     return out
 
 
+def frame_samples(frame: CallFrame, stat: str) -> np.ndarray | None:
+    """Per call of `frame`, the sample `sample_expression(stat)` reads (NaN = NULL); None for a
+    column the frame does not hold."""
+    if stat.startswith("error_code_rate:"):
+        return (frame.error_keys == stat.split(":", 1)[1]).astype(float)
+    bits = {"flagged_rate": FLAGGED, "error_rate": ERROR, "retry_share": RETRY}
+    if stat in bits:
+        return frame.flag(bits[stat]).astype(float)
+    if stat == "cost_per_call_usd":
+        return np.where(frame.flag(PRICED), frame.values["cost_usd"], np.nan)
+    if stat == "calls_per_min":
+        return np.ones(len(frame))
+    return frame.values.get(PERCENTILE_COLUMNS.get(stat) or stat.removeprefix("avg_"))
+
+
+def _frame_values(frame: CallFrame, stat: str, before: Window, after: Window,
+                  route_move: float | None, route_before: float | None
+                  ) -> list[ValueMove] | None:
+    """`_values` cut from `frame` (None when it cannot: a column it does not hold)."""
+    samples = frame_samples(frame, stat)
+    if samples is None:
+        return None
+    window = frame.between(before.start, after.end)
+    samples = samples[window]
+    side = (frame.us[window] >= micros(after.start)).astype(np.int64)
+    totals = np.bincount(side, minlength=2)
+    out = []
+    for dim in BLAST_DIMENSIONS:
+        values = frame.dimension(dim)[window]
+        found = Counter(v for v in values[side == 1].tolist() if v is not None)
+        ranked = sorted(found.items(), key=lambda r: (-r[1], str(r[0])))
+        for value, calls in ranked[:MAX_VALUES]:
+            share = calls / totals[1]
+            if share < MIN_SHARE:
+                continue
+            mine = values == value
+            was = _aggregate_array(stat, samples[mine & (side == 0)], before.minutes)
+            now = _aggregate_array(stat, samples[mine & (side == 1)], after.minutes)
+            moved = moved_like(stat, route_move, was if was is not None else route_before, now)
+            out.append(ValueMove(dim, str(value), calls, share, was, now, moved, stat))
+    return out
+
+
+def _aggregate_array(stat: str, samples: np.ndarray, minutes: float) -> float | None:
+    """`aggregate` over a numpy array of samples (NaN = NULL)."""
+    if stat == "calls_per_min":
+        return samples.size / minutes if minutes else None
+    values = samples[~np.isnan(samples)]
+    if values.size == 0:
+        return None
+    if stat.startswith("p95_"):
+        k = nearest_rank(95.0, values.size) - 1
+        return float(np.partition(values, k)[k])
+    return sum(values.tolist()) / values.size
+
+
 def busiest_routes(session: Session, *, since: datetime, now: datetime, exclude: str,
                    limit: int) -> list[str]:
     """The `limit` routes with the most calls in `[since, now)`, other than `exclude`."""
@@ -324,14 +382,25 @@ def _route_move(shifts: Any, route: str, stat: str, onset: datetime) -> RouteMov
                      best.ratio, best.confidence)
 
 
+def values_windows(onset: datetime, now: datetime, lookback: timedelta) -> tuple[Window, Window]:
+    """The windows the values' before → after read: `VALUES_SPAN` either side of the onset at
+    most, within `comparison_windows`."""
+    before, _ = comparison_windows(onset, now, lookback)
+    return (Window(max(before.start, onset - VALUES_SPAN), onset),
+            Window(onset, min(now, onset + VALUES_SPAN)))
+
+
 def blast_radius(session: Session, route: str, *, stat: str, onset: datetime, now: datetime,
                  lookback: timedelta = timedelta(hours=6), max_routes: int = 20,
                  detect: Callable[..., Any] | None = None,
-                 window_stats: tuple[WindowStats, WindowStats] | None = None) -> BlastRadius:
+                 window_stats: tuple[WindowStats, WindowStats] | None = None,
+                 frame: CallFrame | None = None) -> BlastRadius:
     """Which values of `route` and which other routes moved at `onset` (see the docstring).
 
     `detect`: the shift detector (default `triage.shifts.detect_route`); `window_stats`: the
-    route's stats over `comparison_windows` when the caller has them (before, after)."""
+    route's stats over `comparison_windows` when the caller has them (before, after); `frame`:
+    the route's calls (`triage.frame`), cut for the values instead of a query when it covers
+    `values_windows`."""
     detect = detect or detect_route
     onset, now = aware_utc(onset), aware_utc(now)
     before, after = comparison_windows(onset, now, lookback)
@@ -340,11 +409,15 @@ def blast_radius(session: Session, route: str, *, stat: str, onset: datetime, no
                         stats_for(session, route, after.start, after.end))
     route_before, route_after = (stat_value(w, stat) for w in window_stats)
     route_move = change(stat, route_before, route_after)
-    near_before = Window(max(before.start, onset - VALUES_SPAN), onset)
-    near_after = Window(onset, min(now, onset + VALUES_SPAN))
+    near_before, near_after = values_windows(onset, now, lookback)
+    values = None
+    if frame is not None and frame.covers(near_before.start, near_after.end):
+        values = _frame_values(frame, stat, near_before, near_after, route_move, route_before)
+    if values is None:
+        values = _values(session, route, stat, near_before, near_after, route_move,
+                         route_before)
     blast = BlastRadius(route, stat, onset, before, after, route_before, route_after,
-                        values=_values(session, route, stat, near_before, near_after,
-                                       route_move, route_before))
+                        values=values)
     others = candidate_routes(session, route=route, onset=onset, now=now, limit=max_routes)
     other_lookback = min(lookback, (now - onset) + OTHER_LOOKBACK)
     for other in screen_routes(session, others, onset=onset, now=now)[:MAX_CONFIRMED]:

@@ -7,7 +7,9 @@
    (`shifts.CLASS_STATS`; all stats when the class is unknown or none of its stats moved);
 3. the main stat: the shifted stat at the onset (± `ONSET_TOLERANCE`), the class's order first,
    then confidence (with `since` and no shift: the class stat that moved most between windows);
-4. blast radius, attribution and causes of the main stat, then the suggestions;
+4. blast radius, attribution and causes of the main stat, then the suggestions; the route's calls
+   around the onset are read once for all of them (`read_frame_for`, a `triage.frame.CallFrame`)
+   and the tail threshold comes off the detector's series;
 5. metric deltas: baseline = the window just before the onset as long as onset → now (at least
    15 min, at most the lookback; `blast.comparison_windows`) vs now = onset → now, both from
    `metrics.stats.stats_for`, phrased by `metrics.compare.delta` as everywhere else.
@@ -39,12 +41,15 @@ from llm_incident.metrics.scope import C, event_conditions
 from llm_incident.metrics.stats import WindowStats, stats_for
 from llm_incident.metrics.windows import Window
 from llm_incident.triage.attribution import (Attribution, attribute, aware_utc, baseline_start,
-                                             explaining)
+                                             counts_window, explaining)
 from llm_incident.triage.blast import (ONSET_TOLERANCE, BlastRadius, blast_radius, change,
-                                       comparison_windows, format_stat, stat_value)
+                                       comparison_windows, format_stat, stat_value,
+                                       values_windows)
 from llm_incident.triage.cause import NO_CHANGE, Cause, likely_causes
+from llm_incident.triage.frame import CallFrame, read_frame
 from llm_incident.triage.shifts import CLASS_STATS, RouteShifts, Shift, detect_route
-from llm_incident.triage.suggest import Evidence, Suggestion, alternatives, suggestions
+from llm_incident.triage.suggest import (Evidence, Suggestion, alternatives, health_window,
+                                         suggestions)
 
 # The runbook's four metric deltas (runbook.py: "Metrics deltas (baseline vs now): …").
 DELTA_STATS = ("flagged_rate", "p95_duration_ms", "p95_tokens_out", "cost_per_call_usd")
@@ -301,6 +306,18 @@ def _p99_tokens_out(session: Session, route: str, onset: datetime, now: datetime
     return None if found[99.0] is None else float(found[99.0])
 
 
+def read_frame_for(session: Session, route: str, onset: datetime, now: datetime,
+              lookback: timedelta) -> CallFrame | None:
+    """The route's calls over every window attribution, blast radius and the route's mix read
+    around the onset (one read; see `triage.frame`)."""
+    before, _ = comparison_windows(onset, now, lookback)
+    near_before, near_after = values_windows(onset, now, lookback)
+    windows = [counts_window(onset, now, lookback), (near_before.start, near_after.end),
+               health_window(before.start, onset, now)]
+    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+    return read_frame(session, route, start, end) if start < end else None
+
+
 def triage(session: Session, route: str, *, now: datetime, incident_class: str | None = None,
            since: datetime | None = None, lookback: timedelta = timedelta(hours=6),
            max_routes: int = 20) -> Triage:
@@ -334,11 +351,13 @@ def triage(session: Session, route: str, *, now: datetime, incident_class: str |
         moved = change(stat, stat_value(base, stat), stat_value(current, stat))
         rising = moved is None or moved >= 0
     result.main_stat = stat
+    frame = read_frame_for(session, route, onset, now, lookback)
     result.blast = blast_radius(session, route, stat=stat, onset=onset, now=now,
                                 lookback=lookback, max_routes=max_routes,
-                                window_stats=(base, current))
+                                window_stats=(base, current), frame=frame)
     result.attributions = attribute(session, route, stat=stat, onset=onset, now=now,
-                                    lookback=lookback, rising=rising)
+                                    lookback=lookback, rising=rising, frame=frame,
+                                    series=shifts.series)
     result.causes = likely_causes(session, result.blast.affected_routes(), onset=onset,
                                   attributions=result.attributions)
     rising_stats = {s.stat for s in shifts.moved() if s.ratio is None or s.ratio > 1}
@@ -351,6 +370,6 @@ def triage(session: Session, route: str, *, now: datetime, incident_class: str |
         p99_tokens_out_before=p99,
         attributions=result.attributions, causes=result.causes,
         alternatives=alternatives(session, route, baseline_start=before.start, onset=onset,
-                                  now=now),
+                                  now=now, frame=frame),
     ))
     return result

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ from llm_incident.metrics.scope import C, IS_ERROR, event_conditions
 from llm_incident.metrics.stats import WindowStats
 from llm_incident.triage.attribution import Attribution, explaining
 from llm_incident.triage.cause import Cause
+from llm_incident.triage.frame import DIMENSIONS, ERROR, CallFrame, micros
 
 KILL_FLAGGED_RATE = 0.10
 KILL_RISE = 0.02  # above the threshold before too: it must have risen this much (2 pts)
@@ -107,35 +109,92 @@ class Alternatives:
     prompt_versions_before: dict[str, str] = field(default_factory=dict)  # prompt_id → version
 
 
-def _usage(session: Session, route: str, start: datetime, onset: datetime, end: datetime
-           ) -> list[tuple[Any, ...]]:
+def _usage(session: Session, route: str, start: datetime, onset: datetime, end: datetime,
+           *, others_only: bool = False) -> list[tuple[Any, ...]]:
     """(model, provider, after onset?, on `route`?, calls, errors, sum and count of durations)
-    over every route in `[start, end)`, one grouped query."""
+    over every route (`others_only`: every other route) in `[start, end)`, one grouped query."""
     inner = select(C.model, C.provider, case((C.ts >= onset, 1), else_=0).label("after"),
                    case((C.route == route, 1), else_=0).label("mine"),
                    case((IS_ERROR, 1), else_=0).label("error"), C.duration_ms
-                   ).where(*event_conditions(None, start, end)).subquery()
+                   ).where(*event_conditions(None, start, end),
+                           *([C.route != route] if others_only else [])).subquery()
     keys = (inner.c.model, inner.c.provider, inner.c.after, inner.c.mine)
     return list(session.execute(
         select(*keys, func.count(), func.sum(inner.c.error), func.sum(inner.c.duration_ms),
                func.count(inner.c.duration_ms)).group_by(*keys)))
 
 
+def _frame_usage(frame: CallFrame, start: datetime, onset: datetime, end: datetime
+                 ) -> list[tuple[Any, ...]]:
+    """The route's own rows of `_usage`, cut from `frame`."""
+    window = frame.between(start, end)
+    model, provider = DIMENSIONS.index("model"), DIMENSIONS.index("provider")
+    pairs: dict[tuple[Any, Any], int] = {}
+    pair_of = np.array([pairs.setdefault((c[model], c[provider]), len(pairs))
+                        for c in frame.combos], dtype=np.int64)
+    after = (frame.us[window] >= micros(onset)).astype(np.int64)
+    key = pair_of[frame.combo[window]] * 2 + after if frame.combos else after[:0]
+    duration = frame.values["duration_ms"][window]
+    reported = ~np.isnan(duration)
+    size = 2 * len(pairs)
+    calls = np.bincount(key, minlength=size)
+    errors = np.bincount(key, weights=frame.flag(ERROR)[window], minlength=size)
+    total_ms = np.bincount(key[reported], weights=duration[reported], minlength=size)
+    n_ms = np.bincount(key[reported], minlength=size)
+    return [(m, p, k % 2, 1, int(calls[k]), int(errors[k]), float(total_ms[k]) if n_ms[k] else None,
+             int(n_ms[k]))
+            for (m, p), i in pairs.items() for k in (2 * i, 2 * i + 1) if calls[k]]
+
+
+def _prompt_versions(session: Session, route: str, start: datetime, onset: datetime,
+                     frame: CallFrame | None) -> list[tuple[Any, Any, int]]:
+    """(prompt_id, prompt_version, calls) of `route` in `[start, onset)`, both set."""
+    if frame is None:
+        return list(session.execute(
+            select(C.prompt_id, C.prompt_version, func.count())
+            .where(*event_conditions(route, start, onset), C.prompt_id.is_not(None),
+                   C.prompt_version.is_not(None))
+            .group_by(C.prompt_id, C.prompt_version)
+        ).all())
+    window = frame.between(start, onset)
+    counts = np.bincount(frame.combo[window], minlength=len(frame.combos))
+    found: dict[tuple[Any, Any], int] = {}
+    pid, version = DIMENSIONS.index("prompt_id"), DIMENSIONS.index("prompt_version")
+    for combo, calls in zip(frame.combos, counts.tolist(), strict=True):
+        if calls and combo[pid] is not None and combo[version] is not None:
+            key = (combo[pid], combo[version])
+            found[key] = found.get(key, 0) + calls
+    return [(*key, calls) for key, calls in found.items()]
+
+
 def _busiest_first(counts: dict[str, int]) -> list[str]:
     return [name for name, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
+def health_window(baseline_start: datetime, onset: datetime, now: datetime
+                  ) -> tuple[datetime, datetime]:
+    """The window `alternatives` reads: `HEALTH_SPAN` either side of the onset at most."""
+    return max(baseline_start, onset - HEALTH_SPAN), min(now, onset + HEALTH_SPAN)
+
+
 def alternatives(session: Session, route: str, *, baseline_start: datetime, onset: datetime,
-                 now: datetime) -> Alternatives:
+                 now: datetime, frame: CallFrame | None = None) -> Alternatives:
     """Health of every model and provider since the onset (all routes, at most `HEALTH_SPAN`
     either side of it), the route's models and providers before and after the onset, and its
-    pre-onset prompt versions."""
-    start, end = max(baseline_start, onset - HEALTH_SPAN), min(now, onset + HEALTH_SPAN)
+    pre-onset prompt versions. `frame`: the route's calls (`triage.frame`) covering the window;
+    the route's own part is cut from it, only the other routes are queried."""
+    start, end = health_window(baseline_start, onset, now)
+    if frame is not None and not frame.covers(start, end):
+        frame = None
+    if frame is None:
+        usage = _usage(session, route, start, onset, end)
+    else:
+        usage = _frame_usage(frame, start, onset, end) + _usage(session, route, start, onset,
+                                                                end, others_only=True)
     # (dimension, name, after) → [calls, errors, sum ms, n ms]; (dimension, after) → route calls
     sums: dict[tuple[str, str, int], list[float]] = {}
     mine: dict[tuple[str, int], dict[str, int]] = {}
-    for model, provider, after, on_route, calls, errors, total_ms, n_ms in _usage(
-            session, route, start, onset, end):
+    for model, provider, after, on_route, calls, errors, total_ms, n_ms in usage:
         for dim, name in (("model", model), ("provider", provider)):
             if name is None:
                 continue
@@ -155,12 +214,7 @@ def alternatives(session: Session, route: str, *, baseline_start: datetime, onse
                                  was[2] / was[3] if was and was[3] else None))
         out.route_before[dim] = _busiest_first(mine.get((dim, 0), {}))
         out.route_after[dim] = _busiest_first(mine.get((dim, 1), {}))
-    rows = session.execute(
-        select(C.prompt_id, C.prompt_version, func.count())
-        .where(*event_conditions(route, start, onset), C.prompt_id.is_not(None),
-               C.prompt_version.is_not(None))
-        .group_by(C.prompt_id, C.prompt_version)
-    ).all()
+    rows = _prompt_versions(session, route, start, onset, frame)
     for prompt_id, version, _ in sorted(rows, key=lambda r: (-r[2], r[0], r[1])):
         out.prompt_versions_before.setdefault(prompt_id, version)
     return out
