@@ -109,8 +109,12 @@ def create_app(
     *,
     database: Database | None = None,
     clock: Callable[[], datetime] = utc_now,
+    time_scale: float = 1.0,
 ) -> FastAPI:
-    """Build the service; nothing is connected or started until the server runs it."""
+    """Build the service; nothing is connected or started until the server runs it.
+
+    `clock` is the service's time; `time_scale` says how fast it runs against the wall clock
+    (the demo's `--speed`), so the scheduler's intervals keep their length in `clock` time."""
     db = database or Database(settings.database_url)
     metrics = ServiceMetrics()
     app = FastAPI(
@@ -133,7 +137,7 @@ def create_app(
         app.include_router(module.router, responses=UNAVAILABLE_RESPONSE)
     install_docs(app)
     install_limits(app)  # ingest rate limit; 429s declared
-    jobs = build_scheduler(settings, db, clock, metrics)  # loads the alert rules: RuleError when bad
+    jobs = build_scheduler(settings, db, clock, metrics, time_scale)  # loads the alert rules: RuleError when bad
     slack = mount_slack(app, settings, db, clock, jobs.alert_config)
     jobs.context.delivery = slack.delivery if slack else None
     if settings.alert_channel and slack is None:

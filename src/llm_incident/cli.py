@@ -13,6 +13,9 @@ from llm_incident import __version__
 from llm_incident.settings import Settings, SettingsError, load_settings
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -43,6 +46,40 @@ def _upgrade(settings: Settings):
     return db, current_revision(db)
 
 
+DEMO_DB = "llm_incident_demo.db"
+DB_OPTION = click.option(
+    "--db", "db_path", default=None, type=click.Path(dir_okay=False),
+    help="SQLite file to read (default: LLM_INCIDENT_DATABASE_URL; without it ./llm_incident.db, "
+         f"else ./{DEMO_DB} when the demo ran here).")
+
+
+def _reading(db_path: str | None):
+    """The database a read-only command (postmortem, export-labels) reads: `--db`, else the
+    configured one, else the demo's beside it. A SQLite file that is not there is an error, not
+    a new empty database."""
+    from sqlalchemy.engine import make_url
+
+    if db_path is not None:
+        settings = _settings(database_url=f"sqlite:///{Path(db_path).resolve()}")
+    else:
+        settings = _settings()
+        default = Settings.model_fields["database_url"].default
+        if (settings.database_url == default and not Path("llm_incident.db").exists()
+                and Path(DEMO_DB).exists()):
+            demo_file = Path(DEMO_DB).resolve()
+            click.echo(f"llm-incident: reading the demo database {demo_file} (--db chooses "
+                       "another)", err=True)
+            settings = _settings(database_url=f"sqlite:///{demo_file}")
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():
+            click.echo(f"llm-incident: there is no database at {url.database} (give --db FILE, "
+                       "set LLM_INCIDENT_DATABASE_URL, or run `llm-incident demo` here)", err=True)
+            sys.exit(1)
+    database, _ = _upgrade(settings)
+    return database
+
+
 def _run_server(app, host: str, port: int) -> None:
     import uvicorn
 
@@ -62,7 +99,7 @@ def main() -> None:
     Configuration comes from the environment or a .env file (see README: SLACK_BOT_TOKEN,
     LLM_INCIDENT_DATABASE_URL, LLM_INCIDENT_API_KEYS, ...).
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -98,21 +135,31 @@ def serve(host: str, port: int) -> None:
     show_default=True,
     help="The incident playing out in the seeded traffic.",
 )
-@click.option("--db", "db_path", default="llm_incident_demo.db", show_default=True,
+@click.option("--db", "db_path", default=DEMO_DB, show_default=True,
               type=click.Path(dir_okay=False), help="SQLite file (recreated on each run).")
+@click.option("--speed", type=click.FloatRange(1, 120), default=1.0, show_default=True,
+              help="Run the demo's clock N times as fast (10: the 5-minute mitigation check "
+                   "comes after 30 s).")
 @click.option("--no-serve", is_flag=True, help="Seed and print the banner, then exit.")
 @click.option("--no-console", is_flag=True,
               help="Serve only; by default the local console runs in the foreground.")
-def demo(host: str, port: int, scenario: str, db_path: str, no_serve: bool,
+def demo(host: str, port: int, scenario: str, db_path: str, speed: float, no_serve: bool,
          no_console: bool) -> None:
-    """Seed ~3 hours of synthetic traffic with a live incident into SQLite, then serve it.
+    """Seed ~3 hours of synthetic traffic with a live incident into SQLite, then serve it while
+    a simulated LLM app (on the llm_incident.client SDK) keeps calling the routes and obeys
+    their controls.
 
     The local console (the same commands as /llm-incident in Slack) runs in the foreground
-    while the server runs in the background; leave the console (Ctrl-D) to stop both.
+    while the server runs in the background; alerts and the scheduler's posts print in it as
+    they come; the service's log goes to a file beside the database. Leave the console
+    (Ctrl-D) to stop everything.
     """
     from llm_incident.apikeys import create_key
     from llm_incident.app import create_app
-    from llm_incident.demo import SCENARIOS, seed_demo
+    from llm_incident.demo import seed_demo
+    from llm_incident.demo.banner import banner
+    from llm_incident.demo.clock import DemoClock
+    from llm_incident.demo.live import SimulatedApp
 
     path = Path(db_path).resolve()
     for suffix in ("", "-wal", "-shm"):
@@ -123,34 +170,56 @@ def demo(host: str, port: int, scenario: str, db_path: str, no_serve: bool,
     with db.write() as session:
         count = seed_demo(session, scenario, now=now)
         _, key = create_key(session, "demo", now=now)
+    mode = ("seed" if no_serve else
+            "serve" if no_console or not sys.stdin.isatty() else "console")
+    log_file = path.with_suffix(".log")
     base = f"http://{host}:{port}"
-    click.echo(
-        "\n".join([
-            "",
-            "llm-incident demo",
-            f"  scenario : {scenario} — {SCENARIOS[scenario]}",
-            f"  database : {path} ({count} events over the last 3 hours)",
-            f"  API key  : {key}",
-            "",
-            f"  health   : {base}/healthz",
-            f"  metrics  : {base}/metrics",
-            f"  API docs : {base}/docs",
-            "",
-            "Next steps:",
-            f"  curl -H 'Authorization: Bearer {key}' '{base}/v1/changes?route=support.reply'",
-            f"  curl -H 'Authorization: Bearer {key}' -d '[{{\"route\": \"support.reply\"}}]' {base}/v1/events",
-            "  in the console below: start support.reply cost tokens exploding · metrics support.reply",
-            "",
-        ])
-    )
-    if no_serve:
+    click.echo(banner(scenario=scenario, mode=mode, db_file=path, events=count, key=key,
+                      base=base, speed=speed, log_file=log_file))
+    if mode == "seed":
         return
-    app = create_app(settings, database=db)
-    if no_console or not sys.stdin.isatty():
+    if mode == "console":
+        _log_to_file(log_file)
+    clock = DemoClock(now, speed)
+    app = create_app(settings, database=db, clock=clock, time_scale=speed)
+    app.state.lifecycle.append(SimulatedApp(scenario, clock, url=base, api_key=key))
+    if mode == "serve":
         _run_server(app, host, port)
         return
+    feed = _feed_the_console(app)
     _serve_in_background(app, host, port)
-    _console(db, None, settings)
+    _console(db, None, settings, clock=clock, feed=feed, scheduler_running=True)
+
+
+def _log_to_file(path: Path) -> None:
+    """The console's terminal shows prompts and results: the log goes to `path`, and only
+    warnings and errors also to the terminal."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter(LOG_FORMAT))
+    loud = logging.StreamHandler(sys.stderr)
+    loud.setLevel(logging.WARNING)
+    loud.setFormatter(logging.Formatter("⚠️ %(name)s: %(message)s"))
+    root.addHandler(to_file)
+    root.addHandler(loud)
+
+
+def _feed_the_console(app):
+    """Route the app's scheduler posts to the console too; without Slack, unowned posts (an
+    expiry outside an incident) go to the console as their channel."""
+    from llm_incident.console.feed import ConsoleFeed
+    from llm_incident.console.shell import CHANNEL
+
+    scheduler = app.state.scheduler
+    if scheduler is None:
+        return None
+    feed = ConsoleFeed(also=scheduler.jc.delivery)
+    if feed.also is None and not scheduler.jc.alert_channel:
+        scheduler.jc.alert_channel = CHANNEL
+    scheduler.jc.delivery = feed
+    return feed
 
 
 def _serve_in_background(app, host: str, port: int) -> None:
@@ -160,7 +229,8 @@ def _serve_in_background(app, host: str, port: int) -> None:
 
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           log_config=None))
     thread = threading.Thread(target=server.run, name="llm-incident-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -172,38 +242,69 @@ def _serve_in_background(app, host: str, port: int) -> None:
         time.sleep(0.05)
 
 
-def _console(database, user: str | None, settings: Settings) -> None:
+def _console(database, user: str | None, settings: Settings, *, clock=None, feed=None,
+             scheduler_running: bool = False) -> None:
+    """The console loop. `scheduler_running`: a scheduler in this process already runs every
+    job (and `feed` gets its posts); else the console evaluates the alerts itself when due and
+    starts a scheduler for the other jobs unless LLM_INCIDENT_SCHEDULER=false."""
     from llm_incident.alerts.rules import RuleError, load_rules
     from llm_incident.commands.alerting import AlertConfig
     from llm_incident.console.alerts import ConsoleAlerts
-    from llm_incident.console.shell import Shell, console_permission
+    from llm_incident.console.feed import ConsoleFeed
+    from llm_incident.console.shell import CHANNEL, Shell, console_permission
+    from llm_incident.scheduler.leader import Leadership
+    from llm_incident.scheduler.runner import Scheduler
     from llm_incident.scheduler.setup import job_context
     from llm_incident.slack.outbox import SlackDelivery
 
+    clock = clock or _now
     try:
         alerts = AlertConfig(rules=load_rules(settings.alert_rules),
                              channel=settings.alert_channel,
                              interval_seconds=settings.alert_interval_seconds)
         jc = job_context(settings, database)
+        own = job_context(settings, database)
     except RuleError as exc:
         click.echo(f"llm-incident: {exc}", err=True)
         sys.exit(2)
 
+    current_input = lambda: ""  # noqa: E731
     try:
-        import readline  # noqa: F401 - line editing and history for input()
+        import readline  # line editing and history for input()
+
+        current_input = readline.get_line_buffer
     except ImportError:  # pragma: no cover - not on every platform
         pass
     if settings.slack_enabled:  # what the console evaluates is posted by the server's outbox
         jc.delivery = SlackDelivery()
-    sink = ConsoleAlerts(jc, interval_seconds=settings.alert_interval_seconds)
-    Shell(database, user=user, alerts=alerts, can_change=console_permission(settings.responders),
-          alert_sink=sink).loop()
+    scheduler = None
+    if not scheduler_running and settings.scheduler:
+        feed = ConsoleFeed(also=jc.delivery)
+        own.delivery = feed
+        if feed.also is None and not own.alert_channel:
+            own.alert_channel = CHANNEL
+        scheduler = Scheduler(own, leadership=Leadership(database), alerts_on=False,
+                              alert_interval_seconds=settings.alert_interval_seconds, clock=clock)
+        scheduler.start()
+    sink = ConsoleAlerts(jc, interval_seconds=settings.alert_interval_seconds,
+                         evaluate=not scheduler_running)
+    try:
+        Shell(database, user=user, alerts=alerts, can_change=console_permission(settings.responders),
+              alert_sink=sink, clock=clock, feed=feed, live=sys.stdin.isatty(),
+              current_input=current_input).loop()
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
 
 
 @main.command()
 @click.option("--user", default=None, help="Who you are in the timeline (default: your login).")
 def shell(user: str | None) -> None:
-    """The local console: type /llm-incident commands, press buttons by number, no Slack needed."""
+    """The local console: type /llm-incident commands, press buttons by number, no Slack needed.
+
+    It runs the scheduler too (unless LLM_INCIDENT_SCHEDULER=false), so alerts, mitigation
+    checks, expiries and nudges print as they come; the log shows warnings only."""
+    logging.getLogger().setLevel(logging.WARNING)
     settings = _settings()
     database, _ = _upgrade(settings)
     _console(database, user, settings)
@@ -285,12 +386,13 @@ def keys_revoke(key_id_or_name: str) -> None:
               show_default=True, help="JSON Lines, or CSV with metadata as a JSON string.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="File to write (default: standard output).")
-def export_labels(number: int | None, fmt: str, output: str | None) -> None:
+@DB_OPTION
+def export_labels(number: int | None, fmt: str, output: str | None, db_path: str | None) -> None:
     """Export labelled evidence (event fields + label, note, labeller) to seed an eval set."""
     from llm_incident.evidence.export import export_rows, render
     from llm_incident.incidents.service import IncidentError, get_incident
 
-    database, _ = _upgrade(_settings())
+    database = _reading(db_path)
     with database.read() as session:
         try:
             incident = get_incident(session, number) if number is not None else None
@@ -320,13 +422,15 @@ def _incident_number(text: str) -> int:
               help="Write the Markdown to this file instead of standard output.")
 @click.option("--charts", "charts_dir", type=click.Path(file_okay=False), default=None,
               help="Also write a PNG chart per impacted route into this directory.")
-def postmortem(incident: str, output: str | None, charts_dir: str | None) -> None:
+@DB_OPTION
+def postmortem(incident: str, output: str | None, charts_dir: str | None,
+               db_path: str | None) -> None:
     """Print the postmortem of INCIDENT (3 or #3) as Markdown; an open one gives a draft as of now."""
     from llm_incident.incidents.postmortem import compile_postmortem, render_markdown, route_charts
     from llm_incident.incidents.service import IncidentError
 
     number = _incident_number(incident)
-    database, _ = _upgrade(_settings())
+    database = _reading(db_path)
     with database.read() as session:
         try:
             pm = compile_postmortem(session, number, now=_now())

@@ -125,6 +125,11 @@ def test_demo_seeds_and_prints_a_banner(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "provider-429" in result.stdout and "API key" in result.stdout
     assert (tmp_path / "llm_incident_demo.db").exists()
+    # the hints are this scenario's, and name no console or server that is not running
+    assert "start docs.answer provider" in result.stdout
+    assert "support.reply" not in result.stdout
+    assert "console below" not in result.stdout and "curl" not in result.stdout
+    assert "llm-incident shell" in result.stdout
 
 
 @pytest.mark.timeout(60)

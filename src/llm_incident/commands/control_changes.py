@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from llm_incident.commands import mitigations, views
 from llm_incident.commands.parse import ChangeControl
-from llm_incident.commands.replies import Outcome, Reply
+from llm_incident.commands.replies import Outcome, Reply, Section
 from llm_incident.controls import service as controls
 from llm_incident.controls.models import ChangeKind, ControlChange
 from llm_incident.controls.models import Outcome as ChangeOutcome
@@ -118,12 +118,17 @@ class ControlChanges:
 
 def _conflict(cmd: ChangeControl, result: controls.ChangeResult, typed: bool,
               now: datetime) -> Reply:
-    blocks = mitigations.panel(result.controls).blocks
+    """What the change lost to and that nothing was done, then the current panel (the text is
+    a block too: Slack shows only the blocks of a message that has them)."""
     if typed and result.raced is not None:
-        return Reply(text=f"Not applied: {raced_line(result.raced, cmd.route, now)}; "
-                          "nothing changed. Current controls:", blocks=blocks)
-    return Reply(text=f"Not applied: `{cmd.route}` changed since that button was shown "
-                      f"(now version {result.controls.version}). Current controls:", blocks=blocks)
+        text = f"Not applied: {raced_line(result.raced, cmd.route, now)}; nothing changed."
+    else:
+        since = f": {raced_line(result.raced, cmd.route, now)}" if result.raced is not None else ""
+        text = (f"Not applied: `{cmd.route}` changed since that button was shown (now version "
+                f"{result.controls.version}){since}; nothing changed.")
+    text += " Current controls:"
+    blocks = (Section(text=text), *mitigations.panel(result.controls).blocks)
+    return Reply(text=text, blocks=blocks)
 
 
 def _thread_incident(session: Session, ctx) -> Incident | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import io
 import sys
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TextIO
@@ -12,6 +14,8 @@ from sqlmodel import Session
 
 from llm_incident.commands.alerting import AlertConfig
 from llm_incident.console.alerts import ConsoleAlerts
+from llm_incident.console.feed import ConsoleFeed
+from llm_incident.console.local import LocalCommands, local_text
 from llm_incident.commands.core import CommandCore, card
 from llm_incident.commands.context import Context
 from llm_incident.commands.mitigations import Permission
@@ -23,6 +27,7 @@ from llm_incident.incidents.models import Incident
 
 CHANNEL = "console"
 PROMPT = "llm-incident> "
+PRINT_EVERY = 0.25  # seconds between looks for scheduler posts and alerts while at the prompt
 
 
 def console_permission(responders: list[str]) -> Permission | None:
@@ -31,6 +36,17 @@ def console_permission(responders: list[str]) -> Permission | None:
     cannot be resolved without Slack, so only listed users count here."""
     users = frozenset(r.strip() for r in responders if r.strip())
     return users.__contains__ if users else None
+
+
+def scheduled_news(posts: list[Post], cards: list[int]) -> tuple[list[Post], list[int]]:
+    """What of the scheduler's posts a terminal should show: Slack edits the runbook and
+    Triage messages in place each minute, which in a terminal would reprint them over and
+    over, so in-place edits are left out (a control panel's too, unless it comes with news),
+    and a card is reprinted only beside news of its incident (a check, an expiry, a nudge)."""
+    news = [p for p in posts if not p.replace]
+    about = {p.incident for p in news}
+    shown = [p for p in posts if not p.replace or (p.incident in about and ":panel:" in (p.key or ""))]
+    return shown, [number for number in cards if number in about]
 
 
 class ConsoleDelivery:
@@ -65,9 +81,17 @@ class Shell:
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  alerts: AlertConfig | None = None,
                  can_change: Permission | None = None,
-                 alert_sink: ConsoleAlerts | None = None) -> None:
+                 alert_sink: ConsoleAlerts | None = None,
+                 feed: ConsoleFeed | None = None, live: bool = False,
+                 current_input: Callable[[], str] = lambda: "") -> None:
+        """`feed`: the scheduler's posts to print; `live`: print them (and alerts) as they come
+        while the prompt waits, redrawing the prompt and `current_input()` below them."""
         self.db = db
-        self.alert_sink = alert_sink
+        self.alert_sink, self.feed, self.live = alert_sink, feed, live
+        self.current_input = current_input
+        self.local = LocalCommands(db)
+        self._screen = threading.Lock()
+        self._idle = False
         self.delivery = ConsoleDelivery()
         self.core = CommandCore(db, self.delivery, alerts=alerts, can_change=can_change)
         self.user = user or getpass.getuser()
@@ -78,7 +102,7 @@ class Shell:
         self.threads: dict[int, str] = {}  # button index → the incident thread it was shown in
 
     def say(self, text: str) -> None:
-        print(text, file=self.out)
+        print(local_text(text), file=self.out)
 
     def context(self, thread_ts: str | None = None, via: str = "typed") -> Context:
         return Context(user=self.user, channel=CHANNEL, now=self.clock(), thread_ts=thread_ts,
@@ -112,6 +136,10 @@ class Shell:
         for prefix in ("/llm-incident", "llm-incident"):
             if line.startswith(prefix):
                 line = line[len(prefix):]
+        answer = self.local.run(line, self.clock()) if via == "typed" else None
+        if answer is not None:
+            self.say(answer)
+            return
         self.show(self.core.run(line, self.context(thread, via)), thread)
 
     def _confirm(self, button: Button) -> bool:
@@ -128,7 +156,10 @@ class Shell:
                                        self.context(thread))
         if outcome.reply is not None:
             self.say(render_reply(outcome.reply, self.buttons))
-        posts, cards = self.delivery.drain()
+        self.print_posts(*self.delivery.drain())
+
+    def print_posts(self, posts: list[Post], cards: list[int]) -> None:
+        """Posts (the command's, or the scheduler's) and the summary cards they updated."""
         for post in posts:
             where = {Target.root: "summary card", Target.thread: "thread",
                      Target.origin: "channel", Target.channel: f"to {post.channel}"}[post.target]
@@ -137,8 +168,8 @@ class Shell:
             self.say(f"\n── {about} · {where}{updated} ──")
             self.say(self.render(post.reply, post.incident))
             if post.attachments:
-                self.say(f"(the files go to Slack; `llm-incident postmortem {post.incident}` "
-                         "prints the full draft)")
+                self.say(f"(the files go to Slack; `postmortem {post.incident}` prints the full "
+                         "draft)")
         for number in cards:
             with self.db.read() as session:
                 incident = incidents.get_incident(session, number)
@@ -154,6 +185,42 @@ class Shell:
         for alert in self.alert_sink.poll(self.clock()):
             self.say(f"\n── alert · {alert.where} ──")
             self.say(self.render(alert.reply, alert.incident))
+
+    def show_pending(self) -> None:
+        """New alerts, then what the scheduler posted (checks, expiries, nudges); never raises."""
+        try:
+            self.show_alerts()
+        except Exception as exc:  # noqa: BLE001 - an alert problem must not stop the console
+            self.say(f"⚠️ alerts could not be evaluated: {exc!r}")
+        if self.feed is not None:
+            try:
+                self.print_posts(*scheduled_news(*self.feed.drain()))
+            except Exception as exc:  # noqa: BLE001 - nor a post that cannot be shown
+                self.say(f"⚠️ a scheduled post could not be shown: {exc!r}")
+
+    def _prompt(self) -> str:
+        with self._screen:
+            self._idle = True
+        try:
+            return self.read(PROMPT)
+        finally:
+            with self._screen:
+                self._idle = False
+
+    def _print_while_idle(self, stop: threading.Event) -> None:
+        """While the prompt waits: print what came, then the prompt and the typed text again."""
+        while not stop.wait(PRINT_EVERY):
+            with self._screen:
+                if not self._idle:
+                    continue
+                out, self.out = self.out, io.StringIO()
+                try:
+                    self.show_pending()
+                finally:
+                    text, self.out = self.out.getvalue(), out
+                if text:
+                    out.write("\r\x1b[2K" + text + PROMPT + self.current_input())
+                    out.flush()
 
     def fill(self, modal: Modal) -> dict[str, str | list[str]] | None:
         """Ask for each field; None when cancelled."""
@@ -180,13 +247,20 @@ class Shell:
 
     def loop(self) -> None:
         self.say("llm-incident console — type `help`, a command, or a button number; Ctrl-D quits.")
+        stop = threading.Event()
+        if self.live:
+            threading.Thread(target=self._print_while_idle, args=(stop,), daemon=True,
+                             name="llm-incident-console-printer").start()
+        try:
+            self._repl()
+        finally:
+            stop.set()
+
+    def _repl(self) -> None:
         while True:
+            self.show_pending()
             try:
-                self.show_alerts()
-            except Exception as exc:  # noqa: BLE001 - an alert problem must not stop the console
-                self.say(f"⚠️ alerts could not be evaluated: {exc!r}")
-            try:
-                line = self.read(PROMPT)
+                line = self._prompt()
             except (EOFError, KeyboardInterrupt):
                 self.say("")
                 return

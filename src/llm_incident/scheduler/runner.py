@@ -30,6 +30,7 @@ from llm_incident.scheduler.triage_refresh import refresh_triage
 log = logging.getLogger(__name__)
 TICK_SECONDS = 15  # reminders, expiries and checks (alerts: their own interval)
 FOLLOWUP_SECONDS = 300
+FASTEST_SECONDS = 0.5  # with a faster clock (the demo's), no job runs more often than this
 
 Job = Callable[[JobContext, datetime], Any]
 
@@ -44,8 +45,11 @@ class Scheduler:
     def __init__(self, jc: JobContext, *, leadership: Leadership, alerts_on: bool,
                  alert_interval_seconds: int = 60,
                  clock: Callable[[], datetime] = utc_now,
-                 metrics: ServiceMetrics | None = None) -> None:
+                 metrics: ServiceMetrics | None = None, time_scale: float = 1.0) -> None:
+        """`time_scale`: how many seconds of `clock` pass per wall-clock second (the demo's
+        `--speed`); the intervals, in clock time, are divided by it on the wall clock."""
         self.jc, self.leadership, self.clock = jc, leadership, clock
+        self.time_scale = time_scale
         self.metrics = metrics
         tick = min(TICK_SECONDS, alert_interval_seconds)
         self.jobs: dict[str, tuple[Job, int]] = {
@@ -67,7 +71,8 @@ class Scheduler:
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         now = utc_now()
         for name, (_job, seconds) in self.jobs.items():
-            self._aps.add_job(self.run_job, "interval", args=[name], seconds=seconds, id=name,
+            every = max(FASTEST_SECONDS, seconds / self.time_scale) if self.time_scale != 1 else seconds
+            self._aps.add_job(self.run_job, "interval", args=[name], seconds=every, id=name,
                               name=name, replace_existing=True, next_run_time=now)
         self._aps.start()
         log.info("scheduler started: %s", ", ".join(f"{n} every {s} s"

@@ -33,7 +33,7 @@ def job_context(settings: Settings, db: Database) -> JobContext:
 
 
 def build_scheduler(settings: Settings, db: Database, clock: Callable[[], datetime],
-                    metrics: ServiceMetrics | None = None) -> SchedulerParts:
+                    metrics: ServiceMetrics | None = None, time_scale: float = 1.0) -> SchedulerParts:
     jc = job_context(settings, db)
     config = AlertConfig(rules=jc.rules, channel=settings.alert_channel,
                          interval_seconds=settings.alert_interval_seconds)
@@ -41,5 +41,5 @@ def build_scheduler(settings: Settings, db: Database, clock: Callable[[], dateti
     if settings.scheduler:
         scheduler = Scheduler(jc, leadership=Leadership(db), alerts_on=True,
                               alert_interval_seconds=settings.alert_interval_seconds, clock=clock,
-                              metrics=metrics)
+                              metrics=metrics, time_scale=time_scale)
     return SchedulerParts(jc, config, scheduler)

@@ -1,16 +1,11 @@
-"""Synthetic traffic for `llm-incident demo`: ~3 hours of calls on a few routes, with a live incident."""
+"""The demo's routes and scenarios: what one call of each route looks like, healthy or not."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-
-from sqlmodel import Session
-
-from llm_incident.changes import ChangeIn, ChangeKind, record_change
-from llm_incident.events.ingest import ingest_events
 
 
 @dataclass(frozen=True)
@@ -30,6 +25,7 @@ ROUTES = (
     RouteProfile("docs.answer", "gpt-4o", "openai", 4, 2600, 420, 2600),
     RouteProfile("billing.explain", "gpt-4o-mini", "openai", 2, 900, 180, 900),
 )
+PROFILES = {p.route: p for p in ROUTES}
 
 SCENARIOS = {
     "token-explosion": "support.reply emits ~8x more output tokens since a prompt change",
@@ -43,11 +39,16 @@ SCENARIO_ROUTE = {
     "provider-429": "docs.answer",
     "quality-regression": "support.reply",
 }
+BAD_MODEL = "claude-sonnet-4-5"  # the latency-spike scenario's switch
+BAD_PROMPT_VERSION = "42"
+GOOD_PROMPT_VERSION = "41"
+RATE_LIMITED_PROVIDER = "openai"  # the provider-429 scenario's
 TIERS = ("free", "pro", "enterprise")
 REGIONS = ("us-east-1", "eu-west-1")
 
 
-def _call(rng: random.Random, p: RouteProfile, ts: datetime, n: int) -> dict[str, Any]:
+def healthy_call(rng: random.Random, p: RouteProfile, ts: datetime, n: int) -> dict[str, Any]:
+    """One call of route `p` on a good day."""
     return {
         "event_id": f"demo-{p.route}-{n:06d}",
         "ts": ts.isoformat(),
@@ -61,79 +62,28 @@ def _call(rng: random.Random, p: RouteProfile, ts: datetime, n: int) -> dict[str
         "duration_ms": round(rng.lognormvariate(0, 0.3) * p.duration_ms, 1),
         "status": "flagged" if rng.random() < 0.015 else "ok",
         "prompt_id": f"{p.route}.main",
-        "prompt_version": "41",
+        "prompt_version": GOOD_PROMPT_VERSION,
         "attempt": 1,
         "output_excerpt": f"Sample answer #{n} for {p.route}.",
     }
 
 
-def _apply_scenario(rng: random.Random, scenario: str, event: dict[str, Any]) -> None:
+def misbehave(rng: random.Random, scenario: str, event: dict[str, Any]) -> None:
+    """Turn a healthy call of the scenario's route into one of the incident's."""
     if scenario == "token-explosion":
         event["tokens_out"] *= rng.randint(6, 10)
         event["duration_ms"] = round(event["duration_ms"] * 3.5, 1)
-        event["prompt_version"] = "42"
+        event["prompt_version"] = BAD_PROMPT_VERSION
     elif scenario == "latency-spike":
         event["duration_ms"] = round(event["duration_ms"] * rng.uniform(2.5, 4), 1)
-        event["model"] = "claude-sonnet-4-5"
+        event["model"] = BAD_MODEL
     elif scenario == "provider-429":
         if rng.random() < 0.33:
             event.update(status="error", error_code="429", tokens_out=0,
                          attempt=rng.randint(1, 3), duration_ms=round(rng.uniform(80, 300), 1))
     elif scenario == "quality-regression":
-        event["prompt_version"] = "42"
+        event["prompt_version"] = BAD_PROMPT_VERSION
         if rng.random() < 0.18:
             event["status"] = "flagged"
             event["contains_banned"] = rng.random() < 0.5
             event["output_excerpt"] = "As an internal note: the system prompt says…"
-
-
-# The scenario began this long before the demo's now (its change is at that minute).
-INCIDENT_MINUTES = 27
-
-
-def synthetic_events(
-    scenario: str, *, now: datetime, hours: float = 3.0, incident_minutes: int = INCIDENT_MINUTES,
-    seed: int = 7
-) -> list[dict[str, Any]]:
-    """Events for every route over `hours` up to `now`; the scenario's route misbehaves lately."""
-    if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
-    rng = random.Random(seed)
-    start = now - timedelta(hours=hours)
-    incident_start = now - timedelta(minutes=incident_minutes)
-    events: list[dict[str, Any]] = []
-    for p in ROUTES:
-        ts, n = start, 0
-        while True:
-            ts += timedelta(seconds=rng.expovariate(p.calls_per_min / 60))
-            if ts >= now:
-                break
-            n += 1
-            event = _call(rng, p, ts, n)
-            if p.route == SCENARIO_ROUTE[scenario] and ts >= incident_start:
-                _apply_scenario(rng, scenario, event)
-            events.append(event)
-    return events
-
-
-def seed_demo(session: Session, scenario: str, *, now: datetime) -> int:
-    """Store the demo traffic and the change that 'caused' it; returns how many events."""
-    events = synthetic_events(scenario, now=now)
-    for i in range(0, len(events), 2000):
-        ingest_events(session, events[i : i + 2000], now=now)
-    route = SCENARIO_ROUTE[scenario]
-    kind = ChangeKind.model if scenario == "latency-spike" else ChangeKind.prompt
-    ref = "demo" if kind is ChangeKind.model else f"{route}.main v42"
-    record_change(
-        session,
-        ChangeIn(route=route, kind=kind, description=f"demo: {SCENARIOS[scenario]}",
-                 ref=ref, ts=now - timedelta(minutes=INCIDENT_MINUTES)),
-        now=now,
-    )
-    record_change(
-        session,
-        ChangeIn(route="billing.explain", kind=ChangeKind.deploy, description="demo: routine deploy",
-                 ref="v1.8.2", ts=now - timedelta(hours=2)),
-        now=now,
-    )
-    return len(events)
