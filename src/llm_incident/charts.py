@@ -38,10 +38,14 @@ def route_chart_png(series: ChartSeries, markers: list[Marker], *, width: float 
     axes = fig.subplots(len(layout.panels), 1, sharex=True)
     xs = [_num(x) for x in layout.xs]
     fig.suptitle(layout.title, fontsize=12)
+    # the line breaks at the start: no segment suggests a rise before the incident began
+    cut = (sum(x < layout.baseline[1] for x in layout.xs) if layout.baseline is not None
+           else 0)
     for ax, panel in zip(axes, layout.panels, strict=True):
         ys = [math.nan if v is None else v for v in panel.values]
-        ax.plot(xs, ys, color=COLORS.get(panel.stat, "#1f77b4"), linewidth=1.6, marker="o",
-                markersize=2.5)
+        for part in (slice(0, cut), slice(cut, None)):
+            ax.plot(xs[part], ys[part], color=COLORS.get(panel.stat, "#1f77b4"), linewidth=1.6,
+                    marker="o", markersize=2.5)
         ax.set_ylabel(panel.label)
         ax.grid(True, alpha=0.3)
         ax.set_ylim(*panel.ylim)

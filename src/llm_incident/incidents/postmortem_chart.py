@@ -187,10 +187,11 @@ def axis(values: list[float | None], *, percent: bool) -> tuple[tuple[float, flo
                                                              list[str]]:
     """(y range, ticks, tick labels) from 0 to a nice top above the largest value."""
     present = [v for v in values if v is not None]
-    top = max(present, default=0.0)
-    floor = MIN_PERCENT_TOP if percent else 1.0
-    step = _nice_step(max(top * 1.1, floor))
-    count = max(1, math.ceil(max(top * 1.1, floor) / step))
+    top = max(max(present, default=0.0) * 1.1, MIN_PERCENT_TOP if percent else 1.0)
+    if percent:
+        top = min(top, 100.0)  # a rate never passes 100 %
+    step = _nice_step(top)
+    count = max(1, math.ceil(top / step - 1e-9))
     ticks = [round(i * step, 10) for i in range(count + 1)]
     d = _decimals(step)
     if percent:
