@@ -42,7 +42,8 @@ from llm_incident.metrics.compare import COMPARED, fmt
 from llm_incident.metrics.percentiles import nearest_rank, percentiles
 from llm_incident.metrics.scope import C, IS_ERROR, IS_FLAGGED, event_conditions
 from llm_incident.triage.frame import DIMENSIONS as FRAME_DIMENSIONS
-from llm_incident.triage.frame import ERROR, FLAGGED, PRICED, RETRY, CallFrame, micros, moment
+from llm_incident.triage.frame import ERROR, FLAGGED, PRICED, RETRY, CallFrame
+from llm_incident.triage.times import micros, moment
 from llm_incident.triage.series import MinuteSeries, floor_minute
 
 # Dimensions examined, in tie-break order (prompt_version is keyed by its prompt_id).

@@ -39,7 +39,8 @@ from llm_incident.metrics.scope import C, IS_ERROR, IS_FLAGGED, event_conditions
 from llm_incident.metrics.stats import WindowStats, stats_for
 from llm_incident.metrics.windows import Window
 from llm_incident.triage.attribution import PERCENTILE_COLUMNS, aware_utc
-from llm_incident.triage.frame import ERROR, FLAGGED, PRICED, RETRY, CallFrame, micros
+from llm_incident.triage.frame import ERROR, FLAGGED, PRICED, RETRY, CallFrame
+from llm_incident.triage.times import micros
 from llm_incident.triage.shifts import detect_route
 
 BLAST_DIMENSIONS = ("env", "customer_tier", "region", "model")

@@ -8,13 +8,13 @@ values (env, model, provider, region, customer tier, prompt id and version) — 
 PostgreSQL), so the parts that used to query the window each on their own (attribution's grouped
 sums, blast radius's per-value samples, the route's models and prompt versions) cut it in numpy.
 
-- Times are exact microseconds (SQLite: the stored text `YYYY-MM-DD HH:MM:SS.ffffff`, parsed in
+- Times are exact microseconds (SQLite: the stored text, `YYYY-MM-DD HH:MM:SS.ffffff`, parsed in
   numpy; PostgreSQL: the epoch in double precision, exact to the microsecond at today's epochs),
   so a cut at the onset splits the calls as `ts >= onset` does in SQL.
-- The dimension values travel as one key per call (each value prefixed by `PRESENT`, NULL as
-  `MISSING`) and are numbered per distinct combination (`combo`, `combos`). A value holding one
-  of those two characters would make the key ambiguous: `read_frame` then returns None and the
-  callers query the database as before.
+- The dimension values travel as one key per call, their JSON array (`json_array` /
+  `json_build_array`: any value, NULL included, unambiguous; no raw newline, so SQLite's keys are
+  joined by newlines), numbered per distinct combination (`combo`, `combos`): only the distinct
+  keys are decoded.
 - SQLite renders a REAL with 15 significant digits: durations and costs are that close to the
   stored value (PostgreSQL: exact).
 """
@@ -22,40 +22,25 @@ sums, blast radius's per-value samples, the route's models and prompt versions) 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, Float, case, cast, func, literal, select
+from sqlalchemy import BigInteger, Float, Text, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from llm_incident.metrics.percentiles import raw_rows
 from llm_incident.metrics.scope import C, IS_ERROR, IS_FLAGGED, event_conditions
 from llm_incident.triage.arrays import binary_row
+from llm_incident.triage.series import integers
+from llm_incident.triage.times import micros, sqlite_times
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-MICROSECOND = timedelta(microseconds=1)
 DIMENSIONS = ("env", "model", "provider", "region", "customer_tier", "prompt_id",
               "prompt_version")
 FLAGGED, ERROR, RETRY, PRICED = 1, 2, 4, 8
-PRESENT, MISSING = "\x1f", "\x1e"
 UNKNOWN_CODE = "unknown"
-_FIELD = re.compile(f"{MISSING}|{PRESENT}[^{PRESENT}{MISSING}]*")
-_SQLITE_TS = len("2026-11-26 08:00:00.000000")
-
-
-def micros(moment: datetime) -> int:
-    """`moment` (naive = UTC) as whole microseconds since the epoch."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return (moment - EPOCH) // MICROSECOND
-
-
-def moment(us: int) -> datetime:
-    """The aware UTC datetime of `us` microseconds since the epoch."""
-    return EPOCH + timedelta(microseconds=int(us))
 
 
 @dataclass
@@ -109,22 +94,22 @@ def _flags() -> ColumnElement[Any]:
             + PRICED * one(C.priced))
 
 
-def _key() -> ColumnElement[Any]:
-    key = None
-    for name in DIMENSIONS:
-        part = func.coalesce(literal(PRESENT) + C[name], literal(MISSING))
-        key = part if key is None else key + part
-    return key
+def _key(dialect: str) -> ColumnElement[Any]:
+    build = func.json_build_array if dialect == "postgresql" else func.json_array
+    key = build(*(C[name] for name in DIMENSIONS))
+    return cast(key, Text) if dialect == "postgresql" else key
 
 
 def _sqlite_columns() -> list[ColumnElement[Any]]:
-    def numbers(column: ColumnElement[Any]) -> ColumnElement[Any]:
-        return func.group_concat(func.coalesce(column, literal("nan")), ",")
+    def numbers(column: ColumnElement[Any], null: Any) -> ColumnElement[Any]:
+        return func.group_concat(func.coalesce(column, literal(null)), ",", type_=Text)
     return [
-        func.count(), func.group_concat(C.ts, ""), func.group_concat(_flags(), ","),
+        func.count(), func.group_concat(C.ts, "\n", type_=Text),
+        func.group_concat(_flags(), ",", type_=Text),
         func.json_group_array(case((IS_ERROR, func.coalesce(C.error_code, UNKNOWN_CODE)))),
-        numbers(C.duration_ms), numbers(C.tokens_in), numbers(C.tokens_out),
-        numbers(C.cost_usd), func.json_group_array(_key()),
+        numbers(C.duration_ms, "nan"), func.json_group_array(C.tokens_in),
+        func.json_group_array(C.tokens_out), numbers(C.cost_usd, "nan"),
+        func.group_concat(_key("sqlite"), "\n", type_=Text),
     ]
 
 
@@ -136,50 +121,19 @@ def _postgres_columns() -> list[ColumnElement[Any]]:
         func.count(), func.array_agg(epoch_us), func.array_agg(_flags()),
         func.array_agg(case((IS_ERROR, func.coalesce(C.error_code, UNKNOWN_CODE)))),
         numbers(C.duration_ms), numbers(C.tokens_in), numbers(C.tokens_out),
-        numbers(C.cost_usd), func.array_agg(_key()),
+        numbers(C.cost_usd), func.array_agg(_key("postgresql")),
     ]
 
 
-def _sqlite_times(text: str, n: int) -> np.ndarray | None:
-    """µs since the epoch from `n` concatenated `YYYY-MM-DD HH:MM:SS.ffffff` stamps."""
-    if len(text) != n * _SQLITE_TS:
-        return None
-    digits = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(n, _SQLITE_TS)
-    digits = digits.astype(np.int64) - ord("0")
-
-    def number(first: int, stop: int) -> np.ndarray:
-        out = np.zeros(n, dtype=np.int64)
-        for i in range(first, stop):
-            out = out * 10 + digits[:, i]
-        return out
-    year, month, day = number(0, 4), number(5, 7), number(8, 10)
-    # days from the civil date (proleptic Gregorian), as in H. Hinnant's algorithm
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    seconds = days * 86400 + number(11, 13) * 3600 + number(14, 16) * 60 + number(17, 19)
-    return seconds * 1_000_000 + number(20, 26)
-
-
-def _combos(keys: list[str]) -> tuple[np.ndarray, list[tuple[Any, ...]]] | None:
+def _combos(keys: list[str]) -> tuple[np.ndarray, list[tuple[Any, ...]]]:
     index: dict[str, int] = {}
     combo = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64,
                         count=len(keys))
-    combos = []
-    for key in index:
-        parts = _FIELD.findall(key)
-        if len(parts) != len(DIMENSIONS) or sum(map(len, parts)) != len(key):
-            return None
-        combos.append(tuple(None if p == MISSING else p[1:] for p in parts))
-    return combo, combos
+    return combo, [tuple(json.loads(key)) for key in index]
 
 
-def read_frame(session: Session, route: str, start: datetime, end: datetime
-               ) -> CallFrame | None:
-    """The calls of `route` in `[start, end)` (see the module docstring); None when a dimension
-    value holds a separator character (the callers then query as before)."""
+def read_frame(session: Session, route: str, start: datetime, end: datetime) -> CallFrame:
+    """The calls of `route` in `[start, end)` (see the module docstring)."""
     dialect = session.get_bind().dialect.name
     postgres = dialect == "postgresql"
     columns = _postgres_columns() if postgres else _sqlite_columns()
@@ -193,20 +147,15 @@ def read_frame(session: Session, route: str, start: datetime, end: datetime
         numbers = [np.asarray(c if n else [], dtype=float) for c in row[4:8]]
         keys = list(row[8] or [])
     else:
-        row = session.execute(statement).one()
+        (row,) = raw_rows(session, statement)
         n = int(row[0])
-        times = _sqlite_times(row[1] or "", n)
-        if times is None:
-            return None
-        us = times
+        us = sqlite_times(row[1] or "", n)
         flags = np.fromstring(row[2] or "", dtype=np.int64, sep=",")
         error_keys = json.loads(row[3]) if n else []
-        numbers = [np.fromstring(c or "", dtype=float, sep=",") for c in row[4:8]]
-        keys = json.loads(row[8]) if n else []
-    found = _combos(keys)
-    if found is None:
-        return None
-    combo, combos = found
+        numbers = [np.fromstring(row[4] or "", dtype=float, sep=","), integers(row[5]),
+                   integers(row[6]), np.fromstring(row[7] or "", dtype=float, sep=",")]
+        keys = row[8].split("\n") if n else []
+    combo, combos = _combos(keys)
     order = np.argsort(us, kind="stable")
     errors = np.empty(n, dtype=object)
     errors[:] = error_keys

@@ -31,7 +31,8 @@ from llm_incident.metrics.scope import C, IS_ERROR, event_conditions
 from llm_incident.metrics.stats import WindowStats
 from llm_incident.triage.attribution import Attribution, explaining
 from llm_incident.triage.cause import Cause
-from llm_incident.triage.frame import DIMENSIONS, ERROR, CallFrame, micros
+from llm_incident.triage.frame import DIMENSIONS, ERROR, CallFrame
+from llm_incident.triage.times import micros
 
 KILL_FLAGGED_RATE = 0.10
 KILL_RISE = 0.02  # above the threshold before too: it must have risen this much (2 pts)
