@@ -323,6 +323,25 @@ def db_upgrade() -> None:
     click.echo(f"database {database.backend} upgraded to revision {revision}")
 
 
+@db.command("stats")
+def db_stats() -> None:
+    """Rows, size on disk and the oldest row of each table (what retention keeps)."""
+    from llm_incident.dbstats import database_bytes, human_bytes, table_stats
+    from llm_incident.metrics.windows import format_span
+
+    settings = _settings()
+    database, revision = _upgrade(settings)
+    total, free = database_bytes(database)
+    extra = f", {human_bytes(free)} free for reuse" if free else ""
+    click.echo(f"database {database.backend} at revision {revision}: {human_bytes(total)}{extra}")
+    click.echo(f"retention: events {format_span(settings.event_retention)}, "
+               f"rollups {format_span(settings.rollup_retention)}")
+    click.echo(f"{'table':<24} {'rows':>12} {'size':>10}  oldest")
+    for t in table_stats(database):
+        oldest = t.oldest.isoformat(timespec="seconds") if t.oldest else "-"
+        click.echo(f"{t.name:<24} {t.rows:>12,} {human_bytes(t.bytes):>10}  {oldest}")
+
+
 @main.group()
 def keys() -> None:
     """API keys for /v1 endpoints, each with scopes (ingest, read, controls, admin)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from datetime import timedelta
 from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
@@ -80,6 +81,23 @@ class Settings(BaseSettings):
         5, ge=1, le=1440, validation_alias="LLM_INCIDENT_MITIGATION_CHECK_MINUTES"
     )
     followup_days: int = Field(7, ge=1, le=365, validation_alias="LLM_INCIDENT_FOLLOWUP_DAYS")
+
+    event_retention: Annotated[timedelta, NoDecode] = Field(
+        timedelta(days=30), validation_alias="LLM_INCIDENT_EVENT_RETENTION")
+    rollup_retention: Annotated[timedelta, NoDecode] = Field(
+        timedelta(days=400), validation_alias="LLM_INCIDENT_ROLLUP_RETENTION")
+    exact_window_max: Annotated[timedelta, NoDecode] = Field(
+        timedelta(hours=6), validation_alias="LLM_INCIDENT_EXACT_WINDOW_MAX")
+
+    @field_validator("event_retention", "rollup_retention", "exact_window_max", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """"30d", "12h", "90m" or a bare number of days → timedelta; at least one minute."""
+        if isinstance(value, str):
+            value = parse_duration(value)
+        if isinstance(value, timedelta) and value < timedelta(minutes=1):
+            raise ValueError("must be at least 1m")
+        return value
 
     @field_validator("responders", "api_keys", mode="before")
     @classmethod
@@ -163,6 +181,18 @@ class Settings(BaseSettings):
     def slack_enabled(self) -> bool:
         """True when Slack credentials for HTTP or Socket Mode are present."""
         return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([mhdw]?)")
+_DURATION_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`"30d"`, `"12h"`, `"90m"`, `"2w"` or a bare number of days → timedelta."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match:
+        raise ValueError(f"{text!r}: write a number and a unit m, h, d or w, e.g. 30d or 6h")
+    return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
 
 
 _ALIASES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}

@@ -1,0 +1,67 @@
+"""Retention of raw events: delete those older than the cutoff in bounded batches.
+
+Each batch is its own short write transaction (at most `batch` rows), so ingest waits at most
+one batch for the write lock and never for the whole purge. Events attached to an incident as
+evidence are kept whatever their age, so a postmortem never loses its examples. On SQLite the
+freed pages are reused by later inserts; a file created with `auto_vacuum=INCREMENTAL` also
+gives them back to the disk, a few pages after each batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+
+from llm_incident.db import Database
+from llm_incident.events.models import Event
+from llm_incident.evidence.models import Evidence
+
+BATCH_ROWS = 5_000
+MAX_BATCHES = 40  # per run: 200 k rows; the next run goes on
+_INCREMENTAL = 2  # PRAGMA auto_vacuum value
+_VACUUM_PAGES = 2_000
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    deleted: int
+    batches: int
+    done: bool  # False: rows older than the cutoff remain (the next run goes on)
+
+
+def _batch_ids(cutoff: datetime, batch: int):
+    """The ids of the oldest `batch` events before `cutoff` that are not evidence."""
+    kept = select(Evidence.event_id)
+    return (select(Event.id).where(Event.ts < cutoff, Event.event_id.not_in(kept))
+            .order_by(Event.ts).limit(batch))
+
+
+def purge_events(db: Database, cutoff: datetime, *, batch: int = BATCH_ROWS,
+                 max_batches: int = MAX_BATCHES) -> PurgeResult:
+    """Delete events with `ts < cutoff` that are not evidence, `batch` rows per transaction."""
+    deleted = batches = 0
+    while batches < max_batches:
+        with db.write() as session:
+            ids = list(session.execute(_batch_ids(cutoff, batch)).scalars())
+            if ids:
+                session.execute(delete(Event).where(Event.id.in_(ids)))
+        if not ids:
+            return PurgeResult(deleted, batches, True)
+        deleted += len(ids)
+        batches += 1
+        _reclaim_sqlite_pages(db)
+        if len(ids) < batch:
+            return PurgeResult(deleted, batches, True)
+    return PurgeResult(deleted, batches, False)
+
+
+def _reclaim_sqlite_pages(db: Database) -> None:
+    """Give freed pages back to the file system when the file allows it (incremental vacuum)."""
+    if not db.is_sqlite:
+        return
+    with db.engine.connect() as conn:
+        if conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() == _INCREMENTAL:
+            conn.exec_driver_sql(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})").all()
+        conn.commit()
