@@ -2,7 +2,8 @@
 
 Loads one generated token explosion at 200 calls/min (tests/triage_scenarios.py, ~72,000 calls over
 6 h, its change log) and a quiet second route, then times `triage.report.triage` (median of
---repeat runs) with its parts — the shift detector, blast radius, attribution, causes, model and
+--repeat runs) with its parts — the shift detector, the one read of the calls around the onset
+(`read_frame_for`), blast radius, attribution, causes, model and
 provider health — and, in the same process, the baseline: `metrics.stats.stats_for` over the same
 6 h (one metrics question). Target (issue #15): the triage in <= 300 ms.
 
@@ -29,8 +30,8 @@ from tests.triage_scenarios import HISTORY, NOW, route_name  # noqa: E402
 
 TARGET_MS = 300.0
 CASES = [("token_explosion", 200, 0), ("control", 30, 0)]
-PARTS = ("detect_route", "blast_radius", "attribute", "likely_causes", "alternatives",
-         "stats_for")
+PARTS = ("detect_route", "read_frame_for", "blast_radius", "attribute", "likely_causes",
+         "alternatives", "stats_for")
 
 
 def _instrumented(spent: dict[str, float]) -> None:
