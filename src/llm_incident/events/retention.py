@@ -31,20 +31,23 @@ class PurgeResult:
     done: bool  # False: rows older than the cutoff remain (the next run goes on)
 
 
-def _batch_ids(cutoff: datetime, batch: int):
+def _batch_ids(cutoff: datetime, batch: int, up_to_id: int | None):
     """The ids of the oldest `batch` events before `cutoff` that are not evidence."""
     kept = select(Evidence.event_id)
-    return (select(Event.id).where(Event.ts < cutoff, Event.event_id.not_in(kept))
-            .order_by(Event.ts).limit(batch))
+    stmt = select(Event.id).where(Event.ts < cutoff, Event.event_id.not_in(kept))
+    if up_to_id is not None:
+        stmt = stmt.where(Event.id <= up_to_id)
+    return stmt.order_by(Event.ts).limit(batch)
 
 
-def purge_events(db: Database, cutoff: datetime, *, batch: int = BATCH_ROWS,
-                 max_batches: int = MAX_BATCHES) -> PurgeResult:
-    """Delete events with `ts < cutoff` that are not evidence, `batch` rows per transaction."""
+def purge_events(db: Database, cutoff: datetime, *, up_to_id: int | None = None,
+                 batch: int = BATCH_ROWS, max_batches: int = MAX_BATCHES) -> PurgeResult:
+    """Delete events with `ts < cutoff` that are not evidence, `batch` rows per transaction;
+    `up_to_id`: only ids up to it (those already rolled up)."""
     deleted = batches = 0
     while batches < max_batches:
         with db.write() as session:
-            ids = list(session.execute(_batch_ids(cutoff, batch)).scalars())
+            ids = list(session.execute(_batch_ids(cutoff, batch, up_to_id)).scalars())
             if ids:
                 session.execute(delete(Event).where(Event.id.in_(ids)))
         if not ids:

@@ -25,7 +25,7 @@ from llm_incident.scheduler.expiry import revert_expired_controls
 from llm_incident.scheduler.leader import Leadership
 from llm_incident.scheduler.mitigation_check import check_mitigations
 from llm_incident.scheduler.reminders import send_follow_ups, send_status_nudges
-from llm_incident.scheduler.retention import RETENTION_SECONDS, run_retention
+from llm_incident.scheduler.retention import STORAGE_SECONDS, run_storage
 from llm_incident.scheduler.triage_refresh import refresh_triage
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class Scheduler:
             "mitigation-checks": (check_mitigations, tick),
             "triage-refresh": (refresh_triage, tick),
             "follow-ups": (send_follow_ups, FOLLOWUP_SECONDS),
-            "retention": (run_retention, RETENTION_SECONDS),
+            "storage": (run_storage, STORAGE_SECONDS),
         }
         if alerts_on:
             self.jobs["alerts"] = (run_alerts, alert_interval_seconds)

@@ -1,0 +1,1 @@
+"""Per-minute rollups of events: aggregates and percentile sketches for long windows."""
