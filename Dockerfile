@@ -9,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY client ./client
 RUN pip install '.[postgres]' \
     && useradd --system --uid 10001 --home-dir /app llm \
     && mkdir -p /data && chown llm /data

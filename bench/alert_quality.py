@@ -44,14 +44,19 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for bench.*
-from bench.backends import COLUMNS  # noqa: E402
+from bench.alert_bounds import minutes_for, rate_calls, shift_calls, silence_minutes  # noqa: E402
+from bench.backends import COLUMNS, postgres_db  # noqa: E402
 from llm_incident.alerts.evaluate import CRITICAL, WARNING  # noqa: E402
 from llm_incident.alerts.rules import DEFAULT_RULES  # noqa: E402
 from llm_incident.db import Database  # noqa: E402
@@ -102,9 +107,17 @@ class RouteCase:
     injections: list[Injection] = field(default_factory=list)
     fresh: bool = False
 
+    def rate_at(self, moment: datetime) -> float:
+        """The expected calls/min at `moment` (rhythm and weekend, without the jitter)."""
+        hour = (moment.timestamp() % 86400) / 3600
+        weekend = moment.weekday() >= 5
+        return self.rate * (1 + 0.5 * math.cos(2 * math.pi * (hour - 15) / 24)) * (
+            0.6 if weekend else 1.0)
 
-def simulate(rng: np.random.Generator, case: RouteCase) -> list[tuple]:
-    """The route's events as rows in bench.backends.COLUMNS order (ts as SQLite text)."""
+
+def simulate(rng: np.random.Generator, case: RouteCase, zone: str = "") -> list[tuple]:
+    """The route's events as rows in bench.backends.COLUMNS order (ts as SQLite text; with
+    `zone` "+00" as PostgreSQL's COPY reads a UTC time)."""
     minutes = int((case.end - case.start) / MIN)
     t = np.arange(minutes)
     moments = np.array([case.start.timestamp()]) + t * 60.0
@@ -112,7 +125,7 @@ def simulate(rng: np.random.Generator, case: RouteCase) -> list[tuple]:
     weekday = ((moments // 86400).astype(int) + 3) % 7  # 1970-01-01 was a Thursday
     jitter = np.exp(rng.normal(0, 0.1, size=minutes // 60 + 1))[t // 60]
     lam = case.rate * (1 + 0.5 * np.cos(2 * np.pi * (hour - 15) / 24)) * np.where(
-        weekday >= 5, 0.6, 1.0) * jitter
+        weekday >= 5, 0.6, 1.0) * jitter  # as RouteCase.rate_at
     for inj in case.injections:
         if inj.metric == "silent":
             a, b = (int((x - case.start) / MIN) for x in (inj.start, inj.end))
@@ -150,7 +163,8 @@ def simulate(rng: np.random.Generator, case: RouteCase) -> list[tuple]:
     is_flagged = ~is429 & ~is_error & (roll < p429 + error_p + flagged_p)
     cost = (tokens_in * PRICE_IN + tokens_out * PRICE_OUT) * price
     stamps = np.char.replace(np.datetime_as_string(
-        (ts * 1e6).astype("datetime64[us]"), unit="us"), "T", " ").tolist()
+        (ts * 1e6).astype("datetime64[us]"), unit="us"), "T", " ")
+    stamps = np.char.add(stamps, zone).tolist() if zone else stamps.tolist()
     codes = np.where(is429, "429", np.where(is_error, np.where(roll < 0.5, "500", "503"), ""))
     status = np.where(is429 | is_error, "error", np.where(is_flagged, "flagged", "ok"))
     model = np.where(price > 1, "big-model", "small-model")
@@ -180,8 +194,7 @@ def load(path: Path, cases: list[RouteCase], rng: np.random.Generator) -> tuple[
         rows = simulate(rng, case)
         con.executemany(f"INSERT INTO events ({COLUMNS}) VALUES ({', '.join('?' * 21)})", rows)
         total += len(rows)
-        spans += [{"route": case.route, "ts": datetime.fromisoformat(rows[i][1]).replace(
-            tzinfo=timezone.utc)} for i in (0, -1)]
+        spans += _span(case, rows)
     for _, sql in indexes:
         con.execute(sql)
     con.execute("COMMIT")
@@ -190,6 +203,50 @@ def load(path: Path, cases: list[RouteCase], rng: np.random.Generator) -> tuple[
     with db.write() as session:
         note_routes(session, spans)
     return db, total
+
+
+def _span(case: RouteCase, rows: list[tuple]) -> list[dict]:
+    """The route's first and last event, for the route registry."""
+    return [{"route": case.route, "ts": datetime.fromisoformat(rows[i][1][:26]).replace(
+        tzinfo=timezone.utc)} for i in (0, -1)]
+
+
+@contextmanager
+def database(args: argparse.Namespace, cases: list[RouteCase], rng: np.random.Generator
+             ) -> Iterator[tuple[Database, int]]:
+    """The events of `cases` in a temporary SQLite file (or `--db`), or with `--pg URL` in a
+    throwaway PostgreSQL database (bench.backends: COPY, VACUUM ANALYZE, dropped after)."""
+    if args.pg:
+        spans: list[dict] = []
+        counted = [0]
+
+        def rows() -> Iterator[tuple]:
+            for case in cases:
+                batch = simulate(rng, case, zone="+00")
+                counted[0] += len(batch)
+                spans.extend(_span(case, batch))
+                yield from batch
+
+        def prepare(db: Database) -> None:
+            with db.write() as session:
+                note_routes(session, spans)
+
+        with postgres_db(args.pg, rows(), prepare) as db:
+            yield db, counted[0]
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = args.db or Path(folder) / "quality.db"
+        if args.db and args.db.exists():
+            db, total = Database(f"sqlite:///{path}"), 0
+            with db.write() as session:
+                session.execute(text("DELETE FROM alert_states"))
+                session.execute(text("DELETE FROM alert_notifications"))
+        else:
+            db, total = load(path, cases, rng)
+        try:
+            yield db, total
+        finally:
+            db.dispose()
 
 
 def instants(case: RouteCase, step: timedelta) -> list[datetime]:
@@ -207,16 +264,22 @@ def instants(case: RouteCase, step: timedelta) -> list[datetime]:
     return sorted(m for m in moments if case.evaluate_from <= m < case.end)
 
 
-def replay(db: Database, case: RouteCase, step: timedelta) -> tuple[list, int, float]:
-    """(notifications to warning/critical, evaluations, seconds) of the job over the case."""
+def replay(db: Database, case: RouteCase, step: timedelta
+           ) -> tuple[list, int, float, dict[str, list]]:
+    """(notifications to warning/critical, evaluations, seconds, the trace: per rule id the
+    (now, observation) of every evaluation) of the job over the case."""
     rules = tuple(r.model_copy(update={"route": case.route}) for r in DEFAULT_RULES)
     jc = JobContext(db=db, rules=rules)
     fired, moments = [], instants(case, step)
+    trace: dict[str, list] = defaultdict(list)
     started = time.perf_counter()
     for now in moments:
         run = run_alerts(jc, now)
         fired += [n for n in run.notifications if n.level in (WARNING, CRITICAL)]
-    return fired, len(moments), time.perf_counter() - started
+        held = {(p.observation.rule.id): p.until for p in run.held}
+        for o in run.observations:
+            trace[o.rule.id].append((now, o, held.get(o.rule.id)))
+    return fired, len(moments), time.perf_counter() - started, trace
 
 
 def week_case(route: str, rate: float, rng: np.random.Generator, *, days: int = 7,
@@ -242,14 +305,46 @@ def fresh_case(route: str, rate: float, now: datetime) -> RouteCase:
     return case
 
 
+@lru_cache(maxsize=None)
+def log_spread(metric: str) -> float:
+    """σ of the log of the value a jump of `metric` multiplies (as `simulate` draws it)."""
+    rng = np.random.default_rng(0)
+    tokens_out = np.maximum(1, np.round(rng.lognormal(math.log(300), 0.5, 100_000)))
+    if metric == "tokens":
+        return float(np.log(tokens_out).std())
+    if metric == "duration":
+        return float(np.log((300 + 2.5 * tokens_out) * rng.lognormal(0, 0.2, tokens_out.size))
+                     .std())
+    tokens_in = np.maximum(50, np.round(rng.normal(1500, 300, tokens_out.size)))
+    return float(np.log(tokens_in * PRICE_IN + tokens_out * PRICE_OUT).std())
+
+
+def bound(metric: str, k: int, per_min: float) -> float:
+    """Minutes a one-sided oracle test needs to see the regression (bench/alert_bounds.py)."""
+    if metric == "silent":
+        return silence_minutes(per_min)
+    if metric in ("flagged", "errors", "429"):
+        p0 = {"flagged": FLAGGED, "errors": ERRORS, "429": RATE_429}[metric]
+        return minutes_for(rate_calls(p0, 0.3 if metric == "429" else p0 * k), per_min)
+    return minutes_for(shift_calls(log_spread(metric), k), per_min)
+
+
+def fair_target(metric: str, k: int, nominal: float, per_min: float) -> float:
+    """The issue's delay target for the route's nominal rate, or the information bound at the
+    calls/min of the moment plus the minute an evaluation on whole minutes needs, when that
+    is longer."""
+    return max(target_delay(nominal), math.ceil(bound(metric, k, per_min)) + 1)
+
+
 def score(case: RouteCase, fired: list) -> tuple[list[tuple], int]:
-    """Per injection (metric, k, expected, delay minutes or None); false alerts."""
+    """Per injection (metric, k, expected, delay minutes or None, fair target); false alerts."""
     results = []
     for inj in case.injections:
         rule = RULE_OF[inj.metric]
         hits = [n for n in fired if n.rule_id == rule and inj.start <= _aware(n.ts) < inj.end]
         delay = (_aware(min(hits, key=lambda n: n.ts).ts) - inj.start) / MIN if hits else None
-        results.append((inj.metric, inj.k, expected(inj.metric, inj.k), delay))
+        results.append((inj.metric, inj.k, expected(inj.metric, inj.k), delay,
+                        fair_target(inj.metric, inj.k, case.rate, case.rate_at(inj.start))))
     false = [n for n in fired if n.previous_level == "ok" and not any(
         inj.start <= _aware(n.ts) < inj.end + AFTER for inj in case.injections)]
     return results, len(false), false
@@ -271,10 +366,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--step", type=int, default=5, help="minutes between evaluations "
                         "outside the regressions")
-    parser.add_argument("--days-200", type=int, default=2)
+    parser.add_argument("--days-200", type=int, default=3, help="days of the 200 calls/min "
+                        "route with the 17 regressions")
+    parser.add_argument("--clean-days-200", type=int, default=2, help="clean days at 200 "
+                        "calls/min")
     parser.add_argument("--quick", action="store_true", help="one route-week per rate, no "
                         "clean weeks (a smoke run)")
+    parser.add_argument("--trace", action="store_true", help="per regression detected late or "
+                        "never: what its rule saw at each evaluation")
+    parser.add_argument("--rates", default="5,30,200", help="calls/min to run (comma list)")
+    parser.add_argument("--pg", metavar="URL", help="run on PostgreSQL: a throwaway database on "
+                        "this server, e.g. postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--db", type=Path, help="keep the SQLite file here and reuse it when it "
+                        "exists (same seed and options: the same events)")
     args = parser.parse_args()
+    rates = {float(r) for r in args.rates.split(",")}
     rng = np.random.default_rng(args.seed)
     step = timedelta(minutes=args.step)
     weeks = 1 if args.quick else 2
@@ -285,15 +391,15 @@ def main() -> None:
             cases.append(week_case(f"r{rate}.clean", rate, rng, inject=False))
     cases.append(week_case("r200.w0", 200, rng, days=args.days_200))
     if not args.quick:
-        cases.append(week_case("r200.clean", 200, rng, days=1, inject=False))
+        cases.append(week_case("r200.clean", 200, rng, days=args.clean_days_200, inject=False))
     fresh_now = START + timedelta(days=20, hours=14)
     cases += [fresh_case(f"fresh.r{rate}", rate, fresh_now) for rate in (5, 30, 200)]
+    cases = [c for c in cases if c.rate in rates]
 
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
-        db, total = load(Path(folder) / "quality.db", cases, rng)
-        print(f"{total:,} events for {len(cases)} routes loaded in "
-              f"{time.perf_counter() - started:.0f} s")
+    with database(args, cases, rng) as (db, total):
+        print(f"{'PostgreSQL' if args.pg else 'SQLite'}: {total:,} events for {len(cases)} "
+              f"routes loaded in {time.perf_counter() - started:.0f} s")
         table: dict[tuple, list] = defaultdict(list)
         false_by_rate: dict[float, list] = defaultdict(list)
         fresh_lines = []
@@ -304,27 +410,55 @@ def main() -> None:
                     case.end - MIN, dry_run=True)
                 at_once = sorted(f"{o.rule.id} {o.level}" for o in first.observations
                                  if o.level in (WARNING, CRITICAL))
-                fired, evals, seconds = replay(db, case, MIN)
-                (_m, _k, _e, delay), = score(case, fired)[0]
+                fired, evals, seconds, trace = replay(db, case, MIN)
+                (_m, _k, _e, delay, _f), = score(case, fired)[0]
                 fresh_lines.append(
                     f"  {case.rate:>4g}/min: first evaluation 19 min into the explosion: "
                     f"{', '.join(at_once) or 'NO ALERT'}; replayed minute by minute from the "
                     f"install: p95-tokens-out alerted {_minutes(delay)} after the onset")
                 continue
-            fired, evals, seconds = replay(db, case, step if not case.injections else 3 * step)
+            fired, evals, seconds, trace = replay(db, case,
+                                                  3 * step if case.injections else step)
             results, false, false_notes = score(case, fired)
             span_weeks = (case.end - case.evaluate_from) / timedelta(days=7)
             false_by_rate[case.rate].append((false, span_weeks))
-            for metric, k, exp, delay in results:
-                table[(case.rate, metric, k)].append((exp, delay))
+            for inj, (metric, k, exp, delay, fair) in zip(case.injections, results):
+                table[(case.rate, metric, k)].append((exp, delay, fair))
+                if args.trace and (exp and (delay is None or delay > fair) or not exp and delay
+                                   is not None):
+                    print_trace(case, inj, delay, trace[RULE_OF[metric]])
             print(f"  {case.route}: {evals} evaluations in {seconds:.0f} s "
                   f"({seconds / evals * 1000:.0f} ms each), {len(case.injections)} regressions, "
                   f"{false} false alert(s)"
                   + "".join(f"\n      false: {n.rule_id} {n.level} at {n.ts:%a %H:%M} "
                             f"({n.reason}; {n.basis}){_near(case, n)}" for n in false_notes[:8]))
-        db.dispose()
     print_table(table, false_by_rate, fresh_lines)
     print(f"total {time.perf_counter() - started:.0f} s")
+
+
+def target_delay(rate: float) -> float:
+    """The issue's delay target (minutes) at this traffic (≥ 30 calls/min: 3, else 10)."""
+    return 3 if rate >= 30 else 10
+
+
+def print_trace(case: RouteCase, inj: Injection, delay: float | None, trace: list) -> None:
+    """What the watching rule saw at each evaluation from the regression's start to its alert."""
+    earlier = [i for i in case.injections if i.end <= inj.start]
+    last = max(earlier, key=lambda i: i.end, default=None)
+    gap = f"; {last.metric} ×{last.k} ended {(inj.start - last.end) / MIN:.0f} min before" \
+        if last is not None and inj.start - last.end < 3 * timedelta(hours=1) else ""
+    print(f"    trace {case.route} {inj.metric} ×{inj.k} from {inj.start:%a %H:%M:%S} "
+          f"(≈{case.rate_at(inj.start):.0f} calls/min): alerted {_minutes(delay)}{gap}")
+    until = inj.start + (timedelta(minutes=delay + 1) if delay is not None else DURATION)
+    for now, o, held in trace:
+        if not inj.start - MIN <= now <= until:
+            continue
+        ratio = f" ×{o.ratio:.2f}" if o.ratio is not None and o.rule.compare != "absolute" else ""
+        value = "-" if o.value is None else f"{o.value:.4g}"
+        base = "" if o.baseline is None else f" vs {o.baseline:.4g}"
+        print(f"      +{(now - inj.start) / MIN:5.1f} {o.shown_level:<16} {value}{base}{ratio} "
+              f"n={o.calls} onset={o.onset and f'{o.onset:%H:%M}'} | {o.reason} | {o.basis}"
+              + (f" | held by the cooldown until {held:%H:%M}" if held else ""))
 
 
 def _near(case: RouteCase, note) -> str:  # noqa: ANN001 - an AlertNotification
@@ -342,38 +476,51 @@ def _minutes(delay: float | None) -> str:
 
 
 def print_table(table: dict, false_by_rate: dict, fresh_lines: list[str]) -> None:
-    print("\nrate/min  regression  cases  expected  detected  delay p50/p95 (min)")
+    """Per rate and regression, then per rate: the issue's targets and the fair ones."""
+    print("\nrate/min  regression  cases  expected  detected  delay p50/p95 (min)  "
+          "fair target p50 (min)  within it")
     summary: dict[float, list] = defaultdict(list)
     for (rate, metric, k), items in sorted(table.items()):
         name = f"{metric} ×{k}" if k else metric
-        exp = [d for e, d in items if e]
-        hit = [d for d in exp if d is not None]
+        exp = [(d, f) for e, d, f in items if e]
+        hit = sorted(d for d, _f in exp if d is not None)
         if not exp:
             print(f"{rate:>8g}  {name:<11} {len(items):>5}  {'no':>8}  "
-                  f"{sum(d is not None for _e, d in items):>8}  (under the rule's level)")
+                  f"{sum(d is not None for _e, d, _f in items):>8}  (under the rule's level)")
             continue
-        delays = sorted(hit)
-        middle = f"{delays[len(delays) // 2]:.0f}" if delays else "-"
-        worst = p95(delays)
+        middle = f"{hit[len(hit) // 2]:.0f}" if hit else "-"
+        worst = p95(hit)
+        fair = sorted(f for _d, f in exp)
+        within = sum(d is not None and d <= f for d, f in exp)
         print(f"{rate:>8g}  {name:<11} {len(items):>5}  {len(exp):>8}  {len(hit):>8}  "
-              f"{middle:>5} / {worst if worst is None else f'{worst:.0f}'}")
+              f"{middle:>5} / {'-' if worst is None else f'{worst:.0f}':<5}          "
+              f"{fair[len(fair) // 2]:>6.0f}          {within}/{len(exp)}")
         if k == 0 or k >= 2:
             summary[rate] += exp
     print()
-    for rate, delays in sorted(summary.items()):
-        hit = [d for d in delays if d is not None]
-        recall = len(hit) / len(delays) if delays else float("nan")
+    for rate, exp in sorted(summary.items()):
+        hit = [d for d, _f in exp if d is not None]
+        recall = len(hit) / len(exp) if exp else float("nan")
         worst = p95(hit)
         false, weeks = (sum(x) for x in zip(*false_by_rate[rate])) if false_by_rate[rate] else (
             0, 0)
-        target = 3 if rate >= 30 else 10
-        print(f"{rate:>4g} calls/min: recall {recall:.1%} ({len(hit)}/{len(delays)}) of the "
-              f"expected ≥2× regressions; delay p95 {worst if worst is None else f'{worst:.0f}'} "
-              f"min (target ≤ {target}); {false} false alert(s) in {weeks:.1f} route-weeks = "
-              f"{false / weeks if weeks else float('nan'):.2f} per route-week (target ≤ 1)")
+        detectable = [(d, f) for d, f in exp if f <= DURATION / MIN]
+        caught = [d for d, f in detectable if d is not None]
+        late = [d - f for d, f in detectable if d is not None]
+        within = sum(x <= 0 for x in late)
+        print(f"{rate:>4g} calls/min: recall {recall:.1%} ({len(hit)}/{len(exp)}) of the "
+              f"expected ≥2× regressions; delay p95 {'-' if worst is None else f'{worst:.0f}'} "
+              f"min (target ≤ {target_delay(rate):g}); {false} false alert(s) in {weeks:.1f} "
+              f"route-weeks = {false / weeks if weeks else float('nan'):.2f} per route-week "
+              f"(target ≤ 1)")
+        print(f"      fair targets: {len(detectable)} of {len(exp)} detectable within the "
+              f"{DURATION / MIN:.0f} min of a regression (information bound + 1 min ≤ it); "
+              f"recall {len(caught) / len(detectable) if detectable else float('nan'):.1%} "
+              f"of those (target ≥ 95 %); {within}/{len(detectable)} within max(issue target, "
+              f"bound + 1 min); p95 of delay − fair target "
+              f"{'-' if not late else f'{p95(late):+.0f}'} min (target ≤ 0)")
     print("fresh install (3 h of history, tokens_out ×8 since 20 min ago):")
     print("\n".join(fresh_lines))
-
 
 if __name__ == "__main__":
     main()

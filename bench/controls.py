@@ -42,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from llm_incident.client import Controls
+from llm_incident_client import Controls
 from llm_incident.controls.service import change_controls
 from llm_incident.db import Database
 

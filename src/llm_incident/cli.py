@@ -146,7 +146,7 @@ def serve(host: str, port: int) -> None:
 def demo(host: str, port: int, scenario: str, db_path: str, speed: float, no_serve: bool,
          no_console: bool) -> None:
     """Seed ~3 hours of synthetic traffic with a live incident into SQLite, then serve it while
-    a simulated LLM app (on the llm_incident.client SDK) keeps calling the routes and obeys
+    a simulated LLM app (on the llm_incident_client SDK) keeps calling the routes and obeys
     their controls.
 
     The local console (the same commands as /llm-incident in Slack) runs in the foreground

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from llm_incident.client import Controls, EventLogger
+from llm_incident_client import Controls, EventLogger
 from tests.serverprocess import ServerProcess, start_server
 from tests.support import free_port
 

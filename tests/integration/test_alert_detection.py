@@ -220,3 +220,33 @@ def test_the_console_shows_alerts_as_they_fire_with_their_start_button(db):
     with db.read() as session:
         notes = list(session.exec(select(AlertNotification)))
     assert {n.rule_id for n in notes} == {"tokens", "errors"}
+
+
+def test_a_new_jump_after_an_earlier_burst_ended_is_confirmed_with_its_own_onset(db):
+    # the detector's largest change is the earlier burst's end (a step down): the job searches
+    # again after it and finds the new step up
+    traffic(db, "api", NOW - timedelta(hours=3), NOW - 100 * MIN)
+    traffic(db, "api", NOW - 100 * MIN, NOW - 60 * MIN, errors=0.5, seed=2)
+    traffic(db, "api", NOW - 60 * MIN, NOW - 4 * MIN, seed=3)
+    traffic(db, "api", NOW - 4 * MIN, NOW, errors=0.3, seed=4)
+    observation = seen(run_alerts(jc(db, ERRORS), NOW), "errors", "api")
+    assert (observation.level, observation.onset) == (CRITICAL, NOW - 4 * MIN)
+
+
+def test_a_quiet_route_is_still_searched_for_a_shift(db):
+    # 3 calls/min: 45 calls in the 15 min window, under the rule's 50 to judge a window, but
+    # the detector has its counts: 2 h before the onset, 24 calls after it
+    traffic(db, "night", NOW - timedelta(hours=3), NOW - 8 * MIN, per_min=3)
+    traffic(db, "night", NOW - 8 * MIN, NOW, per_min=3, tokens=2400, seed=2)
+    observation = seen(run_alerts(jc(db, TOKENS), NOW), "tokens", "night")
+    assert (observation.level, observation.onset) == (CRITICAL, NOW - 8 * MIN)
+
+
+def test_a_stop_at_two_calls_a_minute_is_critical_after_seven_silent_minutes(db):
+    # 2 calls/min expect 14 calls in 7 min: none is a one-in-a-million chance
+    traffic(db, "slow", NOW - timedelta(hours=3), NOW - 10 * MIN, per_min=2)
+    context = jc(db, SILENT)
+    assert seen(run_alerts(context, NOW - 4 * MIN), "silent-route", "slow").level != CRITICAL
+    observation = seen(run_alerts(context, NOW), "silent-route", "slow")
+    assert observation.level == CRITICAL
+    assert observation.reason.startswith("no traffic since 13:4")

@@ -290,7 +290,9 @@ def test_after_a_resolution_a_new_critical_pages_at_once_but_a_warning_waits(db)
     store(db, "b.route", 1000, at=t1, errors=0, spread=14 * MIN)
     assert [n.level for n in run_alerts(context, t1).notifications] == [OK]
     t2 = t1 + 5 * MIN                                                          # warning: waits
-    store(db, "b.route", 1000, at=t2, errors=300, spread=4 * MIN)               # 300/2000 = 15 %
+    # 12 % since the step, 6 % over the window: a warning (the earlier critical's end is no
+    # onset: the detector's search starts again after it)
+    store(db, "b.route", 1000, at=t2, errors=120, spread=4 * MIN)
     held = run_alerts(context, t2)
     assert held.notifications == [] and held.held[0].observation.level == WARNING
     t3 = t2 + 2 * MIN                                                          # critical: at once

@@ -13,8 +13,8 @@ from openfeature import api as openfeature
 from llm_incident.apikeys import SCOPES, create_key
 from llm_incident.api.deps import required_scope
 from llm_incident.app import create_app
-from llm_incident.client import Controls
-from llm_incident.client.openfeature import ControlsProvider
+from llm_incident_client import Controls
+from llm_incident_client.openfeature import ControlsProvider
 from llm_incident.controls.service import control_history
 from llm_incident.incidents.service import StartRequest, start_incident
 from tests.support import TEST_KEY, live_server, settings_for

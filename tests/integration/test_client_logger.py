@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlmodel import select
 
-import llm_incident.client as client
-from llm_incident.client import EventLogger
+import llm_incident_client as client
+from llm_incident_client import EventLogger
 from llm_incident.events.models import Event
 from tests.support import TEST_KEY, free_port, live_server
 
@@ -164,7 +164,7 @@ def test_rejections_are_counted_and_good_events_still_arrive(server, db, caplog)
 
 def test_pending_events_are_flushed_at_interpreter_exit(server, db):
     script = textwrap.dedent(f"""
-        from llm_incident.client import EventLogger
+        from llm_incident_client import EventLogger
         logger = EventLogger({server!r}, {TEST_KEY!r}, flush_interval=60)
         for i in range(3):
             logger.log({{"route": "exit.test", "tokens_out": i}})

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from llm_incident.client import Controls, Decision
+from llm_incident_client import Controls, Decision
 from llm_incident.controls.service import change_controls
 from tests.support import TEST_KEY, free_port, live_server
 

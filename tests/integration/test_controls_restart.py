@@ -18,9 +18,9 @@ from openfeature.exception import ProviderNotReadyError
 from openfeature.flag_evaluation import Reason
 from openfeature.provider import ProviderStatus
 
-from llm_incident.client import Controls
-from llm_incident.client.openfeature import ControlsProvider
-from llm_incident.client.transport import RECONNECT_DELAYS
+from llm_incident_client import Controls
+from llm_incident_client.openfeature import ControlsProvider
+from llm_incident_client.transport import RECONNECT_DELAYS
 from llm_incident.db import Database
 from tests.integration.test_controls_client import eventually
 from tests.serverprocess import DroppingPort, ServerProcess, start_server

@@ -9,8 +9,8 @@ from openfeature import api as openfeature
 from openfeature.exception import ErrorCode, ProviderNotReadyError
 from openfeature.flag_evaluation import Reason
 
-from llm_incident.client import Controls
-from llm_incident.client.openfeature import ControlsProvider
+from llm_incident_client import Controls
+from llm_incident_client.openfeature import ControlsProvider
 from tests.support import TEST_KEY, free_port
 
 ROUTE = "support.reply"

@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import select
 
 from llm_incident.app import create_app
-from llm_incident.client import EventLogger
+from llm_incident_client import EventLogger
 from llm_incident.events.models import Event
 from tests.support import TEST_KEY, live_server, settings_for
 

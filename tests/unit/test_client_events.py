@@ -18,11 +18,11 @@ from decimal import Decimal
 import httpx
 import pytest
 
-import llm_incident.client as client
-from llm_incident.client import Call, EventLogger, current_call
-from llm_incident.client.sender import encode_event, split_by_size
-from llm_incident.client.tracking import Tracker, error_code_of
-from llm_incident.client.transport import backoff_delay, is_retryable, retry_after_seconds
+import llm_incident_client as client
+from llm_incident_client import Call, EventLogger, current_call
+from llm_incident_client.sender import encode_event, split_by_size
+from llm_incident_client.tracking import Tracker, error_code_of
+from llm_incident_client.transport import backoff_delay, is_retryable, retry_after_seconds
 from tests.support import free_port
 
 DEAD_URL = "http://127.0.0.1:9"  # discard port: nothing answers HTTP there
@@ -455,7 +455,7 @@ def test_importing_the_client_pulls_in_no_server_dependencies_and_starts_no_thre
     code = (
         "import sys, threading\n"
         "n = threading.active_count()\n"
-        "import llm_incident.client\n"
+        "import llm_incident_client\n"
         "heavy = {'fastapi', 'starlette', 'sqlmodel', 'sqlalchemy', 'pydantic', 'uvicorn', 'slack_bolt',\n"
         "         'slack_sdk', 'alembic', 'apscheduler', 'genai_prices', 'opentelemetry', 'prometheus_client'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}), threading.active_count() - n)\n"

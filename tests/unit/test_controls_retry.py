@@ -11,9 +11,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from llm_incident.client import Controls, Decision
-from llm_incident.client.controls import ControlsEvent
-from llm_incident.client.transport import RECONNECT_DELAYS, reconnect_delay
+from llm_incident_client import Controls, Decision
+from llm_incident_client.controls import ControlsEvent
+from llm_incident_client.transport import RECONNECT_DELAYS, reconnect_delay
 
 ROUTE = "support.reply"
 SLACK = 0.5  # scheduling latency on a busy machine, on top of a computed pause

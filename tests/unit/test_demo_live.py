@@ -7,8 +7,8 @@ from statistics import median
 
 import pytest
 
-from llm_incident.client import Decision
-from llm_incident.client.tracking import Tracker
+from llm_incident_client import Decision
+from llm_incident_client.tracking import Tracker
 from llm_incident.demo.clock import DemoClock
 from llm_incident.demo.live import SimulatedApp
 from llm_incident.demo.traffic import BAD_MODEL

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from llm_incident.client import Controls, Decision, EventLogger
+from llm_incident_client import Controls, Decision, EventLogger
 from llm_incident.demo.traffic import (BAD_MODEL, PROFILES, RATE_LIMITED_PROVIDER, ROUTES,
                                        SCENARIO_ROUTE, RouteProfile, healthy_call, misbehave)
 

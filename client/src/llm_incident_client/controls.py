@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import httpx
 
-from llm_incident.client.decision import Decision
-from llm_incident.client.transport import (
+from llm_incident_client.decision import Decision
+from llm_incident_client.transport import (
     auth_headers, backoff_delay, base_url, reconnect_delay, retry_after_seconds)
 
 __all__ = ["Controls", "ControlsEvent", "Decision"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from llm_incident.client.events import EventLogger
-from llm_incident.client.tracking import Tracker
+from llm_incident_client.events import EventLogger
+from llm_incident_client.tracking import Tracker
 
 _lock = threading.Lock()
 _default: EventLogger | None = None

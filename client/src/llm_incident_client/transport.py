@@ -6,7 +6,7 @@ import random
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
-from llm_incident import __version__
+from llm_incident_client._version import __version__
 
 USER_AGENT = f"llm-incident-client/{__version__}"
 RETRY_AFTER_CAP = 300.0

@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from llm_incident.client.sender import LoggerStats, Sender
-from llm_incident.client.tracking import Tracker
-from llm_incident.client.transport import auth_headers, base_url
+from llm_incident_client.sender import LoggerStats, Sender
+from llm_incident_client.tracking import Tracker
+from llm_incident_client.transport import auth_headers, base_url
 
 __all__ = ["EventLogger", "LoggerStats"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from llm_incident.client.transport import is_retryable, retry_after_seconds, retry_delay
+from llm_incident_client.transport import is_retryable, retry_after_seconds, retry_delay
 
 log = logging.getLogger("llm_incident.client")
 
