@@ -25,6 +25,7 @@ from llm_incident.api.deps import ApiError, Services, allowed_methods, check_par
 from llm_incident.api.docs import install_docs
 from llm_incident.api.limits import install_limits
 from llm_incident.apikeys import KeyChecker
+from llm_incident.dashboard.pages import install_dashboard
 from llm_incident.db import Database
 from llm_incident.observability import ServiceMetrics
 from llm_incident.settings import Settings
@@ -136,6 +137,7 @@ def create_app(
                    postmortem, audit, keys, triage):
         app.include_router(module.router, responses=UNAVAILABLE_RESPONSE)
     install_docs(app)
+    install_dashboard(app)  # HTML pages at /, kept out of the OpenAPI document
     install_limits(app)  # ingest rate limit; 429s declared
     jobs = build_scheduler(settings, db, clock, metrics, time_scale)  # loads the alert rules: RuleError when bad
     slack = mount_slack(app, settings, db, clock, jobs.alert_config)

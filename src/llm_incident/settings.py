@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     )
     followup_days: int = Field(7, ge=1, le=365, validation_alias="LLM_INCIDENT_FOLLOWUP_DAYS")
 
+    dashboard_public: bool = Field(False, validation_alias="LLM_INCIDENT_DASHBOARD_PUBLIC")
+    dashboard_secret: str | None = Field(None, validation_alias="LLM_INCIDENT_DASHBOARD_SECRET")
+    dashboard_refresh_seconds: int = Field(
+        60, ge=0, le=86_400, validation_alias="LLM_INCIDENT_DASHBOARD_REFRESH_SECONDS"
+    )
+
     event_retention: Annotated[timedelta, NoDecode] = Field(
         timedelta(days=30), validation_alias="LLM_INCIDENT_EVENT_RETENTION")
     rollup_retention: Annotated[timedelta, NoDecode] = Field(
