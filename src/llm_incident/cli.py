@@ -85,7 +85,7 @@ def _run_server(app, host: str, port: int) -> None:
 
     from llm_incident.api.timeouts import timed_h11
 
-    settings = app.state.services.settings  # slow or incomplete requests get 408 (README: request limits)
+    settings = app.state.services.settings  # slow or incomplete requests get 408 (docs/http-api.md: request limits)
     http = timed_h11(settings.header_timeout_seconds, settings.body_timeout_seconds)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True, http=http,
                 timeout_graceful_shutdown=5)  # long-polls (controls ?wait=) end at shutdown
@@ -96,7 +96,7 @@ def _run_server(app, host: str, port: int) -> None:
 def main() -> None:
     """llm-incident: a Slack bot and service for on-call engineers when an LLM feature misbehaves.
 
-    Configuration comes from the environment or a .env file (see README: SLACK_BOT_TOKEN,
+    Configuration comes from the environment or a .env file (docs/configuration.md: SLACK_BOT_TOKEN,
     LLM_INCIDENT_DATABASE_URL, LLM_INCIDENT_API_KEYS, ...).
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)

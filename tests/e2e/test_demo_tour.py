@@ -61,7 +61,7 @@ def test_the_readme_tour_on_a_terminal(tmp_path):
         child.sendline("close")
         child.expect("Postmortem draft")
         child.expect(PROMPT)
-        child.sendline("postmortem")
+        child.sendline("postmortem 1")
         child.expect("## Timeline")
         child.expect(PROMPT)
         child.sendline("quit")
@@ -69,7 +69,7 @@ def test_the_readme_tour_on_a_terminal(tmp_path):
     finally:
         child.close(force=True)
     terminal = transcript.getvalue().replace("\r\n", "\n")
-    markdown = terminal.split("postmortem\n# Postmortem", 1)[1]
+    markdown = terminal.split("postmortem 1\n# Postmortem", 1)[1]
     calls = metric_row(markdown, "support.reply", "calls")
     tokens = metric_row(markdown, "support.reply", "p95 tokens_out")
     assert all(number(c) > 0 for c in (calls[1], calls[2], calls[4])), calls  # before, during, after

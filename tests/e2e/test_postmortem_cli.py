@@ -62,3 +62,29 @@ def test_on_postgres(tmp_path):
         result = run(["postmortem", "1"], seeded(url), tmp_path)
         assert result.returncode == 0, result.stderr
         assert result.stdout == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_db_reads_another_file_and_the_demo_file_is_found_beside_it(tmp_path):
+    seeded(f"sqlite:///{tmp_path / 'llm_incident_demo.db'}")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    by_flag = run(["postmortem", "1", "--db", str(tmp_path / "llm_incident_demo.db")], {},
+                  elsewhere)
+    assert by_flag.returncode == 0, by_flag.stderr
+    assert by_flag.stdout == GOLDEN.read_text(encoding="utf-8")
+    beside = run(["postmortem", "1"], {}, tmp_path)  # no LLM_INCIDENT_DATABASE_URL, no ./llm_incident.db
+    assert beside.returncode == 0, beside.stderr
+    assert beside.stdout == by_flag.stdout and "reading the demo database" in beside.stderr
+    exported = run(["export-labels", "--incident", "1"], {}, tmp_path)
+    assert exported.returncode == 0 and exported.stdout.count("\n") >= 1, exported.stderr
+    assert not (tmp_path / "llm_incident.db").exists()
+
+
+def test_a_missing_database_file_is_an_error_not_a_new_empty_file(tmp_path):
+    for command in (["postmortem", "1"], ["export-labels"]):
+        result = run(command, {}, tmp_path)
+        assert result.returncode == 1
+        assert "there is no database at" in result.stderr and "--db" in result.stderr
+        missing = run([*command, "--db", str(tmp_path / "nope.db")], {}, tmp_path)
+        assert missing.returncode == 1 and "nope.db" in missing.stderr
+    assert list(tmp_path.iterdir()) == []

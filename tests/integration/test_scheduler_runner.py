@@ -147,3 +147,23 @@ def test_scheduler_off_in_settings(db):
     assert app.state.scheduler is None
     with live_server(app) as url:
         assert httpx.get(f"{url}/healthz").json()["scheduler"] == "off"
+
+
+def test_a_faster_clock_divides_the_intervals_on_the_wall_clock(sqlite_db):
+    """The demo's `--speed 60`: every job keeps its length in the demo's time."""
+    normal = Scheduler(JobContext(db=sqlite_db), leadership=Leadership(sqlite_db), alerts_on=True,
+                       alert_interval_seconds=60)
+    fast = Scheduler(JobContext(db=sqlite_db), leadership=Leadership(sqlite_db), alerts_on=True,
+                     alert_interval_seconds=60, time_scale=60)
+    intervals = {}
+    for name, scheduler in (("normal", normal), ("fast", fast)):
+        scheduler.start()
+        try:
+            intervals[name] = {job.id: job.trigger.interval.total_seconds()
+                               for job in scheduler._aps.get_jobs()}
+        finally:
+            scheduler.stop()
+    assert intervals["normal"]["alerts"] == 60 and intervals["fast"]["alerts"] == 1
+    assert intervals["fast"]["follow-ups"] == intervals["normal"]["follow-ups"] / 60
+    assert intervals["fast"]["expiry"] == 0.5  # 15 s / 60, but never more often than 0.5 s
+    assert fast.status()["jobs"] == normal.status()["jobs"]  # reported in the clock's seconds

@@ -30,7 +30,7 @@ MAX_SINCE = timedelta(days=7)  # as `start … since`
 
 
 class TriageAnswer(BaseModel):
-    """The report (see the README's triage section for every field)."""
+    """The report (docs/triage.md describes every field)."""
 
     model_config = ConfigDict(extra="allow")
 
