@@ -4,7 +4,10 @@ up, when, and to what — from the raw samples of the last `LOOKBACK`.
 The detector (`triage.shifts.detect`) runs over one `minute_series` per route and filter (one
 raw-row query, shared by every rule of the route in one evaluation), with onsets allowed down to
 `MIN_SEGMENT` minutes before now (the detector's default waits 5) and the rule's `min_after`
-samples after the onset. Stats: the rule's own (`error_code_rate:<code>` for a code rule);
+samples after the onset, and loosened practical-effect gates (`MIN_RATIO`, `MIN_POINTS`: the
+rule's levels judge the size). The detector reports the largest change of its window; when that
+is an older one (an earlier regression's end), the series is cut there and searched again
+(`shifts_up`). Stats: the rule's own (`error_code_rate:<code>` for a code rule);
 `cost_per_hour` is confirmed by a step up of cost per call, or of calls per minute by at least
 the critical ratio (traffic that grows at the same cost per call is not news below that), its
 before / after read from the series as cost per hour.
@@ -27,6 +30,10 @@ LOOKBACK = timedelta(hours=2)
 MIN_SEGMENT = 2          # minutes after the onset the detector needs (and before it)
 COST_STATS = ("cost_per_call_usd", "calls_per_min")
 PER_MINUTE_MIN_AFTER = 5  # calls_per_min has one sample per minute
+MAX_SEARCHES = 3         # detector runs per stat: the largest change, then after each cut
+# The detector's practical-effect gates, loosened: a rule's own levels judge the size of a shift
+# (against the baseline and the detector's before), so the detector only has to say it is real.
+MIN_RATIO, MIN_POINTS = 1.1, 0.005
 
 
 @dataclass(frozen=True)
@@ -85,50 +92,98 @@ def _up(shift: Shift) -> bool:
             and shift.after > shift.before)
 
 
+def tail(series: MinuteSeries, first: int) -> MinuteSeries:
+    """The series from its minute `first` on."""
+    if first <= 0:
+        return series
+    at = int(series.bounds[first])
+    return replace(series, start=series.minutes[first], minutes=series.minutes[first:],
+                   minute_of=series.minute_of[at:] - first, bounds=series.bounds[first:] - at,
+                   columns={name: column[at:] for name, column in series.columns.items()},
+                   error_keys=series.error_keys[at:], _cache={})
+
+
 def _detect(series: MinuteSeries, stat: str, min_after: int) -> Shift:
     if stat == "calls_per_min":
         min_after = PER_MINUTE_MIN_AFTER
-    return detect(series, stat, min_segment=MIN_SEGMENT, min_after=min_after)
+    return detect(series, stat, min_segment=MIN_SEGMENT, min_after=min_after,
+                  min_ratio=MIN_RATIO, min_points=MIN_POINTS)
 
 
-def confirm(series: MinuteSeries, rule: AlertRule) -> tuple[Confirmed | None, str]:
-    """The confirmed shift of the rule's stat (None, and the detector's reason, when none)."""
+def shifts_up(series: MinuteSeries, stat: str, min_after: int, recent: datetime
+              ) -> tuple[list[tuple[Shift, MinuteSeries]], str]:
+    """The upward shift of `stat` that still holds, if any, with the series it was found in.
+
+    The detector reports the largest change of its window, which is often an older one (the
+    end of an earlier regression, a step down, hides a new, smaller step up). So while the
+    change found is not an upward shift since `recent`, the series is cut at its onset and
+    searched again (binary segmentation, at most `MAX_SEARCHES` runs): a later change
+    supersedes an earlier one, an older step up stands when nothing changed after it. The
+    reason is the last search's."""
+    found: list[tuple[Shift, MinuteSeries]] = []
+    reason = ""
+    for _search in range(MAX_SEARCHES):
+        shift = _detect(series, stat, min_after)
+        reason = shift.reason
+        if shift.onset is None:
+            break
+        found = [(shift, series)] if _up(shift) else []
+        if found and shift.onset >= recent:
+            break
+        series = tail(series, series.index(shift.onset))
+    return found, reason
+
+
+def confirm(series: MinuteSeries, rule: AlertRule, recent: datetime
+            ) -> tuple[list[Confirmed], str]:
+    """The confirmed upward shift of the rule's stat, as a list of at most one per stat
+    watched (see `shifts_up`; none: the detector's reason)."""
     if rule.metric == "cost_per_hour":
-        return _confirm_cost(series, rule)
-    shift = _detect(series, detector_stat(rule), rule.min_after)
-    if not _up(shift):
-        return None, shift.reason
-    return Confirmed(shift.onset, shift.before, shift.after, shift.n_before, shift.n_after,
-                     shift.reason), shift.reason
+        return _confirm_cost(series, rule, recent)
+    found, reason = shifts_up(series, detector_stat(rule), rule.min_after, recent)
+    return [Confirmed(s.onset, s.before, s.after, s.n_before, s.n_after, s.reason)
+            for s, _ in found], reason
 
 
-def _confirm_cost(series: MinuteSeries, rule: AlertRule) -> tuple[Confirmed | None, str]:
+def _confirm_cost(series: MinuteSeries, rule: AlertRule, recent: datetime
+                  ) -> tuple[list[Confirmed], str]:
     """Cost per hour moves with cost per call or with calls: a confirmed step up of cost per
     call, else one of calls per minute to at least the critical ratio, read as cost per hour
     before and from its onset."""
-    reasons = []
+    reasons: list[str] = []
+    confirmed: list[Confirmed] = []
     for stat in COST_STATS:
-        shift = _detect(series, stat, rule.min_after)
-        reasons.append(f"{stat}: {shift.reason}")
-        if not _up(shift):
-            continue
-        split = series.index(shift.onset)
-        cost = np.nan_to_num(series.columns["cost_usd"], nan=0.0)
-        at = int(series.bounds[split])
-        first = int(series.minute_of[0]) if series.minute_of.size else split
-        minutes_before, minutes_after = split - first, len(series.minutes) - split
-        if minutes_before <= 0 or minutes_after <= 0:
-            continue
-        before = float(cost[:at].sum()) * 60 / minutes_before
-        after = float(cost[at:].sum()) * 60 / minutes_after
-        if after <= before:
-            reasons[-1] += "; cost per hour did not rise"
-            continue
-        if stat == "calls_per_min" and after < rule.critical * before:
-            # more traffic at the same cost per call: news only at the critical level (a daily
-            # ramp or a Monday morning is not an incident; a retry loop is)
-            reasons[-1] += f"; ×{after / before:.1f} at the same cost per call"
-            continue
-        return Confirmed(shift.onset, before, after, at, int(series.bounds[-1]) - at,
-                         f"{stat}: {shift.reason}"), shift.reason
-    return None, "; ".join(reasons)
+        found, reason = shifts_up(series, stat, rule.min_after, recent)
+        reasons.append(f"{stat}: {reason}")
+        for shift, searched in found:
+            item = _as_cost(searched, rule, stat, shift, reasons)
+            if item is not None:
+                confirmed.append(item)
+        if confirmed:
+            return confirmed, confirmed[-1].reason
+    return [], "; ".join(reasons)
+
+
+def _as_cost(series: MinuteSeries, rule: AlertRule, stat: str, shift: Shift,
+             reasons: list[str]) -> Confirmed | None:
+    """A shift of cost per call or calls per minute read as cost per hour before and from its
+    onset (None, with the reason noted, when cost per hour did not rise enough)."""
+    split = series.index(shift.onset)
+    cost = np.nan_to_num(series.columns["cost_usd"], nan=0.0)
+    at = int(series.bounds[split])
+    first = int(series.minute_of[0]) if series.minute_of.size else split
+    minutes_before, minutes_after = split - first, len(series.minutes) - split
+    if minutes_before <= 0 or minutes_after <= 0:
+        return None
+    before = float(cost[:at].sum()) * 60 / minutes_before
+    after = float(cost[at:].sum()) * 60 / minutes_after
+    if after <= before:
+        reasons[-1] += "; cost per hour did not rise"
+        return None
+    if stat == "calls_per_min" and after < rule.critical * before:
+        # more traffic at the same cost per call: news only at the critical level (a daily
+        # ramp or a Monday morning is not an incident; a retry loop is)
+        reasons[-1] += f"; ×{after / before:.1f} at the same cost per call"
+        return None
+    return Confirmed(shift.onset, before, after, at, int(series.bounds[-1]) - at,
+                     f"{stat}: {shift.reason}")

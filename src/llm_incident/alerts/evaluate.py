@@ -6,20 +6,28 @@ Levels: `ok` < `warning` < `critical`. `level` None = no judgement, the stored s
 A rule that is not firing on a route:
 
 1. reads its window (`window`, e.g. 15 min) and a short one (the last `SHORT` minutes); fewer than
-   `min_calls` calls in the window, or no value: not judged;
+   `min_after` calls in the window, or no value: not judged (a quiet window — a night at 5
+   calls/min — is still searched for a shift, which has its own minimum counts; the window's own
+   judgements below need `min_calls`);
 2. ratio rules pick a baseline along the chain (`alerts.baselines`: week → day → trailing);
-3. is *suspected* when the window or the short window reaches `warning` (ratio: value ÷ baseline
-   and at least `floor`; absolute: the value) — most rule × route pairs stop here, cheaply;
+3. is *suspected* when the window, or the short window from `SUSPECT_CALLS` calls, reaches
+   `warning` (ratio: value ÷ baseline and at least `floor`; absolute: the value), or a warning
+   is pending — most rule × route pairs stop here, cheaply;
 4. a suspicion is *confirmed* by the shift detector (`alerts.confirm`): a step (or drift) up of
-   the rule's stat in the last 2 h, with `min_calls` calls before the onset and `min_after` from
-   it. The level is that of the value since the onset — against the baseline (a trailing one
-   taken before the onset), and against the detector's own before (the smaller of the two
-   levels). An absolute rule whose window and short window are both at a level holds it without
-   an onset (a route broken for longer than the look-back); there, absolute rules on rates read
-   the 95 % lower bound of the rate (`confident`), so a few errors among few calls are no level.
-5. `critical` fires at once; `warning` needs a second evaluation in a row that sees it (the
-   observation carries `pending` in between) or the whole window at warning too — no alert on
-   one noisy minute.
+   the rule's stat in the last 2 h that still holds (an older change, e.g. an earlier
+   regression's end, is cut off and the rest searched again), with `min_calls` calls before the
+   onset and `min_after` from it. The level is that of the value since the onset — against the
+   baseline (a trailing one taken before the onset), and against the detector's own before (the
+   smaller of the two levels); when the short window lies wholly after the onset, its value
+   (an absolute rule's rate at its 95 % lower bound) may raise the level (an onset placed early
+   dilutes the value since it). An absolute rule whose window (with `min_calls` calls) and short
+   window are both at a level holds it without an onset (a route broken for longer than the
+   look-back); there, absolute rules on rates read the 95 % lower bound of the rate
+   (`confident`), so a few errors among few calls are no level.
+5. `critical` fires at once; `warning` needs a second evaluation in a row that confirms it (the
+   observation carries `pending` in between) or a long and a short window at warning — the
+   rule's window, or the time since the onset when that is longer than the short window, and
+   the short window — no alert on one noisy minute.
 
 A firing rule holds its level by the value since its onset (at most the window) against the
 baseline before the onset, and resolves when that drops below `warning`.
@@ -28,8 +36,8 @@ Silent routes (`compare = "drop"`, metric calls_per_min): every route seen in th
 judged by baseline calls ÷ calls in the window when a Poisson test says so few calls are no
 chance (p < `silence.SILENT_P`) and the baseline expects at least `min_calls` in the window; the
 baseline is the lower of the chain's and the trailing one (traffic that is merely lower than a
-day ago, on a weekend, is no outage). A stop is critical sooner: no call in the last 2 (else 5)
-minutes when the baseline rate makes that a one-in-a-million chance. A route with
+day ago, on a weekend, is no outage). A stop is critical sooner: no call in the last m minutes
+(at least 2) when the baseline rate makes that a one-in-a-million chance. A route with
 no traffic in a rule's window, or judged silent, gets its other firing states resolved ("not
 judged: no traffic since 14:05").
 
@@ -39,13 +47,14 @@ one stats query per route; baselines are re-read every 5 minutes (`BaselineMemo`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
 from llm_incident.alerts.baselines import LEARNING, BaselinePick
-from llm_incident.alerts.confirm import SeriesCache, confirm
+from llm_incident.alerts.confirm import Confirmed, SeriesCache, confirm
 from llm_incident.alerts.models import AlertState
 from llm_incident.alerts.observation import (  # noqa: F401 - the names callers import from here
     CRITICAL, OK, PENDING, RANK, SHORT, STALE, WARNING, BaselineMemo, Evaluation, Observation,
@@ -58,6 +67,7 @@ from llm_incident.metrics.stats import WindowStats
 from llm_incident.metrics.windows import Window, window_ending
 
 SILENT_HORIZON = timedelta(days=1)  # routes seen this recently are watched for silence
+SUSPECT_CALLS = 10  # calls the short window needs to raise a suspicion
 
 
 def routes_with_traffic(session: Session, since: datetime) -> list[str]:
@@ -93,8 +103,11 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
         fields.update(more)
         return Observation(**fields)
 
-    if now_stats.calls < rule.min_calls:
-        return seen(None, f"{now_stats.calls} calls in {rule.window} (min {rule.min_calls})")
+    if now_stats.calls < (rule.min_calls if firing else rule.min_after):
+        # a quiet window (a night at 5 calls/min) is still searched for a shift, which has its
+        # own minimum counts; only the window's own judgements need `min_calls`
+        return seen(None, f"{now_stats.calls} calls in {rule.window} (min "
+                          f"{rule.min_calls if firing else rule.min_after})")
     if value is None:
         return seen(None, f"no {rule.label()} in the window")
     pick = BaselinePick(None, None, None, 0, "")
@@ -104,36 +117,53 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
             return seen(None, pick.note, status=LEARNING)
     if firing:
         return _hold(ev, rule, route, window, now_stats, pick, state, seen)
-    short = ev.stats.get(route, window_ending(ev.now, SHORT), rule.filter)
+    short_window = window_ending(ev.now, SHORT)
+    short = ev.stats.get(route, short_window, rule.filter)
     short_value = rule.watched.read(short, rule)
     short_ok = short_value is not None and short.calls >= rule.min_after
     long_level = judge(rule, value, pick.value)
     short_level = judge(rule, short_value, pick.value) if short_ok else None
-    if RANK[long_level] < RANK[WARNING] and (short_level is None
-                                             or RANK[short_level] < RANK[WARNING]):
+    pending = state is not None and state.pending == WARNING
+    # suspected: the window or the short one at warning (the short one from SUSPECT_CALLS
+    # calls: at 3 calls/min its p95 says more than the window's); a pending warning is always
+    # looked at again
+    suspect = short_value is not None and short.calls >= min(SUSPECT_CALLS, rule.min_after)
+    if RANK[long_level] < RANK[WARNING] and not pending and not (
+            suspect and RANK[judge(rule, short_value, pick.value)] >= RANK[WARNING]):
         return seen(OK, baseline=pick.value, basis=pick.note)
     # absolute rules: the level the long and the short window agree on (rates at their lower
     # bound) holds without an onset
     sustained = OK
-    if rule.compare == "absolute":
+    if rule.compare == "absolute" and now_stats.calls >= rule.min_calls:
         sustained = judge(rule, confident(rule, value, now_stats.calls), None)
         if short_ok:
             sustained = lower(sustained, judge(rule, confident(rule, short_value, short.calls),
                                                None))
-    found, why = confirm(ev.series.get(route, rule.filter), rule)
-    if found is not None and found.n_before < rule.min_calls:
-        found, why = None, f"{found.n_before} calls before the onset (min {rule.min_calls})"
+    shifts, why = confirm(ev.series.get(route, rule.filter), rule, window.start)
     level, result = OK, dict(baseline=pick.value, basis=pick.note)
-    if found is not None:
+    found = None
+    for shift in shifts:
+        if shift.n_before < rule.min_calls:
+            why = f"{shift.n_before} calls before the onset (min {rule.min_calls})"
+            continue
+        base = pick
         if pick.kind == "trailing":  # the baseline before the onset, not across it
-            pick = ev.baseline(rule, route, window, found.onset)
-            if pick.kind is None:
-                return seen(None, pick.note, status=LEARNING, onset=found.onset)
-        level = judge(rule, found.after, pick.value)  # a confirmed shift: its size as measured
-        if rule.compare == "ratio":
-            level = lower(level, judge(rule, found.after, found.before))
-        result = dict(value=found.after, baseline=pick.value, calls=found.n_after,
-                      onset=found.onset, basis=pick.note, reason=found.reason)
+            base = ev.baseline(rule, route, window, shift.onset)
+            if base.kind is None:
+                return seen(None, base.note, status=LEARNING, onset=shift.onset)
+        at = _shift_level(rule, shift, base.value)
+        if short_ok and short_window.start >= shift.onset:
+            # the short window lies wholly after the onset: the level now, when the onset was
+            # placed early (a few chance hits before the change dilute the value since it);
+            # an absolute rule's rate at its lower bound (a 4 % error rate is no 5 % one
+            # because one short window of it reached 5 %)
+            now_value = confident(rule, short_value, short.calls)
+            at = max(at, _shift_level(rule, replace(shift, after=now_value), base.value),
+                     key=RANK.__getitem__)
+        if found is None or RANK[at] >= RANK[level]:
+            found, level = shift, at
+            result = dict(value=shift.after, baseline=base.value, calls=shift.n_after,
+                          onset=shift.onset, basis=base.note, reason=shift.reason)
     if RANK[sustained] > RANK[level]:
         level, result = sustained, dict(result, value=value, calls=now_stats.calls,
                                         reason="no onset in the last 2 h", onset=None)
@@ -141,10 +171,23 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
         result["reason"] = f"not confirmed: {why}" if found is None else (
             f"{found.reason}: below the levels")
         return seen(OK, **result)
-    agreed = long_level != OK and short_level not in (None, OK)
-    if level == WARNING and not agreed and (state is None or state.pending != WARNING):
+    # a long and a short window agree: the rule's window, or the time since the onset when
+    # that is longer than the short window, and the short window
+    held = long_level != OK or (found is not None and found.onset <= short_window.start
+                                and result.get("onset") is not None)
+    agreed = held and short_level not in (None, OK)
+    if level == WARNING and not agreed and not pending:
         return seen(OK, status=PENDING, pending=WARNING, **result)
     return seen(level, **result)
+
+
+def _shift_level(rule: AlertRule, shift: Confirmed, baseline: float | None) -> str:
+    """The level of a confirmed shift as measured: its value after against the baseline, and
+    for a ratio rule also against the detector's own before (the lower of the two)."""
+    level = judge(rule, shift.after, baseline)
+    if rule.compare == "ratio":
+        level = lower(level, judge(rule, shift.after, shift.before))
+    return level
 
 
 def _hold(ev: Evaluation, rule: AlertRule, route: str, window: Window, now_stats: WindowStats,

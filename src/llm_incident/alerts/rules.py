@@ -15,9 +15,10 @@ with the id of a built-in one replaces it. Fields of a rule:
   the first with `min_calls` calls is used. `trailing` ("3h") and `learn` ("1h": the least
   history a trailing baseline needs; before that the rule is `learning`),
 - `warning`, `critical` (levels, critical ≥ warning), `floor` (ratio rules: the value must also be
-  at least this to alert, so 0.1 % → 0.3 % is not news), `min_calls` (fewer calls in the window,
-  or in the baseline: no judgement, the state is kept), `min_after` (calls the shift detector
-  needs after an onset), optional `filter` (the filter language), `cooldown` ("30m": after a
+  at least this to alert, so 0.1 % → 0.3 % is not news), `min_calls` (calls a window's own
+  value, a baseline and the detector's before need; a quieter window is only searched for a
+  shift; fewer in the baseline, or a firing rule's window: no judgement, the state is kept),
+  `min_after` (calls the shift detector needs after an onset; fewer in the window: not judged), optional `filter` (the filter language), `cooldown` ("30m": after a
   notification, another one for the same rule and route waits this long, unless it is a change
   to critical).
 """
