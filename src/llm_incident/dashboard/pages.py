@@ -37,7 +37,7 @@ def templates() -> Environment:
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.globals.update(fmt=fmt, line_chart=svg.line_chart, sparkline=svg.sparkline,
                        ranges=list(RANGES), columns=COLUMNS, quote=quote)
-    env.filters["pct"] = lambda v: "n/a" if v is None else f"{v * 100:+.0f}%"
+    env.filters["word"] = lambda v: "none" if v is None else str(v).lower() if isinstance(v, bool) else v
     return env
 
 
