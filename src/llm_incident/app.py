@@ -20,6 +20,7 @@ from llm_incident import __version__
 from llm_incident.api import (audit, changes, controls, evidence, health, ingest, keys, postmortem, search,
                               traces, triage)
 from llm_incident.api import metrics as metrics_api
+from llm_incident.api import instances as instances_api
 from llm_incident.api.dberrors import UNAVAILABLE_RESPONSE, database_error
 from llm_incident.api.deps import ApiError, Services, allowed_methods, check_params, utc_now
 from llm_incident.api.docs import install_docs
@@ -136,6 +137,7 @@ def create_app(
     for module in (health, ingest, traces, changes, search, metrics_api, controls, evidence,
                    postmortem, audit, keys, triage):
         app.include_router(module.router, responses=UNAVAILABLE_RESPONSE)
+    app.include_router(instances_api.router, responses=UNAVAILABLE_RESPONSE)  # the SDK instances
     install_docs(app)
     install_dashboard(app)  # HTML pages at /, kept out of the OpenAPI document
     install_limits(app)  # ingest rate limit; 429s declared

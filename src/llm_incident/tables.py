@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from llm_incident import apikeys, changes  # noqa: F401
 from llm_incident.alerts import models as alert_models  # noqa: F401
 from llm_incident.controls import models as control_models  # noqa: F401
+from llm_incident.controls import instances, proof  # noqa: F401
 from llm_incident.events import models as event_models  # noqa: F401
 from llm_incident.events import routes  # noqa: F401
 from llm_incident.evidence import models as evidence_models  # noqa: F401

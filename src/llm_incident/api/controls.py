@@ -5,11 +5,13 @@
   PUT  /v1/routes/{route}/controls  (POST too)      {"enabled": false, …, "expected_version": 3, "reason": …}
 
 A long-poll compares against the client's `If-None-Match` (or `version=` for one route): it answers 200 as
-soon as the state differs, else 304 after `wait` seconds (≤ 30).
+soon as the state differs, else 304 after `wait` seconds (≤ 30). A `GET /v1/controls` carrying an
+`X-LLM-Incident-Instance` report (the SDK's) records the instance first (`GET /v1/instances`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,9 +20,10 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Strict, TypeAdapter, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
@@ -30,6 +33,7 @@ from llm_incident.api.docs import errors, json_body
 from llm_incident.api.limits import long_poll_slot
 from llm_incident.api.schemas import ControlsChange, ControlsChanged, ControlsConflict, ControlsOut
 from llm_incident.bounds import INT_MAX, Amount, Count, Positive, Text, UtcTimestamp, has_nul
+from llm_incident.controls.instances import parse_report, record_report
 from llm_incident.controls.models import Outcome
 from llm_incident.controls.service import change_controls, get_controls, list_controls
 from llm_incident.controls.values import DEFAULT_ENV, MAX_NAME_CHARS, ControlError, ControlState
@@ -39,6 +43,7 @@ MAX_WAIT = 30.0
 MAX_EXPIRES_IN = 30 * 24 * 3600.0
 MAX_ON_BEHALF_CHARS = MAX_NAME_CHARS // 2
 T = TypeVar("T")
+log = logging.getLogger("llm_incident.api")
 
 
 @asynccontextmanager
@@ -135,10 +140,18 @@ async def get_all_controls(
     env: str | None = Query(None, description="only this env (default: every env)"),
     route: list[str] = Query([], description="only these routes (defaults for those never changed)"),
     wait: float | None = Query(None, ge=0, le=MAX_WAIT, description="long-poll up to this many seconds"),
+    instance: str | None = Header(
+        None, alias="X-LLM-Incident-Instance",
+        description="the SDK's instance report (URL-encoded: id, name, host, pid, version, wait, route…, "
+                    "applied=<route>@<version>@<age s>…); recorded before the long-poll, ignored when "
+                    "unusable; see `GET /v1/instances`"),
 ) -> Response:
     """Every changed route's controls plus defaults (version 0) for the other known routes."""
     svc = services(request)
     seconds = wait_seconds(wait)
+    report = parse_report(instance, env, svc.clock())
+    if report is not None:
+        await run_in_threadpool(_record, svc, report)
 
     def read() -> list[ControlState]:
         with svc.db.read() as session:
@@ -146,6 +159,15 @@ async def get_all_controls(
 
     return await _conditional(request, read, lambda states: list_etag(states, env),
                               lambda states: [control_json(s) for s in states], seconds)
+
+
+def _record(svc: Any, report: Any) -> None:
+    """Store an instance report; a failure is logged, never answered (the controls matter more)."""
+    try:
+        with svc.db.write() as session:
+            record_report(session, report, svc.clock())
+    except SQLAlchemyError as exc:
+        log.warning("cannot record the report of instance %s: %s", report.id, exc)
 
 
 @router.get("/v1/routes/{route}/controls", response_model=None, dependencies=[needs("read")],

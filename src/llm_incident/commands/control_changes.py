@@ -17,6 +17,7 @@ from sqlmodel import Session
 from llm_incident.commands import mitigations, views
 from llm_incident.commands.parse import ChangeControl
 from llm_incident.commands.replies import Outcome, Reply, Section
+from llm_incident.controls import proof
 from llm_incident.controls import service as controls
 from llm_incident.controls.models import ChangeKind, ControlChange
 from llm_incident.controls.models import Outcome as ChangeOutcome
@@ -106,6 +107,9 @@ class ControlChanges:
             line = mitigations.describe_change(ctx.user, cmd, result)
             if incident is not None:
                 self.record(session, incident, cmd, result, line)
+                proof.follow(session, incident=incident.number, change_id=result.change_id,
+                             route=cmd.route, env=mitigations.ENV, version=result.controls.version,
+                             after=result.after, line=line, changed_at=result.controls.updated_at)
         warnings = "".join(f"\n⚠️ {w}" for w in result.warnings)
         outside = ""
         if closed or cmd.after_close:

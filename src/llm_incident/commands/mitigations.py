@@ -24,6 +24,7 @@ from llm_incident.commands.replies import (
     Reply,
     Section,
 )
+from llm_incident.controls.proof import latest_proof
 from llm_incident.controls.service import ChangeResult, get_controls
 from llm_incident.controls.values import DEFAULTS, ControlState, describe_active
 from llm_incident.events.routes import seen_values
@@ -94,8 +95,9 @@ def mitigations_for(session: Session, routes: list[str]) -> list[str]:
     return lines
 
 
-def panel(state: ControlState) -> Reply:
-    """The mitigation panel of one route: current controls and a button per mitigation."""
+def panel(state: ControlState, proof: str | None = None) -> Reply:
+    """The mitigation panel of one route: current controls and a button per mitigation; `proof`: how the
+    instances applied its latest change (and whether traffic stopped), under the buttons."""
     guard = f"@v{state.version}"
     route = state.route
     on_off = "🟢 serving" if state.enabled else "⛔ killed (answers its fallback message)"
@@ -131,8 +133,15 @@ def panel(state: ControlState) -> Reply:
                f"{state.updated_at:%H:%M} UTC" if state.version else "never changed")
     return Reply(text=f"Mitigations for {route}",
                  blocks=(Section(title=f"Mitigations · `{route}`", fields=fields),
-                         Actions(buttons), Note(updated)),
+                         Actions(buttons), Note(updated), *((Note(proof),) if proof else ())),
                  ephemeral=False)
+
+
+def panel_with_proof(session: Session, state: ControlState) -> Reply:
+    """The panel, with the proof of its latest change when that change was followed (made in an incident)."""
+    latest = latest_proof(session, state.route, state.env)
+    shown = latest.shown if latest is not None and latest.version == state.version else None
+    return panel(state, shown)
 
 
 def control_form(cmd: ChangeControl, state: ControlState, session: Session,

@@ -21,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from llm_incident.observability import ServiceMetrics
 from llm_incident.scheduler.alert_job import run_alerts
 from llm_incident.scheduler.context import JobContext
+from llm_incident.scheduler.control_proof import SECONDS as PROOF_SECONDS, update_control_proofs
 from llm_incident.scheduler.expiry import revert_expired_controls
 from llm_incident.scheduler.leader import Leadership
 from llm_incident.scheduler.mitigation_check import check_mitigations
@@ -60,6 +61,7 @@ class Scheduler:
             "triage-refresh": (refresh_triage, tick),
             "follow-ups": (send_follow_ups, FOLLOWUP_SECONDS),
             "storage": (run_storage, STORAGE_SECONDS),
+            "control-proofs": (update_control_proofs, PROOF_SECONDS),
         }
         if alerts_on:
             self.jobs["alerts"] = (run_alerts, alert_interval_seconds)
