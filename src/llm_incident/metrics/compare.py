@@ -18,7 +18,7 @@ the codes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +46,9 @@ COMPARED: dict[str, tuple[str, str]] = {
     "cost_per_call_usd": ("cost per call", "usd"),
     "retry_share": ("retry share", "rate"),
 }
+# Stats that rollups give within 1 % (percentiles); every other stat is exact on both paths.
+SKETCHED = ("p50_duration_ms", "p95_duration_ms", "p99_duration_ms", "p95_tokens_in",
+            "p95_tokens_out")
 # Within ±SAME of the baseline reads "about the same"; at MULTIPLE× or more it reads "N× baseline".
 SAME = 0.10
 MULTIPLE = 1.5
@@ -125,7 +128,7 @@ def compare_windows(
     scope = Scope(env, model, provider, region, customer_tier)
     now_stats = stats_for(session, route, current.start, current.end, scope=scope, where=where)
     base_stats = stats_for(session, route, base.window.start, base.window.end, scope=scope,
-                           where=where)
+                           where=where, path="rollups")  # a baseline: rollups when they answer
     return Comparison(
         route=route, window=current, baseline=base, now=now_stats, baseline_stats=base_stats,
         deltas=deltas(now_stats, base_stats), scope=scope.to_dict(),
@@ -133,11 +136,17 @@ def compare_windows(
 
 
 def deltas(now: WindowStats, base: WindowStats) -> dict[str, Delta]:
-    """A Delta for every stat in COMPARED."""
-    return {
+    """A Delta for every stat in COMPARED; a percentile read from rollups on either side says
+    so in its verdict ("… (≈, ±1 %)")."""
+    out = {
         stat: delta(stat, getattr(now, stat), getattr(base, stat), now.calls, base.calls)
         for stat in COMPARED
     }
+    note = now.precision or base.precision
+    if note:
+        for stat in SKETCHED:
+            out[stat] = replace(out[stat], verdict=f"{out[stat].verdict} ({note})")
+    return out
 
 
 def error_code_deltas(now: WindowStats, base: WindowStats, limit: int = TOP_CODES

@@ -13,6 +13,12 @@ Conventions (the numbers a responder quotes at 3 a.m.):
   `cost_per_call_usd` = total / priced calls, and `unpriced_calls` says how many were left out.
 - retry_share = share of calls with attempt > 1. `model_mix` = calls per model ("unknown" = none).
 
+Two paths, one API: windows up to `exact_window_max()` (LLM_INCIDENT_EXACT_WINDOW_MAX, 6 h)
+are exact from raw events; longer ones (or any window with `path="rollups"`, e.g. baselines)
+come from per-minute rollups when those can answer (`metrics.rollup_stats`): counts, sums, rates,
+codes and mixes still exact, percentiles within 1 % — `approximate` is then True and
+`precision` says "≈, ±1 %" for whoever shows the numbers.
+
 How (figures in bench/metrics.py):
 
 - Each call is one statement (bar fallbacks). Without a `where` filter it is built once per shape
@@ -58,6 +64,8 @@ from llm_incident.metrics.percentiles import (
     select_ranks,
     sqlite_percentiles,
 )
+from llm_incident.metrics.rollup_stats import (APPROX_NOTE, Totals, eligible, exact_window_max,
+                                               rollup_totals)
 from llm_incident.metrics.scope import C, IS_ERROR, IS_FLAGGED, Scope, WindowQuery
 
 DURATION_PS = (50.0, 95.0, 99.0)
@@ -95,6 +103,8 @@ class WindowStats:
     retries: int = 0
     retry_share: float | None = None
     model_mix: dict[str, int] = field(default_factory=dict)
+    approximate: bool = False  # percentiles from rollups (within 1 %); counts exact either way
+    precision: str | None = None  # "≈, ±1 %" when approximate: show it beside the numbers
 
     @property
     def empty(self) -> bool:
@@ -134,12 +144,22 @@ def stats_for(
     scope: Scope | None = None,
     where: ColumnElement[bool] | None = None,
     fast_path_max_rows: int | None = None,
+    path: str = "auto",
 ) -> WindowStats:
     """`window_stats` with the dimension filters as a `Scope` (used by compare and breakdowns).
-    `fast_path_max_rows` overrides `FAST_PATH_MAX_ROWS` (tests)."""
+    `path`: "auto" (rollups past `exact_window_max()`), "rollups" (whenever they can answer:
+    baselines), "exact" (raw events only). `fast_path_max_rows` overrides `FAST_PATH_MAX_ROWS`
+    (tests)."""
     if start >= end:
         raise ValueError("window start must be before its end")
     stats = WindowStats(route=route, start=start, end=end)
+    if path != "exact" and eligible(scope, where) and (
+            path == "rollups" or end - start > exact_window_max()):
+        totals = rollup_totals(session, route, start, end, scope)
+        if totals is not None:
+            _from_totals(stats, totals)
+            stats.calls_per_min = stats.calls / ((end - start).total_seconds() / 60)
+            return stats
     window = WindowQuery(route, start, end, scope, where)
     if session.get_bind().dialect.name == "postgresql":
         _postgres(session, window, stats)
@@ -179,6 +199,22 @@ def _largest_first(counts: dict[Any, int]) -> dict[str, int]:
         name = UNKNOWN if key is None else key
         merged[name] = merged.get(name, 0) + count
     return dict(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _from_totals(stats: WindowStats, t: Totals) -> None:
+    """Fill `stats` from rollup totals; percentiles at the same nearest ranks as the exact path."""
+    _set_counts(stats, t.calls, t.flagged, t.errors, t.retries, t.priced, t.cost)
+    _set_averages(stats, t.n_in, t.sum_in, t.n_out, t.sum_out)
+    n = t.durations.count
+    values = t.durations.values_at_ranks([nearest_rank(p, n) for p in DURATION_PS]) if n else [None] * 3
+    _set_durations(stats, dict(zip(DURATION_PS, values, strict=True)))
+    for name, merged in (("p95_tokens_in", t.tokens_in), ("p95_tokens_out", t.tokens_out)):
+        if merged.count:
+            (value,) = merged.values_at_ranks([nearest_rank(95.0, merged.count)])
+            setattr(stats, name, round(value))
+    stats.model_mix = _largest_first(t.models)
+    stats.error_codes = _largest_first(t.codes)
+    stats.approximate, stats.precision = True, APPROX_NOTE
 
 
 # --- SQLite, one pass --------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def _parse_minute(text: str) -> datetime:
 
 
 @dataclass
-class _Group:
+class MinuteGroup:
     calls: int = 0
     flagged: int = 0
     errors: int = 0
@@ -88,7 +88,7 @@ class _Group:
         if duration is not None:
             self.durations.append(duration)
 
-    def absorb(self, other: _Group) -> None:
+    def absorb(self, other: MinuteGroup) -> None:
         for name in ("calls", "flagged", "errors", "retries", "priced", "cost"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for code, count in other.codes.items():
@@ -111,14 +111,14 @@ class _Group:
         }
 
 
-def _bounded(groups: dict[tuple[str, str | None], _Group]) -> dict[tuple[str, str | None], _Group]:
+def _bounded(groups: dict[tuple[str, str | None], MinuteGroup]) -> dict[tuple[str, str | None], MinuteGroup]:
     """At most MAX_GROUPS (env, model) groups: the smallest fold into (env, OTHER_MODEL)."""
     if len(groups) <= MAX_GROUPS:
         return groups
     ranked = sorted(groups.items(), key=lambda kv: -kv[1].calls)
     kept = dict(ranked[:MAX_GROUPS - 1])
     for (env, _model), group in ranked[MAX_GROUPS - 1:]:
-        kept.setdefault((env, OTHER_MODEL), _Group()).absorb(group)
+        kept.setdefault((env, OTHER_MODEL), MinuteGroup()).absorb(group)
     return kept
 
 
@@ -129,12 +129,12 @@ def rollup_rows(session: Session, route: str, start: datetime, end: datetime) ->
                    C.error_code, C.attempt, C.priced, C.cost_usd, C.tokens_in, C.tokens_out,
                    C.duration_ms)
             .where(C.route == route, C.ts >= start, C.ts < end))
-    minutes: dict[str, dict[tuple[str, str | None], _Group]] = defaultdict(dict)
+    minutes: dict[str, dict[tuple[str, str | None], MinuteGroup]] = defaultdict(dict)
     for minute, env, model, *values in session.execute(stmt):
         groups = minutes[minute]
         group = groups.get((env, model))
         if group is None:
-            group = groups[(env, model)] = _Group()
+            group = groups[(env, model)] = MinuteGroup()
         group.add_row(*values)
     rows = []
     for minute, groups in minutes.items():
