@@ -1,7 +1,11 @@
 """The numbers behind the dashboard's charts.
 
-- `route_series`: a route's stats per bucket (`metrics.stats.stats_for` on each bucket, so every
-  point is what the metrics API answers for that bucket's window);
+- `route_series`: a route's charted stats per bucket — calls, flagged rate, p95 duration, p95
+  tokens_out, total cost — with the conventions of `metrics.stats` (nearest-rank percentiles over
+  the non-NULL values, cost over priced calls), from one grouped query over the window: SQLite
+  sends each bucket's durations (whole microseconds) and tokens as JSON arrays and Python picks
+  the ranks; PostgreSQL computes `percentile_disc` per group. The same numbers as `stats_for` on
+  each bucket (tests/integration/test_dashboard_series.py), for one scan instead of one per bucket;
 - `flagged_sparklines`: calls and flagged calls per bucket for every route at once (one grouped
   query), drawn as the overview's sparklines.
 """
@@ -9,13 +13,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, case, cast, func, select
+import json
+from typing import Any
+
+from sqlalchemy import BigInteger, Float, Integer, case, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
+from llm_incident.metrics.percentiles import nearest_rank, pg_percentile, raw_rows, select_ranks
 from llm_incident.metrics.scope import C, IS_FLAGGED, event_conditions
-from llm_incident.metrics.stats import WindowStats, stats_for
+from llm_incident.metrics.stats import WindowStats
 
 CHARTED = (
     ("flagged_rate", "flagged rate", "rate"),
@@ -35,9 +43,49 @@ class Point:
 
 
 def route_series(session: Session, route: str, edges: list[datetime]) -> list[WindowStats]:
-    """The route's stats for each bucket between consecutive `edges`."""
-    return [stats_for(session, route, left, right)
-            for left, right in zip(edges, edges[1:], strict=False)]
+    """The route's charted stats for each bucket between consecutive `edges` (equal widths of
+    whole seconds); the other fields of each WindowStats are left empty."""
+    start, end = edges[0], edges[-1]
+    n = len(edges) - 1
+    width = max(1, round((end - start).total_seconds() / n))
+    dialect = session.get_bind().dialect.name
+    index = _bucket_index(dialect, int(start.timestamp()), width)
+    buckets = [WindowStats(route=route, start=a, end=b)
+               for a, b in zip(edges, edges[1:], strict=False)]
+    statement = (select(index, *_AGGREGATES[dialect])
+                 .where(*event_conditions(route, start, end)).group_by(index))
+    for i, calls, flagged, priced, cost, durations, tokens in raw_rows(session, statement):
+        b = buckets[min(max(int(i), 0), n - 1)]
+        b.calls, b.flagged, b.priced_calls = calls, int(flagged), int(priced)
+        b.flagged_rate = b.flagged / calls
+        b.total_cost_usd = float(cost or 0.0)
+        if dialect == "postgresql":
+            b.p95_duration_ms = None if durations is None else float(durations)
+            b.p95_tokens_out = tokens
+        else:
+            (micros,) = _p95(json.loads(durations))
+            b.p95_duration_ms = None if micros is None else micros / 1_000_000
+            (b.p95_tokens_out,) = _p95(json.loads(tokens))
+    return buckets
+
+
+def _p95(values: list[Any]) -> list[Any]:
+    return select_ranks(values, [nearest_rank(95.0, len(values))]) if values else [None]
+
+
+_MICROS = cast(C.duration_ms * literal_column("1000000.0", Float) + literal_column("0.5", Float),
+               Integer)
+_COUNTS = (func.count(), func.sum(case((IS_FLAGGED, 1), else_=0)),
+           func.sum(case((C.priced, 1), else_=0)), func.sum(case((C.priced, C.cost_usd))))
+_AGGREGATES = {
+    "sqlite": (*_COUNTS, func.json_group_array(_MICROS).filter(C.duration_ms.is_not(None)),
+               func.json_group_array(C.tokens_out).filter(C.tokens_out.is_not(None))),
+    "postgresql": (*_COUNTS, pg_percentile(C.duration_ms, 95.0), pg_percentile(C.tokens_out, 95.0)),
+}
+
+
+def _bucket_index(dialect: str, origin: int, width: int):  # noqa: ANN202 - a SQL expression
+    return cast(func.floor((_epoch_seconds(dialect) - origin) / float(width)), Integer)
 
 
 def points(buckets: list[WindowStats], stat: str) -> list[Point]:
@@ -59,11 +107,8 @@ def flagged_sparklines(session: Session, start: datetime, end: datetime, buckets
                        ) -> dict[str, list[float | None]]:
     """route → flagged rate per bucket over `[start, end)` in `buckets` equal buckets (None for a
     bucket without calls)."""
-    width = (end - start) / buckets
-    seconds = max(1, int(width.total_seconds()))
-    origin = int(start.timestamp())
-    dialect = session.get_bind().dialect.name
-    index = cast(func.floor((_epoch_seconds(dialect) - origin) / float(seconds)), Integer)
+    seconds = max(1, int(((end - start) / buckets).total_seconds()))
+    index = _bucket_index(session.get_bind().dialect.name, int(start.timestamp()), seconds)
     stmt = (select(C.route, index, func.count(), func.sum(case((IS_FLAGGED, 1), else_=0)))
             .where(*event_conditions(None, start, end)).group_by(C.route, index))
     counts: dict[str, list[list[int]]] = {}
@@ -73,8 +118,3 @@ def flagged_sparklines(session: Session, start: datetime, end: datetime, buckets
         cell[0] += calls
         cell[1] += int(flagged or 0)
     return {route: [f / n if n else None for n, f in row] for route, row in counts.items()}
-
-def bucket_edges(start: datetime, end: datetime, buckets: int) -> list[datetime]:
-    """`buckets` + 1 equal edges from `start` to `end`."""
-    width: timedelta = (end - start) / buckets
-    return [start + i * width for i in range(buckets)] + [end]

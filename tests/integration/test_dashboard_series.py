@@ -1,0 +1,68 @@
+"""The dashboard's chart buckets (one grouped query) give what `stats_for` gives for each bucket's
+window, on both backends: calls, flagged rate, p95 duration, p95 tokens_out, total cost."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from llm_incident.dashboard.ranges import RANGES
+from llm_incident.dashboard.series import flagged_sparklines, route_series
+from llm_incident.events.ingest import ingest_events
+from llm_incident.metrics.stats import stats_for
+
+NOW = datetime(2026, 11, 26, 14, 0, 30, tzinfo=timezone.utc)
+
+
+def _events(n: int, seed: int) -> list[dict]:
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        ts = NOW - timedelta(seconds=rnd.uniform(0, 7 * 3600))
+        out.append({
+            "event_id": f"e{i}", "route": rnd.choice(("a", "a", "b")), "ts": ts.isoformat(),
+            "model": "m", "tokens_in": 10,
+            "tokens_out": None if rnd.random() < 0.1 else rnd.randrange(1, 5000),
+            "duration_ms": None if rnd.random() < 0.1 else round(rnd.uniform(1, 9000), 3),
+            "status": "flagged" if rnd.random() < 0.2 else "ok",
+            "contains_banned": rnd.random() < 0.05,
+            "cost_usd": None if rnd.random() < 0.2 else rnd.uniform(0, 0.01)})
+    # one on a bucket's very edge, one just before the window's end
+    out.append({"event_id": "edge", "route": "a", "ts": (RANGES["6h"].edges(NOW)[3]).isoformat()})
+    out.append({"event_id": "last", "route": "a",
+                "ts": (RANGES["6h"].window(NOW).end - timedelta(microseconds=1)).isoformat()})
+    return out
+
+
+@pytest.mark.parametrize("range_name", ["1h", "6h", "24h"])
+def test_buckets_match_stats_for_each_window(db, range_name):
+    with db.write() as session:
+        ingest_events(session, _events(1500, seed=3), now=NOW)
+    edges = RANGES[range_name].edges(NOW)
+    with db.read() as session:
+        got = route_series(session, "a", edges)
+        assert len(got) == RANGES[range_name].buckets
+        for bucket, left, right in zip(got, edges[:-1], edges[1:], strict=True):
+            want = stats_for(session, "a", left, right)
+            assert (bucket.start, bucket.end) == (left, right)
+            assert bucket.calls == want.calls
+            assert bucket.flagged_rate == want.flagged_rate
+            assert bucket.p95_tokens_out == want.p95_tokens_out
+            assert bucket.p95_duration_ms == pytest.approx(want.p95_duration_ms, abs=1e-6)
+            assert bucket.total_cost_usd == pytest.approx(want.total_cost_usd, rel=1e-12)
+        assert sum(b.calls for b in got) == stats_for(session, "a", edges[0], edges[-1]).calls
+
+
+def test_sparklines_count_each_routes_flagged_share_per_bucket(db):
+    with db.write() as session:
+        ingest_events(session, _events(600, seed=5), now=NOW)
+    start, end = NOW - timedelta(hours=6), NOW
+    with db.read() as session:
+        lines = flagged_sparklines(session, start, end, 30)
+        step = (end - start) / 30
+        for route in ("a", "b"):
+            want = [stats_for(session, route, start + i * step, start + (i + 1) * step).flagged_rate
+                    for i in range(30)]
+            assert lines[route] == pytest.approx(want)
