@@ -199,7 +199,7 @@ def test_a_closed_incidents_buttons_stay_inert_in_the_console(db):
     shell.handle_line("clamp support.reply 800")
     shell.handle_line("close done")
     shell.handle_line(str(kill))
-    assert "incident #1 is closed; use `/llm-incident kill support.reply` to act now" in \
+    assert "incident #1 is closed; use `kill support.reply` to act now" in \
         out.getvalue()
     with db.read() as session:
         state = get_controls(session, "support.reply")

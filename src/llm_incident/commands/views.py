@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from llm_incident.changes import Change
 from llm_incident.commands.verbs import VERBS
 from llm_incident.commands.replies import Actions, Button, Confirm, Note, Reply, Section, Table
+from llm_incident.incidents import postmortem_phrases as phrases
 from llm_incident.incidents.models import Incident, IncidentClass, TimelineEntry
 from llm_incident.incidents.runbook import (
     FIRST_TEN_MINUTES,
@@ -30,11 +31,9 @@ def when(ts: datetime) -> str:
 
 
 def duration(span: timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    parts = [f"{days}d"] * bool(days) + [f"{hours}h"] * bool(hours) + [f"{minutes}m"]
-    return " ".join(parts)
+    """The postmortem's one duration format (`45s`, `12m 5s`, `1h 5m`), so a card's "closed
+    after" and the postmortem's "Duration" read alike."""
+    return phrases.span(span)
 
 
 def user(user_id: str) -> str:
