@@ -9,12 +9,13 @@ the job has not caught up, the whole-minute part is empty, or the edges are too 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from llm_incident.metrics.percentiles import raw_rows
@@ -85,40 +86,49 @@ def _ceil_minute(value: datetime) -> datetime:
     return floor if floor == value else floor + _MINUTE
 
 
+_SUMS = (func.sum(R.calls), func.sum(R.flagged), func.sum(R.errors), func.sum(R.retries),
+         func.sum(R.priced), func.sum(R.cost_usd), func.sum(R.n_tokens_in),
+         func.sum(R.sum_tokens_in), func.sum(R.n_tokens_out), func.sum(R.sum_tokens_out))
+_PARTS = (R.errors, R.error_codes, R.duration_sketch, R.tokens_in_sketch, R.tokens_out_sketch)
+
+
 def _add_rollups(session: Session, totals: Totals, route: str | None, start: datetime,
                  end: datetime, scope: Scope | None) -> bool:
-    """Add the rollup rows of minutes in `[start, end)`; False when a model filter meets a minute
-    whose small models were folded together (the exact path answers that)."""
-    stmt = select(R.model, R.calls, R.flagged, R.errors, R.retries, R.priced, R.cost_usd,
-                  R.n_tokens_in, R.sum_tokens_in, R.n_tokens_out, R.sum_tokens_out,
-                  R.error_codes, R.duration_sketch, R.tokens_in_sketch, R.tokens_out_sketch
-                  ).where(R.minute >= start, R.minute < end)
+    """Add the rollup rows of minutes in `[start, end)`: sums per model in SQL, then the error
+    codes and sketches row by row. False when a model filter meets a minute whose small models
+    were folded together (the exact path answers that)."""
+    conditions = [R.minute >= start, R.minute < end]
     if route is not None:
-        stmt = stmt.where(R.route == route)
+        conditions.insert(0, R.route == route)
     if scope is not None and scope.env is not None:
-        stmt = stmt.where(R.env == scope.env)
+        conditions.append(R.env == scope.env)
     if scope is not None and scope.model is not None:
-        stmt = stmt.where(R.model.in_((scope.model, OTHER_MODEL)))
-    for row in session.execute(stmt):
-        model = row[0]
-        if scope is not None and scope.model is not None and model != scope.model:
-            return False
-        totals.calls += row[1]
-        totals.flagged += row[2]
-        totals.errors += row[3]
-        totals.retries += row[4]
-        totals.priced += row[5]
-        totals.cost += row[6]
-        totals.n_in += row[7]
-        totals.sum_in += row[8]
-        totals.n_out += row[9]
-        totals.sum_out += row[10]
-        if row[3]:
-            totals.codes.update(row[11])
-        totals.models[model] += row[1]
-        totals.durations.add(row[12])
-        totals.tokens_in.add(row[13])
-        totals.tokens_out.add(row[14])
+        conditions.append(R.model.in_((scope.model, OTHER_MODEL)))
+    by_model = raw_rows(session, select(R.model, *_SUMS).where(*conditions).group_by(R.model))
+    if scope is not None and scope.model is not None and any(
+            row[0] != scope.model for row in by_model):
+        return False
+    if scope is not None and scope.model is not None:
+        conditions[-1] = R.model == scope.model
+    for model, calls, flagged, errors, retries, priced, cost, n_in, s_in, n_out, s_out in by_model:
+        totals.calls += calls
+        totals.flagged += flagged
+        totals.errors += errors
+        totals.retries += retries
+        totals.priced += priced
+        totals.cost += cost or 0.0
+        totals.n_in += n_in
+        totals.sum_in += int(s_in)
+        totals.n_out += n_out
+        totals.sum_out += int(s_out)
+        totals.models[model] += calls
+    durations, tokens_in, tokens_out = totals.durations, totals.tokens_in, totals.tokens_out
+    for errors, codes, duration, t_in, t_out in raw_rows(session, select(*_PARTS).where(*conditions)):
+        if errors:
+            totals.codes.update(codes if isinstance(codes, dict) else json.loads(codes))
+        durations.add(duration)
+        tokens_in.add(t_in)
+        tokens_out.add(t_out)
     return True
 
 

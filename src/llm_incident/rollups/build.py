@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import delete, func, insert, literal_column, select
@@ -34,6 +35,7 @@ MAX_BATCHES = 20  # per run (a backfill goes on next run)
 MAX_GROUPS = 50  # (env, model) pairs per route and minute; the smaller rest fold into OTHER_MODEL
 OTHER_MODEL = "(other)"
 STATE = "events"
+JOIN_GAP = timedelta(hours=1)
 _MINUTE = timedelta(minutes=1)
 C = Event.__table__.c
 R = EventRollup.__table__
@@ -51,8 +53,10 @@ def minute_text(dialect: str, ts: ColumnElement[Any]) -> ColumnElement[str]:
                         "YYYY-MM-DD HH24:MI")
 
 
+@lru_cache(maxsize=4096)
 def _parse_minute(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
+    return datetime(int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]),
+                    int(text[14:16]), tzinfo=timezone.utc)
 
 
 @dataclass
@@ -144,10 +148,11 @@ def rollup_rows(session: Session, route: str, start: datetime, end: datetime) ->
 
 
 def _ranges(minutes: set[datetime]) -> list[tuple[datetime, datetime]]:
-    """Contiguous `[start, end)` ranges covering the minutes."""
+    """`[start, end)` ranges covering the minutes, those less than `JOIN_GAP` apart in one (a
+    range is read and rewritten whole, so a minute without events in it just gets no rows)."""
     out: list[tuple[datetime, datetime]] = []
     for minute in sorted(minutes):
-        if out and out[-1][1] == minute:
+        if out and minute - out[-1][1] < JOIN_GAP:
             out[-1] = (out[-1][0], minute + _MINUTE)
         else:
             out.append((minute, minute + _MINUTE))

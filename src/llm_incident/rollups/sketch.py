@@ -12,6 +12,7 @@ key from the lowest to the highest — decoded with `numpy.frombuffer`, merged b
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable, Sequence
 
@@ -26,6 +27,7 @@ MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 _LN_GAMMA = float(np.log(MAPPING.gamma))
 _HEADER = struct.Struct("<iI")
 _EMPTY = b""
+_FEW = 16
 
 
 def keys_of(values: np.ndarray) -> np.ndarray:
@@ -33,8 +35,29 @@ def keys_of(values: np.ndarray) -> np.ndarray:
     return np.ceil(np.log(values) / _LN_GAMMA).astype(np.int64)
 
 
+def _encode_few(values: Sequence[float]) -> bytes:
+    """`encode` for a handful of values, without numpy's per-call cost."""
+    counts: dict[int, int] = {}
+    zeros = 0
+    for value in values:
+        if value > MAPPING.min_possible:
+            key = math.ceil(math.log(value) / _LN_GAMMA)
+            counts[key] = counts.get(key, 0) + 1
+        else:
+            zeros += 1
+    if not counts:
+        return _HEADER.pack(0, zeros)
+    low = min(counts)
+    body = [0] * (max(counts) - low + 1)
+    for key, count in counts.items():
+        body[key - low] = count
+    return _HEADER.pack(low, zeros) + struct.pack(f"<{len(body)}I", *body)
+
+
 def encode(values: Sequence[float] | np.ndarray) -> bytes:
     """The sketch of `values` (no value: empty bytes)."""
+    if isinstance(values, list) and len(values) <= _FEW:
+        return _encode_few(values) if values else _EMPTY
     array = np.asarray(values, dtype=np.float64)
     if array.size == 0:
         return _EMPTY
@@ -49,37 +72,57 @@ def encode(values: Sequence[float] | np.ndarray) -> bytes:
 
 
 class Merged:
-    """Buckets added up from many encoded sketches; `value_at_rank` reads a percentile."""
+    """Buckets added up from many encoded sketches; `values_at_ranks` reads percentiles. Adding
+    only keeps the bytes; they are decoded together, in a few numpy operations, when read."""
 
     def __init__(self) -> None:
-        self._parts: list[tuple[int, np.ndarray]] = []
-        self.zeros = 0
+        self._blobs: list[bytes] = []
+        self._resolved: tuple[int, int, np.ndarray] | None = None
 
     def add(self, blob: bytes | None) -> None:
-        if not blob:
-            return
-        low, zeros = _HEADER.unpack_from(blob)
-        self.zeros += zeros
-        if len(blob) > _HEADER.size:
-            self._parts.append((low, np.frombuffer(blob, dtype="<u4", offset=_HEADER.size)))
+        if blob:
+            self._blobs.append(blob)
+            self._resolved = None
 
     def add_values(self, values: Iterable[float]) -> None:
         self.add(encode(np.fromiter(values, dtype=np.float64)))
 
+    def _resolve(self) -> tuple[int, int, np.ndarray]:
+        """(zero count, lowest key, count per key from it) of every sketch added."""
+        if self._resolved is None:
+            zeros, lows, sizes, bodies = 0, [], [], []
+            for blob in self._blobs:
+                low, zero = _HEADER.unpack_from(blob)
+                zeros += zero
+                if len(blob) > _HEADER.size:
+                    lows.append(low)
+                    sizes.append((len(blob) - _HEADER.size) // 4)
+                    bodies.append(blob[_HEADER.size:])
+            if not lows:
+                self._resolved = (zeros, 0, np.zeros(0, dtype=np.int64))
+            else:
+                counts = np.frombuffer(b"".join(bodies), dtype="<u4")
+                low_keys, size = np.asarray(lows, dtype=np.int64), np.asarray(sizes)
+                base = int(low_keys.min())
+                starts = np.cumsum(size) - size
+                index = np.arange(counts.size) - np.repeat(starts - (low_keys - base), size)
+                self._resolved = (zeros, base,
+                                  np.bincount(index, weights=counts).astype(np.int64))
+        return self._resolved
+
     def counts(self) -> tuple[int, np.ndarray]:
-        """(lowest key, count per key from it) of every part added."""
-        if not self._parts:
-            return 0, np.zeros(0, dtype=np.int64)
-        low = min(p[0] for p in self._parts)
-        high = max(p[0] + len(p[1]) for p in self._parts)
-        total = np.zeros(high - low, dtype=np.int64)
-        for start, counts in self._parts:
-            total[start - low:start - low + len(counts)] += counts
+        """(lowest key, count per key from it) of every sketch added."""
+        _zeros, low, total = self._resolve()
         return low, total
 
     @property
+    def zeros(self) -> int:
+        return self._resolve()[0]
+
+    @property
     def count(self) -> int:
-        return self.zeros + sum(int(c.sum()) for _s, c in self._parts)
+        zeros, _low, total = self._resolve()
+        return zeros + int(total.sum())
 
     def values_at_ranks(self, ranks: Sequence[int]) -> list[float]:
         """The values at 1-based `ranks` (nearest-rank positions), each within 1 %."""
