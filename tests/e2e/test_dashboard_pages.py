@@ -98,6 +98,9 @@ def test_route_page_charts_one_point_per_bucket_with_calls_and_marks_the_deploy(
     assert html.count('class="mark mark-change"') == 4 and "deploy 4.2: longer answers" in html
     assert html.count('class="mark mark-control"') == 4 and html.count('class="mark mark-incident"') == 4
     assert "max_tokens: none → 512" in html and "clamp while we look" in html  # the audit
+    assert 'id="unknown-route"' not in html
+    typo = _get(f"{site}/routes/support.replly").text
+    assert 'id="unknown-route"' in typo and "has sent no events yet" in typo
 
 
 def test_the_filter_box_finds_events_and_shows_a_bad_filters_error(site):

@@ -19,6 +19,7 @@ from llm_incident.dashboard.ranges import Range
 from llm_incident.dashboard.series import CHARTED, Point, points, route_series
 from llm_incident.dashboard.svg import Mark
 from llm_incident.events.models import Event
+from llm_incident.events.routes import is_known_route
 from llm_incident.incidents.models import Incident
 from llm_incident.metrics.breakdowns import PromptCost, top_prompts
 from llm_incident.metrics.compare import Comparison, compare_windows
@@ -55,6 +56,7 @@ class RoutePage:
     events: list[Event]
     controls: list[ControlState]
     audit: list[ControlChange] = field(default_factory=list)
+    known: bool = True  # False: the route never sent an event (a typo?)
 
 
 def route_marks(session: Session, route: str, window: Window) -> list[Mark]:
@@ -107,4 +109,5 @@ def route_page(session: Session, route: str, *, now: datetime, rng: Range,
         filter_text=text, filter_error=error, events=events,
         controls=list_controls(session, routes=[route]),
         audit=control_history(session, route=route, limit=AUDIT_LIMIT),
+        known=is_known_route(session, route),
     )
