@@ -218,3 +218,24 @@ def test_a_failing_triage_never_stops_the_start(demo, db, monkeypatch, caplog):
         incident = incidents.get_incident(session, 1)
     assert incident.onset_at is None  # nothing made up: the card shows no "Began"
     assert "Began" not in render_reply(posts["incident:1:card"].reply)
+
+
+def test_started_from_an_alert_the_thread_says_the_onset_is_the_alerts(db):
+    from llm_incident.commands.alerting import AlertConfig
+    from llm_incident.scheduler.alert_job import run_alerts
+
+    with db.write() as session:
+        seed_demo(session, "token-explosion", now=NOW)
+    fired = run_alerts(JobContext(db=db), NOW).notifications
+    note = next(n for n in fired if n.rule_id == "p95-tokens-out")
+    delivery = ConsoleDelivery()
+    core = CommandCore(db, delivery, alerts=AlertConfig(rules=JobContext(db=db).rules))
+    assert "Incident #1 started" in core.run(f"alerts start {note.id}", ctx()).reply.text
+    posts = {p.key: p for p in delivery.drain()[0]}
+    with db.read() as session:
+        entries = incidents.timeline(session, incidents.get_incident(session, 1))
+    triage_entry = next(e for e in entries if e.kind == "triage")
+    assert "(the alert's onset)" in triage_entry.text and "(since)" not in triage_entry.text
+    runbook = render_reply(posts["incident:1:runbook"].reply)
+    assert "(the onset of the alert that started it)" in runbook
+    assert "given with `since`" not in runbook

@@ -198,7 +198,7 @@ class CommandCore:
             since, source = datetime.fromisoformat(trigger["onset"]), ALERT
         with self.db.read() as session:  # statistics outside the write lock
             triages = route_triages(session, cmd.routes, incident_class=cmd.incident_class,
-                                    since=since, now=ctx.now)
+                                    since=since, now=ctx.now, source=source)
         with self.db.write() as session:
             incident, created = incidents.start_incident(session, request, now=ctx.now)
             if created and trigger:

@@ -30,26 +30,33 @@ LOOKBACK = timedelta(hours=6)
 REFRESH_FOR = timedelta(hours=1)  # how long after the start the Triage message is redrawn
 MAX_BUTTONS = 5
 SINCE, DETECTED, ALERT = "since", "detected", "alert"  # where an incident's onset came from
+ONSET_WORDS = {SINCE: "given with `since`", ALERT: "the alert's onset", DETECTED: "detected"}
 
 
 def route_triages(session: Session, routes: list[str] | tuple[str, ...], *, incident_class: str,
-                  since: datetime | None, now: datetime) -> list[Triage]:
-    """A triage per route (the first few); an onset given with `since` holds for each. A route
-    whose triage fails is logged and left out: the incident starts regardless."""
+                  since: datetime | None, now: datetime, source: str = SINCE) -> list[Triage]:
+    """A triage per route (the first few); an onset given (`since`, or the alert's: `source`)
+    holds for each. A route whose triage fails is logged and left out: the incident starts
+    regardless."""
     found = []
     for route in list(routes)[:MAX_TRIAGED_ROUTES]:
         try:
-            found.append(triage(session, route, now=now, incident_class=incident_class,
-                                since=since, lookback=LOOKBACK))
+            result = triage(session, route, now=now, incident_class=incident_class,
+                            since=since, lookback=LOOKBACK)
         except Exception:  # noqa: BLE001 - statistics must never stop an incident's start
             log.exception("triage of %s failed; the incident goes on without it", route)
+            continue
+        if since is not None and result.onset is not None:
+            result.onset_source = source
+        found.append(result)
     return found
 
 
 def incident_triages(session: Session, incident: Incident, now: datetime) -> list[Triage]:
-    since = incident.onset_at if incident.onset_source in (SINCE, ALERT) else None
+    given = incident.onset_source in (SINCE, ALERT)
     return route_triages(session, incident.routes, incident_class=incident.incident_class,
-                         since=since, now=now)
+                         since=incident.onset_at if given else None, now=now,
+                         source=incident.onset_source if given else SINCE)
 
 
 def primary(triages: list[Triage]) -> Triage | None:
@@ -73,7 +80,8 @@ def record_onset(session: Session, incident: Incident, triages: list[Triage], *,
         text = f"no onset found: {triages[0].no_shift}" if triages else "no route to triage"
         incidents.add_timeline(session, incident, actor=actor, kind="triage", now=now, text=text)
         return
-    text = f"began {first.onset:%H:%M} UTC ({first.onset_source}) on `{first.route}`"
+    how = ONSET_WORDS.get(first.onset_source or "", first.onset_source)
+    text = f"began {first.onset:%H:%M} UTC ({how}) on `{first.route}`"
     if first.main_stat:
         text += f"; {first.main_stat} moved"
     if first.attributions:

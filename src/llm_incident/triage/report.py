@@ -69,7 +69,7 @@ class Triage:
     incident_class: str
     shifts: RouteShifts
     onset: datetime | None = None
-    onset_source: str | None = None  # "detected" | "since" | None
+    onset_source: str | None = None  # "detected" | "since" | "alert" (set by the caller) | None
     main_stat: str | None = None
     main_shift: Shift | None = None
     blast: BlastRadius | None = None
@@ -112,6 +112,8 @@ class Triage:
         text = f"{self.onset:%Y-%m-%d %H:%M} UTC"
         if self.onset_source == "since":
             return text + " (given with `since`)"
+        if self.onset_source == "alert":
+            return text + " (the onset of the alert that started it)"
         shift = self.main_shift
         if shift is not None:
             text += (f" (detected: {_label(shift.stat)} {format_stat(shift.stat, shift.before)}"
