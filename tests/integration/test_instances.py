@@ -167,3 +167,36 @@ def test_a_change_made_elsewhere_is_acknowledged_by_every_connected_client(serve
         rows = list(session.exec(select(ClientInstance)))
     assert sorted(r.name for r in rows) == ["web-0", "web-1", "web-2"]
     assert all(instances.applied_version(r, ROUTE)[0] == version for r in rows)
+
+
+def test_a_kill_superseded_by_a_restore_counts_traffic_only_until_the_restore_and_ends(db):
+    from llm_incident.scheduler.context import JobContext
+    from llm_incident.scheduler.control_proof import update_control_proofs
+
+    start = datetime(2026, 12, 1, 14, 21, tzinfo=timezone.utc)
+    with db.write() as session:
+        _instance(session, "web-1", seen=start - timedelta(seconds=5), version=0)
+        kill = change_controls(session, ROUTE, "prod", {"enabled": False}, actor="U1", reason="t", now=start)
+        proof.follow(session, incident=1, change_id=kill.change_id, route=ROUTE, env="prod",
+                     version=kill.controls.version, after=kill.after, line="<@U1> killed", changed_at=start)
+    jc = JobContext(db=db)
+    assert update_control_proofs(jc, start + timedelta(seconds=1)) == [kill.change_id]
+    with db.read() as session:
+        row = session.get(proof.ControlProof, kill.change_id)
+    assert row.shown.startswith("⏳ 0 of 1 applied so far; waiting for web-1") and not row.done
+    assert update_control_proofs(jc, start + timedelta(seconds=2)) == []  # nothing new: nothing posted
+    with db.write() as session:
+        _instance(session, "web-1", seen=start + timedelta(seconds=3), version=kill.controls.version,
+                  at=start + timedelta(seconds=0.3))
+        restore = change_controls(session, ROUTE, "prod", {"enabled": True}, actor="U1", reason="t",
+                                  now=start + timedelta(seconds=60))
+        ingest_events(session, [{"event_id": "after-restore", "route": ROUTE,
+                                 "ts": (start + timedelta(seconds=70)).isoformat()}],
+                      now=start + timedelta(seconds=71))
+    assert restore.controls.version == kill.controls.version + 1
+    assert update_control_proofs(jc, start + timedelta(seconds=80)) == [kill.change_id]
+    with db.read() as session:
+        row = session.get(proof.ControlProof, kill.change_id)
+    assert row.shown == ("✅ kill applied by 1/1 instances in 0.3 s\n"
+                         f"no upstream calls on `{ROUTE}` since the kill")
+    assert row.done and row.acked_at is not None

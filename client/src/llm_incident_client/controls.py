@@ -168,8 +168,10 @@ class _Poller:
             headers[HEADER] = self.report()
         except Exception:  # noqa: BLE001 - the report is best effort, the controls are not
             log.debug("llm-incident controls: cannot build the instance report", exc_info=True)
+        reconnecting = self.failing  # after a failure, ask without waiting: back (and not stale) in one round trip
         if sent_tag is not None:
-            params["wait"] = self.wait
+            if not reconnecting:
+                params["wait"] = self.wait
             headers["If-None-Match"] = sent_tag
         started = time.monotonic()
         try:
@@ -181,7 +183,8 @@ class _Poller:
         if response.status_code == 304:
             self._recovered()
             # An instant 304 means the server (or a proxy) did not hold the request: pace ourselves.
-            return _MIN_POLL_INTERVAL if time.monotonic() - started < 0.05 else None
+            held = reconnecting or time.monotonic() - started >= 0.05
+            return None if held else _MIN_POLL_INTERVAL
         if response.status_code != 200:
             self.retry_after = retry_after_seconds(response.headers.get("retry-after"))
             return self._failed(f"{self.endpoint} answered HTTP {response.status_code}: {response.text[:200]}",

@@ -16,6 +16,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Field, Session, SQLModel, select
 
 from llm_incident.controls.instances import applied_version, is_stale, list_instances
+from llm_incident.controls.models import ControlChange, Outcome
 from llm_incident.events.models import Event
 
 FOLLOW_FOR = timedelta(minutes=10)
@@ -134,11 +135,13 @@ def _upstream(route: str, env: str):
 
 
 def traffic_line(session: Session, route: str, env: str, changed_at: datetime,
-                 applied_at: datetime | None) -> str:
-    """From the events: when upstream calls on the route stopped, or how many came after the kill."""
+                 applied_at: datetime | None, until: datetime | None = None) -> str:
+    """From the events: when upstream calls on the route stopped, or how many came after the kill (and
+    before `until`, the route's next change)."""
     since = max(applied_at or changed_at, changed_at)
+    later = [Event.ts > since] + ([Event.ts < until] if until is not None else [])
     after_count, after_last = session.exec(
-        select(func.count(), func.max(Event.ts)).where(*_upstream(route, env), Event.ts > since)).one()
+        select(func.count(), func.max(Event.ts)).where(*_upstream(route, env), *later)).one()
     if after_count:
         calls = "call" if after_count == 1 else "calls"
         return (f"⚠️ traffic on `{route}` has not stopped: {after_count} upstream {calls} since the kill "
@@ -161,19 +164,41 @@ def applied_at(t: Tally, changed_at: datetime) -> datetime | None:
     return changed_at + timedelta(seconds=t.seconds or 0.0)
 
 
-def refresh(session: Session, proof: ControlProof, now: datetime) -> str:
-    """The proof lines for the thread as of `now`; freezes the acknowledgement once complete."""
-    if proof.ack is None:
+def next_change_at(session: Session, proof: ControlProof) -> datetime | None:
+    """When the route's controls next changed after this change, if they did."""
+    return session.exec(select(ControlChange.ts).where(
+        ControlChange.route == proof.route, ControlChange.env == proof.env, ControlChange.id > proof.change_id,
+        ControlChange.outcome == Outcome.applied.value).order_by(ControlChange.id)).first()
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """A followed change as of now: the proof text, the acknowledgement (frozen once complete) and when it
+    completed, and whether following it is over."""
+
+    text: str
+    ack: str | None
+    acked_at: datetime | None
+    done: bool
+
+
+def refresh(session: Session, proof: ControlProof, now: datetime) -> Refreshed:
+    """The proof lines for the thread as of `now` (reads only). The acknowledgement freezes once complete;
+    following ends once the change is older than FOLLOW_FOR, or complete and superseded."""
+    until = next_change_at(session, proof)
+    frozen, acked_at = proof.ack, proof.acked_at
+    if frozen is None:
         t = tally(session, proof.route, proof.env, proof.version, proof.changed_at, now)
         ack = ack_line(proof.verb, proof.route, t)
         if t.complete:
-            proof.ack, proof.acked_at = ack, applied_at(t, proof.changed_at)
+            frozen, acked_at = ack, applied_at(t, proof.changed_at)
     else:
-        ack = proof.ack
+        ack = frozen
     lines = [ack]
     if proof.verb == "kill":
-        lines.append(traffic_line(session, proof.route, proof.env, proof.changed_at, proof.acked_at))
-    return "\n".join(lines)
+        lines.append(traffic_line(session, proof.route, proof.env, proof.changed_at, acked_at, until))
+    done = now - proof.changed_at > FOLLOW_FOR or (frozen is not None and until is not None)
+    return Refreshed("\n".join(lines), frozen, acked_at, done)
 
 
 def proof_for_change(session: Session, change_id: int, now: datetime) -> str | None:
@@ -181,7 +206,7 @@ def proof_for_change(session: Session, change_id: int, now: datetime) -> str | N
     proof = session.get(ControlProof, change_id)
     if proof is None:
         return None
-    return proof.shown or refresh(session, proof, now)
+    return proof.shown or refresh(session, proof, now).text
 
 
 def latest_proof(session: Session, route: str, env: str) -> ControlProof | None:

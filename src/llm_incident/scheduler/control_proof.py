@@ -24,23 +24,29 @@ def control_line_key(incident: int, change_id: int) -> str:
 
 
 def update_control_proofs(jc: JobContext, now: datetime) -> list[int]:
-    """Refresh every followed change; the ids whose thread line was edited."""
+    """Refresh every followed change; the ids whose thread line was edited. Each is computed in a read;
+    only what changed is written (with its posts, in one transaction)."""
     with jc.db.read() as session:
         ids = proofs.open_proofs(session)
     edited = []
     for change_id in ids:
-        with jc.db.write() as session:
+        with jc.db.read() as session:
             proof = session.get(proofs.ControlProof, change_id)
             if proof is None or proof.done:
                 continue
-            text = proofs.refresh(session, proof, now)
-            proof.done = now - proof.changed_at > proofs.FOLLOW_FOR
-            if text != proof.shown:
-                proof.shown = text
+            now_is = proofs.refresh(session, proof, now)
+            if now_is.text == proof.shown and now_is.ack == proof.ack and not now_is.done:
+                continue
+        text = now_is.text
+        with jc.db.write() as session:
+            stored = session.get(proofs.ControlProof, change_id)
+            stored.ack, stored.acked_at, stored.done = now_is.ack, now_is.acked_at, now_is.done
+            if text != stored.shown:
+                stored.shown = text
                 edited.append(change_id)
                 if jc.delivery is not None:
-                    jc.delivery.enqueue(session, _posts(session, proof, text))
-            session.add(proof)
+                    jc.delivery.enqueue(session, _posts(session, stored, text))
+            session.add(stored)
     return edited
 
 
