@@ -111,3 +111,13 @@ def test_the_demo_clock_runs_speed_times_as_fast():
     assert clock.real_seconds(300) == 10
     with pytest.raises(ValueError):
         DemoClock(T0, speed=0.5)
+
+
+def test_a_retry_cap_calms_the_retry_storm():
+    share = {}
+    for cap in (None, 0):
+        events, _ = run("provider-429", minutes=240,
+                        docs_answer=Decision(retry_cap=cap))
+        attempts = of(events, "docs.answer")
+        share[cap] = sum(e["status"] == "error" for e in attempts) / len(attempts)
+    assert 0.25 < share[None] < 0.41 and share[0] < share[None] / 2

@@ -4,7 +4,8 @@ demo time), asks `Controls.guard()` before every call and reports each attempt w
 It obeys the controls as a real app would: a killed route answers its fallback without calling
 the model (no event), a clamp caps tokens_out (and the time spent generating them, which is most of a call's), a model or
 provider switch gives that model's / provider's behaviour (the latency spike belongs to the model
-the scenario switched to, the 429s to the rate-limited provider), a retry cap cuts attempts.
+the scenario switched to, the 429s to the rate-limited provider), a retry cap cuts attempts (and,
+as a retry storm feeds a rate limit, the share of 429s).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ RATE_LIMITED_SHARE = 0.33
 # Relative latency of the models the demo knows (a switch changes the route's durations).
 MODEL_LATENCY = {"gpt-4o-mini": 1.0, "gpt-4o": 1.8, "claude-3-5-haiku-latest": 1.0,
                  BAD_MODEL: 3.2}
+
+
+def rate_limited_share(retries: int) -> float:
+    """The share of attempts the rate-limited provider refuses: a retry storm feeds it, so it
+    grows with the retries the app makes (a third with the app's own 2, a ninth with none)."""
+    return RATE_LIMITED_SHARE * (1 + min(retries, DEFAULT_RETRIES)) / (1 + DEFAULT_RETRIES)
 
 
 @dataclass
@@ -105,6 +112,7 @@ class SimulatedApp:
     def attempt(self, p: RouteProfile, ts: datetime, n: int, attempt: int,
                 decision: Decision) -> dict[str, Any]:
         """The event of one attempt, as the scenario and the controls make it."""
+        retries = DEFAULT_RETRIES if decision.retry_cap is None else decision.retry_cap
         event = healthy_call(self.rng, p, ts, n)
         event["event_id"] = f"demo-live-{p.route}-{n:07d}-{attempt}"
         event["attempt"] = attempt
@@ -121,7 +129,7 @@ class SimulatedApp:
             event["duration_ms"] = round(event["duration_ms"] * MODEL_LATENCY.get(model, 1.0)
                                          / MODEL_LATENCY.get(p.model, 1.0), 1)
         if (broken and self.scenario == "provider-429" and provider == RATE_LIMITED_PROVIDER
-                and self.rng.random() < RATE_LIMITED_SHARE):
+                and self.rng.random() < rate_limited_share(retries)):
             event.update(status="error", error_code="429", tokens_out=0,
                          duration_ms=round(self.rng.uniform(80, 300), 1))
         if decision.max_tokens is not None and event["tokens_out"] > decision.max_tokens:
