@@ -7,14 +7,16 @@ queries and the HTML), best of --repeat runs, interleaved. The baseline, run in 
 is `GET /v1/routes/{route}/metrics?window=<range>` for the same route and range: one comparison,
 which the overview does once per route and the route page once next to its chart buckets.
 
-The pages read raw events (the charts: one `stats_for` per bucket — 96 for 24 h, 120 for 30 d —
-and the overview: one comparison per route plus one grouped sparkline query), so the 30 d figures
-grow with the event count until they read rollups. Target (issue #20): <= 300 ms at 10 M events.
+The events are rolled up first (`rollups.build.roll_up`, as the scheduler's storage job leaves
+them), so comparisons over windows longer than LLM_INCIDENT_EXACT_WINDOW_MAX (6 h) read rollups;
+the charts read raw events (one grouped query over the range), and so does the overview's
+sparkline query, so the 30 d figures still grow with the event count. --no-rollups times the raw
+path everywhere. Target (issue #20): <= 300 ms at 10 M events.
 
 With LLM_INCIDENT_BENCH_PG_URL set it does the same on PostgreSQL (a database it creates on that
 server and drops afterwards).
 
-    python bench/dashboard.py [--events 200000] [--repeat 5] [--seed 7]
+    python bench/dashboard.py [--events 200000] [--repeat 5] [--seed 7] [--no-rollups]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from bench.backends import load_sqlite, postgres_db  # noqa: E402
 from llm_incident.app import create_app  # noqa: E402
 from llm_incident.db import Database  # noqa: E402
 from llm_incident.events.routes import note_routes  # noqa: E402
+from llm_incident.rollups.build import roll_up  # noqa: E402
 from llm_incident.settings import load_settings  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 12, 0, 30, tzinfo=timezone.utc)
@@ -64,11 +67,18 @@ def generate(n: int, seed: int) -> Iterator[tuple]:
                status, code, False, cost, True, f"prompt-{rnd.randrange(5)}", "1", 1, "{}")
 
 
-def register_routes(db: Database) -> None:
-    """The route registry as ingest would have left it."""
-    with db.write() as session:
-        note_routes(session, [{"route": r, "ts": t} for r in ROUTES
-                              for t in (NOW - timedelta(days=DAYS), NOW)])
+def prepared(rollups: bool) -> Callable[[Database], None]:
+    def prepare(db: Database) -> None:
+        """The route registry as ingest would have left it, and the rollups when asked."""
+        with db.write() as session:
+            note_routes(session, [{"route": r, "ts": t} for r in ROUTES
+                                  for t in (NOW - timedelta(days=DAYS), NOW)])
+        if rollups:
+            started = time.perf_counter()
+            run = roll_up(db, NOW + timedelta(minutes=5), max_batches=10**6)
+            print(f"rolled up {run.events:,} events into {run.minutes:,} minutes in "
+                  f"{time.perf_counter() - started:.1f} s")
+    return prepare
 
 
 def timed(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, tuple[float, float]]:
@@ -116,18 +126,21 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-rollups", action="store_true", help="time the raw path only")
     args = parser.parse_args()
     print(f"{args.events:,} events over {DAYS} days, {len(ROUTES)} routes; "
           f"busiest route {ROUTES[0]}")
     with tempfile.TemporaryDirectory() as tmp:
-        db = load_sqlite(Path(tmp) / "bench.db", generate(args.events, args.seed), register_routes)
+        db = load_sqlite(Path(tmp) / "bench.db", generate(args.events, args.seed),
+                         prepared(not args.no_rollups))
         try:
             bench(db, "SQLite", args.repeat)
         finally:
             db.dispose()
     pg_url = os.environ.get("LLM_INCIDENT_BENCH_PG_URL")
     if pg_url:
-        with postgres_db(pg_url, generate(args.events, args.seed), register_routes) as db:
+        with postgres_db(pg_url, generate(args.events, args.seed),
+                         prepared(not args.no_rollups)) as db:
             bench(db, "PostgreSQL", args.repeat)
 
 
