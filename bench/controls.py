@@ -17,7 +17,15 @@ long-polling it, then flips the kill switch N times and measures, for each flip,
 `/healthz`, timed until the `Controls` client (which never restarts) shows it. Target: p95 <= 2 s; printed
 with its ratio to the HTTP PUT series of (a), measured in the same run.
 
+(d) A fleet: `--instances` (20) separate processes, each with its own `Controls` long-polling a server with
+Slack and the scheduler on; the Kill / Restore button of the incident's panel is clicked (signed, as in (a)),
+timed until every instance applied it (each process notes the moment its cache swapped, on the shared
+monotonic clock; target p95 <= 1 s) and until the thread shows "20/20 applied" (the change's line edited in
+place by the proof job; target <= 5 s). Then the same after each of `--fleet-restarts` server restarts, with
+the time from the new server answering `/healthz` until every instance has reconnected (target <= 2 s).
+
     python bench/controls.py [--flips 100] [--calls 1000000] [--restarts 20] [--outage 5] [--postgres [ADMIN_URL]]
+                             [--instances 20] [--fleet-flips 20] [--fleet-restarts 5] [--only fleet]
 
 Run it from the repo root. `--postgres` runs (a) on throwaway databases created on that server (default
 postgresql://postgres@127.0.0.1:5432/postgres) and dropped afterwards.
@@ -30,6 +38,8 @@ import logging
 import random
 import socket
 import statistics
+import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -232,6 +242,180 @@ def slack_flip_to_effect(base: str, slack: FakeSlack, flips: int) -> list[float]
     return timings
 
 
+# -- the fleet: separate processes, each with its own Controls ----------------------------------------------------
+
+
+# A child process: one `Controls` for the route, importing only the client package; prints `ready <t>` and
+# `<version> <t>` on each change (t: the monotonic clock, shared by the processes of one host) until its stdin
+# closes.
+INSTANCE = """
+import logging, sys, time
+from llm_incident_client import Controls
+
+url, key, route, name = sys.argv[1:5]
+
+def heard(event):
+    now = time.monotonic()
+    if event.kind == "ready":
+        print(f"ready {now:.6f}", flush=True)
+    elif event.kind == "changed" and route in event.changes:
+        after = event.changes[route][1]
+        print(f"{after.version if after else 0} {now:.6f}", flush=True)
+
+logging.getLogger("llm_incident.client").setLevel(logging.ERROR)
+with Controls(url, key, routes=[route], wait=25, instance_name=name) as controls:
+    controls.add_listener(heard)
+    if not controls.wait_ready(30):
+        raise SystemExit(name + ": never loaded the controls")
+    sys.stdin.read()
+"""
+
+
+class Fleet:
+    """`count` child processes; `seen[name][version]` and `ready[name]` (monotonic times) as they report."""
+
+    def __init__(self, url: str, count: int) -> None:
+        self.names = [f"bench-{i:02d}" for i in range(count)]
+        self.seen: dict[str, dict[int, float]] = {n: {} for n in self.names}
+        self.ready: dict[str, list[float]] = {n: [] for n in self.names}
+        self.lock = threading.Lock()
+        self.procs = [subprocess.Popen([sys.executable, "-c", INSTANCE, url, KEY, ROUTE, name],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                      for name in self.names]
+        for name, proc in zip(self.names, self.procs):
+            threading.Thread(target=self._read, args=(name, proc), daemon=True).start()
+
+    def _read(self, name: str, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            what, _, at = line.strip().partition(" ")
+            with self.lock:
+                if what == "ready":
+                    self.ready[name].append(float(at))
+                elif what.isdigit():
+                    self.seen[name].setdefault(int(what), float(at))
+
+    def applied(self, version: int) -> list[float] | None:
+        """Each instance's time of applying `version`, once all did."""
+        with self.lock:
+            times = [self.seen[n].get(version) for n in self.names]
+        return None if None in times else times
+
+    def ready_after(self, since: float) -> list[float] | None:
+        with self.lock:
+            times = [next((t for t in self.ready[n] if t >= since), None) for n in self.names]
+        return None if None in times else times
+
+    def close(self) -> None:
+        for proc in self.procs:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_until(check: Callable[[], Any], within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what}: not within {within:g} s")
+        time.sleep(0.001)
+    return value
+
+
+def thread_applied(slack: FakeSlack, panel: dict[str, Any], count: int, after: int) -> bool:
+    """Whether a control line (not the panel) was edited to "<count>/<count> instances" since call `after`."""
+    return any(f"applied by {count}/{count} instances" in c.args.get("text", "")
+               for c in slack.calls("chat.update")[after:] if c.args.get("ts") != panel["ts"])
+
+
+def fleet_click(slack: FakeSlack, sender: SlackSender, fleet: Fleet, panel: dict[str, Any], version: int,
+                label: str) -> tuple[list[float], float, int]:
+    """Click the panel's Kill/Restore; (each instance's seconds to apply, seconds to "N/N applied" in the
+    thread, the new version)."""
+    message, button = slack.wait_for(lambda: panel_switch(slack, panel, version), what=f"the panel at v{version}")
+    payload = sender.button_payload(button, message=message, channel=INCIDENTS, response=label)
+    updates = len(slack.calls("chat.update"))
+    start = time.monotonic()
+    sender.interactive(payload).raise_for_status()
+    times = wait_until(lambda: fleet.applied(version + 1), 10, f"{label}: every instance applying v{version + 1}")
+    wait_until(lambda: thread_applied(slack, panel, len(fleet.names), updates), 30, f"{label}: the thread's N/N")
+    shown = time.monotonic() - start
+    return [t - start for t in times], shown, version + 1
+
+
+def fleet_series(workdir: Path, database_url: str, instances: int, flips: int,
+                 restarts: int) -> dict[str, list[float]]:
+    """(d): clicks with `instances` processes connected, then the same after each restart."""
+    out: dict[str, list[float]] = {"each": [], "all": [], "thread": [], "reconnect": [], "each_r": [],
+                                   "all_r": [], "thread_r": []}
+    with FakeSlack() as slack:
+        port = free_port()
+        settings = slack_settings(slack)
+        server = start_server(workdir, database_url, port, api_key=KEY, name="fleet", **settings)
+        fleet = None
+        try:
+            with closing(SlackSender(server.url, slack.url)) as sender, \
+                    httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http:
+                panel = open_incident(http, slack, sender)
+                fleet = Fleet(server.url, instances)
+
+                def all_listed() -> bool:
+                    answer = http.get("/v1/instances", params={"route": ROUTE, "stale": "false"}).json()
+                    return answer["count"] >= instances
+
+                wait_until(all_listed, 60, "every instance connected")
+                version = http.get(f"/v1/routes/{ROUTE}/controls").json()["version"]
+                for i in range(flips):
+                    each, shown, version = fleet_click(slack, sender, fleet, panel, version, f"fleet{i}")
+                    out["each"] += each
+                    out["all"].append(max(each))
+                    out["thread"].append(shown)
+                    time.sleep(0.05)
+                for r in range(restarts):
+                    down = time.monotonic()
+                    server.stop()
+                    server = start_server(workdir, database_url, port, api_key=KEY, name="fleet", **settings)
+                    up = time.monotonic()
+                    back = wait_until(lambda: fleet.ready_after(down), 30, f"restart {r}: every instance back")
+                    out["reconnect"].append(max(max(back) - up, 0.0))
+                    each, shown, version = fleet_click(slack, sender, fleet, panel, version, f"restart{r}")
+                    out["each_r"] += each
+                    out["all_r"].append(max(each))
+                    out["thread_r"].append(shown)
+        finally:
+            if fleet is not None:
+                fleet.close()
+            server.stop()
+    return out
+
+
+def print_fleet(out: dict[str, list[float]], instances: int, backend: str, baseline_ms: float | None) -> None:
+    def figures(values: list[float]) -> str:
+        ms = [v * 1000 for v in values]
+        return (f"p50 {percentile(ms, 50):7.1f} ms   p95 {percentile(ms, 95):7.1f} ms   "
+                f"max {max(ms):7.1f} ms")
+
+    print(f"(d) {instances} instances (separate processes), kill/restore by a signed Slack click, "
+          f"{len(out['all'])} clicks ({backend})")
+    print(f"    every instance applied   {figures(out['all'])}   (target p95 <= 1000 ms)")
+    print(f"    per instance             {figures(out['each'])}   ({len(out['each'])} applications)")
+    print(f"    thread shows {instances}/{instances} applied {figures(out['thread'])}   (target <= 5000 ms)")
+    if baseline_ms:
+        print(f"    ratio of the every-instance p95 to the one-client Slack-click p95 ({baseline_ms:.1f} ms) "
+              f"{percentile([v * 1000 for v in out['all']], 95) / baseline_ms:5.1f}x")
+    if out["reconnect"]:
+        print(f"    after {len(out['reconnect'])} server restarts:")
+        print(f"    every instance reconnected {figures(out['reconnect'])}   (target <= 2000 ms, "
+              "from the new server answering /healthz)")
+        print(f"    every instance applied   {figures(out['all_r'])}   (target p95 <= 1000 ms)")
+        print(f"    thread shows {instances}/{instances} applied {figures(out['thread_r'])}   (target <= 5000 ms)")
+
+
 def guard_cost(base: str, calls: int) -> tuple[float, float]:
     """(seconds per guard() call, seconds per plain dict lookup), best of 5 runs each."""
     with Controls(base, KEY, wait=25) as controls:
@@ -260,6 +444,10 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=5.0, help="most extra seconds down per restart")
     parser.add_argument("--postgres", nargs="?", const="postgresql://postgres@127.0.0.1:5432/postgres",
                         default=None, metavar="ADMIN_URL", help="use a throwaway PostgreSQL database")
+    parser.add_argument("--instances", type=int, default=20, help="fleet series: processes connected")
+    parser.add_argument("--fleet-flips", type=int, default=20, help="fleet series: clicks (0: skip it)")
+    parser.add_argument("--fleet-restarts", type=int, default=5, help="fleet series: server restarts")
+    parser.add_argument("--only", choices=["fleet"], help="run only this series")
     args = parser.parse_args()
     logging.getLogger("llm_incident.client").setLevel(logging.ERROR)  # the restart series' outages are expected
     if args.flips < 50:
@@ -277,6 +465,13 @@ def main() -> None:
         stack.callback(server.stop)
         return server.url
 
+    backend = "PostgreSQL" if args.postgres else "SQLite"
+    if args.only == "fleet":
+        with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+            out = fleet_series(Path(tmp), database(stack, tmp, "fleet.db"), args.instances, args.fleet_flips,
+                               args.fleet_restarts)
+        print_fleet(out, args.instances, backend, None)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         with ExitStack() as stack:  # Slack on: its own server and database, so the other series run as before
             slack = stack.enter_context(FakeSlack())
@@ -291,7 +486,9 @@ def main() -> None:
         with ExitStack() as stack:
             restarted = restart_to_effect(Path(tmp), database(stack, tmp, "restart.db"), args.restarts,
                                           args.outage) if args.restarts else []
-    backend = "PostgreSQL" if args.postgres else "SQLite"
+        with ExitStack() as stack:
+            fleet = fleet_series(Path(tmp), database(stack, tmp, "fleet.db"), args.instances, args.fleet_flips,
+                                 args.fleet_restarts) if args.fleet_flips else None
     for label, series in ((f"signed Slack button (panel Kill/Restore), {len(clicks)} clicks", clicks),
                           (f"HTTP PUT, {len(timings)} flips", timings)):
         ms = [t * 1000 for t in series]
@@ -310,6 +507,9 @@ def main() -> None:
         print(f"    p50 {percentile(ms, 50):7.1f} ms   p95 {percentile(ms, 95):7.1f} ms   max {max(ms):7.1f} ms   "
               f"(target p95 <= 2000 ms)   ratio to the HTTP PUT p95 ({baseline:.1f} ms) "
               f"{percentile(ms, 95) / baseline:5.1f}x")
+
+    if fleet is not None:
+        print_fleet(fleet, args.instances, backend, percentile([t * 1000 for t in clicks], 95))
 
 
 if __name__ == "__main__":
