@@ -40,9 +40,9 @@ def test_old_events_go_in_batches_and_evidence_stays(db):
                                                            routes=("support.reply",)), now=NOW)
         attach(session, incident, ["old-3", "old-20"], label="bad", actor="U1", now=NOW)
 
-    result = purge_events(db, NOW - timedelta(days=30), batch=4, max_batches=3)
+    result = purge_events(db, NOW - timedelta(days=30), batch=4, max_batches=3, pause=0)
     assert (result.deleted, result.batches, result.done) == (12, 3, False)
-    result = purge_events(db, NOW - timedelta(days=30), batch=4)
+    result = purge_events(db, NOW - timedelta(days=30), batch=4, pause=0)
     assert result.done and result.deleted == 23 - 12
 
     assert _ids(db) == {"old-3", "old-20"} | {f"new-{i}" for i in range(5)}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from llm_incident.metrics.percentiles import raw_rows
@@ -89,7 +89,8 @@ def _ceil_minute(value: datetime) -> datetime:
 _SUMS = (func.sum(R.calls), func.sum(R.flagged), func.sum(R.errors), func.sum(R.retries),
          func.sum(R.priced), func.sum(R.cost_usd), func.sum(R.n_tokens_in),
          func.sum(R.sum_tokens_in), func.sum(R.n_tokens_out), func.sum(R.sum_tokens_out))
-_PARTS = (R.errors, R.error_codes, R.duration_sketch, R.tokens_in_sketch, R.tokens_out_sketch)
+_PARTS = (R.errors, case((R.errors > 0, R.error_codes)), R.duration_sketch, R.tokens_in_sketch,
+          R.tokens_out_sketch)  # codes only where there are errors: no JSON to decode otherwise
 
 
 def _add_rollups(session: Session, totals: Totals, route: str | None, start: datetime,

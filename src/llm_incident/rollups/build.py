@@ -20,12 +20,13 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal_column, select
+from sqlalchemy import case, delete, func, insert, literal_column, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from llm_incident.db import Database
 from llm_incident.events.models import Event
+from llm_incident.metrics.percentiles import raw_rows
 from llm_incident.rollups.models import EventRollup, RollupState
 from llm_incident.rollups.sketch import encode
 
@@ -134,7 +135,7 @@ def rollup_rows(session: Session, route: str, start: datetime, end: datetime) ->
                    C.duration_ms)
             .where(C.route == route, C.ts >= start, C.ts < end))
     minutes: dict[str, dict[tuple[str, str | None], MinuteGroup]] = defaultdict(dict)
-    for minute, env, model, *values in session.execute(stmt):
+    for minute, env, model, *values in raw_rows(session, stmt):  # numbers and text only
         groups = minutes[minute]
         group = groups.get((env, model))
         if group is None:
@@ -190,12 +191,13 @@ def _one_batch(db: Database, now: datetime, frozen_before: datetime | None,
         state = _state(session)
         last_id = state.last_id if state is not None else 0
         dialect = session.get_bind().dialect.name
-        scanned = session.execute(
-            select(C.id, C.route, minute_text(dialect, C.ts), C.received_at)
-            .where(C.id > last_id).order_by(C.id).limit(batch)).all()
+        scanned = raw_rows(session, select(
+            C.id, C.route, minute_text(dialect, C.ts),
+            case((C.received_at < settled, 1), else_=0))
+            .where(C.id > last_id).order_by(C.id).limit(batch))
         done_id = last_id
-        for event_id, _route, _minute, received_at in scanned:
-            if received_at >= settled:
+        for event_id, _route, _minute, is_settled in scanned:
+            if not is_settled:
                 break
             done_id = event_id
         touched: dict[str, set[datetime]] = defaultdict(set)
