@@ -175,3 +175,22 @@ def test_pages_are_not_in_the_openapi_document(site):
     paths = _get(f"{site}/openapi.json").json()["paths"]
     assert not [p for p in paths if not p.startswith("/v1/") and p not in ("/healthz", "/readyz", "/metrics")]
     assert sorted(RANGES) == sorted(["1h", "6h", "24h", "7d", "30d"])
+
+
+def test_percentiles_read_from_rollups_are_marked_approximate(db):
+    from datetime import timedelta
+
+    from llm_incident.rollups.build import roll_up
+
+    seed(db)
+    roll_up(db, NOW + timedelta(minutes=5))
+    with live_server(_app(db)) as url:
+        html = _get(f"{url}/", params={"range": "24h"}).text  # over 6 h: rollups answer
+        row = re.search(rf'data-route="{REGRESSING}">(.*?)</tr>', html, re.S).group(1)
+        marked = re.findall(r'data-col="([a-z0-9_]+)"[^>]*>\s*<span class="approx"', row)
+        assert marked == ["p95_duration_ms", "p95_tokens_out"]
+        body = _get(f"{url}/v1/routes/{REGRESSING}/metrics", params={"window": "24h"}).json()
+        assert body["now"]["approximate"] is True
+        assert overview_values(html)[REGRESSING]["p95_tokens_out"] == body["now"]["p95_tokens_out"]
+        exact = _get(f"{url}/", params={"range": "1h"}).text
+        assert 'class="approx"' not in exact

@@ -17,7 +17,7 @@ from llm_incident.dashboard.ranges import SPARK_BUCKETS, Range
 from llm_incident.dashboard.series import flagged_sparklines
 from llm_incident.events.routes import known_routes
 from llm_incident.incidents.service import list_open
-from llm_incident.metrics.compare import Comparison, Delta, compare_windows, moved
+from llm_incident.metrics.compare import SKETCHED, Comparison, Delta, compare_windows, moved
 from llm_incident.metrics.windows import window_ending
 
 # column → (label, stat of WindowStats, kind); higher is worse for each
@@ -41,6 +41,7 @@ class Cell:
     kind: str
     delta: Delta
     regressed: bool
+    approximate: bool = False  # a percentile read from rollups (within 1 %)
 
     @property
     def change(self) -> str:
@@ -95,7 +96,8 @@ def _cells(comparison: Comparison, hours: float) -> dict[str, Cell]:
             value = value / hours
         bad = (column in WORSE_WHEN_UP and d.abs is not None and d.abs > 0 and moved(d)
                and comparison.baseline_stats.calls > 0)
-        cells[column] = Cell(value, kind, d, bad)
+        cells[column] = Cell(value, kind, d, bad,
+                             stat in SKETCHED and comparison.now.approximate)
     return cells
 
 
