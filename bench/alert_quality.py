@@ -23,16 +23,29 @@ start. A regression is *expected* to alert when its effect reaches the rule's wa
 is a new alert (ok → warning or critical) outside any regression and the 30 minutes after it.
 
 Sampled (the full grid at 200 calls/min is 2 M events per route-week): by default 2 route-weeks
-with regressions at 5 and at 30 calls/min, 1 route of `--days-200` (2) days at 200 calls/min
-(the 17 regressions every ~2.8 h), and one clean route-week at 5 and at 30 calls/min plus 1 clean
-day at 200 (each after a day of history). Fresh install: 3 h of history and an 8× tokens_out explosion 20 min ago, at 5, 30 and 200
-calls/min: alerted by the first evaluation? and replayed from the install minute by minute.
+with regressions at 5 and at 30 calls/min, 1 route of `--days-200` (3) days at 200 calls/min
+(the 17 regressions every ~4 h), and one clean route-week at 5 and at 30 calls/min plus
+`--clean-days-200` (2) clean days at 200 (each after a day of history). Fresh install: 3 h of
+history and an 8× tokens_out explosion 20 min ago, at 5, 30 and 200 calls/min: alerted by the
+first evaluation? and replayed from the install minute by minute.
 
-SQLite only (a temporary file, bulk insert as bench/metrics.py does). The route registry is
-filled once with each route's first and last event (ingest would keep last_seen current; the
-replay does not, which only affects the wording "no traffic since").
+Targets: the issue's (recall ≥ 95 % of the expected ≥ 2× regressions, delay p95 ≤ 3 min at
+≥ 30 calls/min and ≤ 10 at 5, ≤ 1 false alert per route-week) and fair ones: per regression,
+max(the issue's delay target, the information bound at the calls/min of that moment + 1 min),
+the bound being the minutes of traffic a one-sided oracle test (onset and rate before known,
+α = 1e-3, 95 % power) needs to see the jump (bench/alert_bounds.py) — e.g. a flagged rate of
+3 % doubling needs ~1,000 calls: 35 min at 30 calls/min. Fair recall counts the regressions
+whose fair target fits in the regression's 45 min. `--trace` prints, for each regression
+detected after its fair target (or never) and each alert on one under its rule's level, what
+the rule saw at every evaluation.
 
-    python bench/alert_quality.py [--seed 3] [--step 5] [--days-200 3] [--quick]
+SQLite (a temporary file, bulk insert as bench/metrics.py does; `--db PATH` keeps and reuses
+it), or PostgreSQL with `--pg URL` (a throwaway database: bench.backends.postgres_db). The route
+registry is filled once with each route's first and last event (ingest would keep last_seen
+current; the replay does not, which only affects the wording "no traffic since").
+
+    python bench/alert_quality.py [--seed 3] [--step 5] [--days-200 3] [--clean-days-200 2]
+        [--rates 5,30,200] [--quick] [--trace] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ from sqlalchemy import delete, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for bench.*
 from bench.backends import on_each_backend, sqlite_ts  # noqa: E402
-from bench.metrics import MODELS, NOW, PG_P95, SQLITE_P95  # noqa: E402
+from bench.metrics import MODELS, NOW  # noqa: E402
 from llm_incident.alerts import evaluate  # noqa: E402
 from llm_incident.alerts.confirm import SeriesCache  # noqa: E402
 from llm_incident.alerts.evaluate import CRITICAL, WARNING  # noqa: E402
@@ -89,6 +89,20 @@ EXPECTED = {  # (rule, route index) that must fire at NOW
     ("rate-limited", 199),
 }
 
+
+# The baseline: one hand-written nearest-rank p95 of duration per route (bench/metrics.py's
+# former form).
+SQLITE_P95 = """
+SELECT duration_ms FROM events
+WHERE route = :route AND ts >= :start AND ts < :end AND duration_ms IS NOT NULL
+ORDER BY duration_ms LIMIT 1 OFFSET (
+    SELECT (count(duration_ms) * 95 + 99) / 100 - 1 FROM events
+    WHERE route = :route AND ts >= :start AND ts < :end)
+"""
+PG_P95 = """
+SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms) FROM events
+WHERE route = :route AND ts >= :start AND ts < :end
+"""
 
 def _row(i: int, ts: datetime, route: str, rnd: random.Random, trouble: str | None) -> tuple:
     """One event row (the columns of bench.backends.COLUMNS), bent by `trouble` when given."""
@@ -261,7 +275,7 @@ def bench(db: Database, label: str, repeat: int) -> bool:
               f"{INTERVAL_S} s interval | ratio to baseline {best / base:.2f}x "
               f"(median {med / base_med:.2f}x)")
     real, real_get = evaluate.confirm, SeriesCache.get
-    evaluate.confirm = lambda _series, _rule: (None, "stubbed")
+    evaluate.confirm = lambda _series, _rule, _recent: ([], "stubbed")
     SeriesCache.get = lambda _self, _route, _filter: None
     try:
         stubbed = timed({"stub": lambda: run_alerts(jc, NOW, dry_run=True)}, repeat, before={})

@@ -47,10 +47,10 @@ one stats query per route; baselines are re-read every 5 minutes (`BaselineMemo`
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from scipy.stats import binom
 from sqlmodel import Session, select
 
 from llm_incident.alerts.baselines import LEARNING, BaselinePick
@@ -68,6 +68,8 @@ from llm_incident.metrics.windows import Window, window_ending
 
 SILENT_HORIZON = timedelta(days=1)  # routes seen this recently are watched for silence
 SUSPECT_CALLS = 10  # calls the short window needs to raise a suspicion
+BASELINE_P = 1e-4   # a ratio rule's rate after the onset must beat the baseline's by this
+CONFIRMED_Z = 1.0   # absolute rules: a confirmed rate after the onset at this lower bound
 
 
 def routes_with_traffic(session: Session, since: datetime) -> list[str]:
@@ -158,7 +160,7 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
             # an absolute rule's rate at its lower bound (a 4 % error rate is no 5 % one
             # because one short window of it reached 5 %)
             now_value = confident(rule, short_value, short.calls)
-            at = max(at, _shift_level(rule, replace(shift, after=now_value), base.value),
+            at = max(at, _shift_level(rule, shift, base.value, now_value, short.calls),
                      key=RANK.__getitem__)
         if found is None or RANK[at] >= RANK[level]:
             found, level = shift, at
@@ -181,12 +183,26 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
     return seen(level, **result)
 
 
-def _shift_level(rule: AlertRule, shift: Confirmed, baseline: float | None) -> str:
+def _shift_level(rule: AlertRule, shift: Confirmed, baseline: float | None,
+                 after: float | None = None, calls: int | None = None) -> str:
     """The level of a confirmed shift as measured: its value after against the baseline, and
-    for a ratio rule also against the detector's own before (the lower of the two)."""
-    level = judge(rule, shift.after, baseline)
+    for a ratio rule also against the detector's own before (the lower of the two). A ratio
+    rule on a rate also needs the calls after the onset to be above the baseline rate beyond
+    chance (one-sided binomial p < `BASELINE_P`): a before that happens to be low — a search
+    cut where the rate had dipped — makes a few chance hits look like a step. An absolute rule
+    on a rate reads the rate after the onset at its lower bound (`CONFIRMED_Z`: 1 error in 20
+    calls is no 5 % error rate). `after` over `calls` replace the shift's own (the short
+    window's value)."""
+    if after is None:  # an absolute rule's rate after the onset at its 84 % lower bound
+        after = confident(rule, shift.after, shift.n_after, z=CONFIRMED_Z)
+    calls = shift.n_after if calls is None else calls
+    level = judge(rule, after, baseline)
     if rule.compare == "ratio":
-        level = lower(level, judge(rule, shift.after, shift.before))
+        level = lower(level, judge(rule, after, shift.before))
+        if rule.watched.kind == "rate" and baseline is not None and 0 < baseline < 1 and (
+                level != OK and calls > 0):
+            if binom.sf(round(after * calls) - 1, calls, baseline) >= BASELINE_P:
+                return OK
     return level
 
 

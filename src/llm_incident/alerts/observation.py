@@ -85,13 +85,13 @@ def judge(rule: AlertRule, value: float, baseline: float | None) -> str:
     return OK
 
 
-def confident(rule: AlertRule, value: float | None, calls: int) -> float | None:
-    """For an absolute rule on a rate: the one-sided 95 % Wilson lower bound of the rate, so a
-    level is reached with confidence (1 error in 30 calls is not a 3 % error rate); else the
-    value."""
+def confident(rule: AlertRule, value: float | None, calls: int, z: float = 1.645
+              ) -> float | None:
+    """For an absolute rule on a rate: the one-sided Wilson lower bound of the rate (95 % at
+    the default `z`), so a level is reached with confidence (1 error in 30 calls is not a 3 %
+    error rate); else the value."""
     if value is None or rule.compare != "absolute" or rule.watched.kind != "rate" or calls <= 0:
         return value
-    z = 1.645
     centre = value + z * z / (2 * calls)
     spread = z * math.sqrt(value * (1 - value) / calls + z * z / (4 * calls * calls))
     return max(0.0, (centre - spread) / (1 + z * z / calls))
