@@ -18,7 +18,7 @@ from llm_incident.controls.instances import ClientInstance, applied_version, is_
 from llm_incident.controls.service import get_controls
 from llm_incident.controls.values import DEFAULT_ENV
 
-router = APIRouter(dependencies=[needs("read")], responses=errors(401, 403), tags=["controls"])
+router = APIRouter(dependencies=[needs("read")], responses=errors(400, 401, 403), tags=["controls"])
 LISTED_FOR = timedelta(hours=24)
 
 
