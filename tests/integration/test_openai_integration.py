@@ -4,21 +4,14 @@ fake (tests/fakeopenai.py) and the real llm-incident server: every control, and 
 from __future__ import annotations
 
 import asyncio
-import time
 
-import httpx
 import openai
 import pytest
-from sqlmodel import select
 
 from llm_incident.events.models import Event
-from llm_incident_client import Controls, EventLogger
 from llm_incident_client.openai import RouteKilled, instrument
 from tests.fakeopenai import FakeOpenAI
-from tests.support import TEST_KEY
-
-ROUTE = "support.reply"
-MESSAGES = [{"role": "user", "content": "where is my order"}]  # 4 words: tokens in = 4
+from tests.sdk_apps import MESSAGES, ROUTE, controls_for, events_for, put, stored
 
 
 @pytest.fixture
@@ -34,32 +27,14 @@ def upstream(fake):
 
 @pytest.fixture
 def controls(server):
-    with Controls(server, TEST_KEY, wait=1) as cache:
-        assert cache.wait_ready(5)
+    with controls_for(server) as cache:
         yield cache
 
 
 @pytest.fixture
 def events(server):
-    with EventLogger(server, TEST_KEY, flush_interval=0.02, max_retry_backoff=0.1) as logger:
+    with events_for(server) as logger:
         yield logger
-
-
-def put(api: httpx.Client, controls: Controls, payload: dict) -> None:
-    """Change the route's controls on the server and wait until the client's cache has the new version."""
-    response = api.put(f"/v1/routes/{ROUTE}/controls", json=payload)
-    assert response.status_code == 200, response.text
-    version = response.json()["controls"]["version"]
-    deadline = time.monotonic() + 5
-    while controls.guard(ROUTE).version != version:
-        assert time.monotonic() < deadline, "the client never saw the change"
-        time.sleep(0.005)
-
-
-def stored(db, events: EventLogger) -> list[Event]:
-    assert events.flush(10)
-    with db.read() as session:
-        return list(session.exec(select(Event).order_by(Event.id)))
 
 
 def summary(rows: list[Event]) -> list[tuple]:

@@ -42,11 +42,20 @@ class Attempt:
             if error is not None or error_code is not None:
                 call.status = "error"
                 call.error_code = error_code or error_code_of(error)  # type: ignore[arg-type]
-            sink = self._sink()
-            if sink is not None:
-                sink.log(call.to_event())
         except Exception:  # noqa: BLE001 - recording must never break the application's call
-            log.debug("llm-incident: could not log the call", exc_info=True)
+            log.debug("llm-incident: could not record the call", exc_info=True)
+            return
+        log_call(self._sink, call)
+
+
+def log_call(sink: SinkResolver, call: Call) -> None:
+    """Log `call` to the sink of the moment (none: dropped); never raises."""
+    try:
+        target = sink()
+        if target is not None:
+            target.log(call.to_event())
+    except Exception:  # noqa: BLE001 - recording must never break the application's call
+        log.debug("llm-incident: could not log the call", exc_info=True)
 
 
 def new_call(route: str, *, env: str | None, model: Any, provider: str | None, attempt: int,
