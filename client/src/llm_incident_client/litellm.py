@@ -2,7 +2,7 @@
 
 `IncidentCallback` is a `litellm.integrations.custom_logger.CustomLogger`. In the LiteLLM proxy its
 `async_pre_call_hook` reads the request's route and its `Decision`: a killed route gets the fallback (the proxy
-answers a chat completion with that text) or, with `on_kill="reject"`, a `RouteRejected` error (503); otherwise
+answers a chat completion with that text) or, with `on_kill="reject"`, a `RouteRejected` error (`status_code` 503); otherwise
 the token limit is capped (added when absent), the model swapped for the control's model (a `model_name` of the
 proxy config) and the retries (`num_retries`) capped. Its success and failure callbacks, which LiteLLM calls for
 the proxy, the Router and `litellm.completion` alike, log one event per call: model, provider, tokens, duration,
