@@ -146,6 +146,10 @@ def test_a_killed_route_answers_the_canned_reply_when_configured(db, api, upstre
         return reply.choices[0].message.content, [e.type async for e in stream]
 
     assert asyncio.run(calls()) == ("Back soon.", ["response.output_text.delta", "response.completed"])
+    chosen = instrument(sync_client(upstream), ROUTE, controls=controls,
+                        fallback=lambda decision: f"v{decision.version}: {decision.fallback_message}")
+    assert chosen.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content == \
+        "v2: Back soon."
     assert fake.requests == [] and stored(db, events) == []
 
 
