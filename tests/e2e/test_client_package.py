@@ -12,6 +12,7 @@ CLIENT = Path(__file__).resolve().parents[2] / "client"
 SERVER_ONLY = ("fastapi", "slack_bolt", "slack_sdk", "sqlalchemy", "sqlmodel", "matplotlib",
                "numpy", "scipy", "uvicorn", "llm_incident", "alembic", "apscheduler")
 CHECK = f"""
+import sys
 import llm_incident_client as c
 from llm_incident_client import Controls, EventLogger, track
 loaded = sorted({{m.split(".")[0] for m in sys.modules}} & set({SERVER_ONLY!r}))

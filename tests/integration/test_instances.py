@@ -219,3 +219,22 @@ def test_the_panel_of_a_followed_change_shows_its_proof(db):
         notes = [b.text for b in mitigations.panel_with_proof(session, get_controls(session, ROUTE)).blocks
                  if isinstance(b, Note)]
     assert notes[-1].startswith(f"⏳ no instance guarding `{ROUTE}` has reported yet")
+
+
+def test_the_controls_command_shows_the_proof_too(db):
+    from llm_incident.commands.context import Context
+    from llm_incident.commands.core import CommandCore
+    from llm_incident.console.shell import ConsoleDelivery
+    from llm_incident.scheduler.context import JobContext
+    from llm_incident.scheduler.control_proof import update_control_proofs
+
+    start = datetime(2026, 12, 1, 14, 21, tzinfo=timezone.utc)
+    with db.write() as session:
+        kill = change_controls(session, ROUTE, "prod", {"enabled": False}, actor="U1", reason="t", now=start)
+        proof.follow(session, incident=1, change_id=kill.change_id, route=ROUTE, env="prod",
+                     version=kill.controls.version, after=kill.after, line="<@U1> killed", changed_at=start)
+    update_control_proofs(JobContext(db=db), start + timedelta(seconds=1))
+    shown = CommandCore(db, ConsoleDelivery()).run(
+        f"controls {ROUTE}", Context(user="U1", channel="C1", now=start + timedelta(seconds=2)))
+    assert any(f"no instance guarding `{ROUTE}` has reported yet" in getattr(b, "text", "")
+               for b in shown.reply.blocks)

@@ -302,7 +302,7 @@ class CommandCore:
                                            blocks=(Section(title="Route controls",
                                                                  text="\n".join(lines)),)))
             state = controls.get_controls(session, cmd.route, mitigations.ENV)
-        return Outcome(reply=mitigations.panel(state))
+            return Outcome(reply=mitigations.panel_with_proof(session, state))
 
     def _record_in_incident(self, session: Session, incident: Incident, cmd: ChangeControl,
                             result: controls.ChangeResult, line: str) -> None:

@@ -71,6 +71,8 @@ class Scheduler:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        # one INFO line per run of a 1-second job would bury the service's own log
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         self._aps = BackgroundScheduler(timezone=timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         now = utc_now()
