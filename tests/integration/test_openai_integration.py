@@ -247,4 +247,8 @@ def test_instrument_checks_its_arguments_and_passes_the_rest_through(upstream, f
     client = instrument(sync_client(upstream), ROUTE)
     assert client.base_url == sync_client(upstream).base_url and client.route == ROUTE
     assert client.with_options(timeout=5).route == ROUTE
+    fake.fail(429, times=3, retry_after_ms="1")
+    with pytest.raises(openai.RateLimitError):  # no controls, no logger: still the client's retries
+        client.with_options(max_retries=1).chat.completions.create(model="m", messages=MESSAGES)
+    assert len(fake.requests) == 2
     assert client.chat.completions.with_raw_response is not None  # unguarded, the SDK's own

@@ -16,6 +16,7 @@ Every other attribute of the client is passed through unguarded.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import time
@@ -80,7 +81,7 @@ class _Policy:
                  fallback: Fallback, env: str | None, provider: str, clients: dict[str, Any]) -> None:
         self.route, self.controls, self.sink, self.fallback = route, controls, sink, fallback
         self.env, self.provider, self.clients = env, provider, clients
-        self._upstreams: dict[int, Any] = {}
+        self._upstreams: dict[int, tuple[Any, Any]] = {}  # id → (client, its copy without SDK retries)
         self._warned: set[str] = set()
 
     def decide(self) -> Decision:
@@ -101,10 +102,16 @@ class _Policy:
         retries = client.max_retries
         if decision.retry_cap is not None:
             retries = max(0, min(retries, decision.retry_cap))
-        upstream = self._upstreams.get(id(client))
-        if upstream is None:
-            upstream = self._upstreams[id(client)] = client.with_options(max_retries=0)
-        return upstream, name or self.provider, retries
+        held = self._upstreams.get(id(client))
+        if held is None or held[0] is not client:
+            held = self._upstreams[id(client)] = (client, client.with_options(max_retries=0))
+        return held[1], name or self.provider, retries
+
+    def copy(self) -> _Policy:
+        """The same settings with a cache of upstream copies of its own (for `with_options`)."""
+        twin = copy.copy(self)
+        twin._upstreams = {}
+        return twin
 
     def request(self, api: str, kwargs: dict[str, Any], decision: Decision) -> dict[str, Any]:
         """The kwargs with the overrides applied (token limit capped or added, model replaced)."""
@@ -466,7 +473,7 @@ class InstrumentedOpenAI:
 
     def with_options(self, **options: Any) -> Any:
         """`client.with_options(...)`, still instrumented for the same route."""
-        return type(self)(self._client.with_options(**options), self._policy)
+        return type(self)(self._client.with_options(**options), self._policy.copy())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(_own(self, "_client", name), name)
