@@ -238,3 +238,23 @@ def test_the_controls_command_shows_the_proof_too(db):
         f"controls {ROUTE}", Context(user="U1", channel="C1", now=start + timedelta(seconds=2)))
     assert any(f"no instance guarding `{ROUTE}` has reported yet" in getattr(b, "text", "")
                for b in shown.reply.blocks)
+
+
+def test_the_postmortem_actions_carry_the_proof(db):
+    from llm_incident.commands.context import Context
+    from llm_incident.commands.core import CommandCore
+    from llm_incident.console.shell import ConsoleDelivery
+    from llm_incident.incidents.postmortem import compile_postmortem, render_markdown
+    from llm_incident.scheduler.context import JobContext
+    from llm_incident.scheduler.control_proof import update_control_proofs
+
+    start = datetime(2026, 12, 1, 14, 21, tzinfo=timezone.utc)
+    core = CommandCore(db, ConsoleDelivery())
+    at = lambda s: Context(user="U1", channel="C1", now=start + timedelta(seconds=s))  # noqa: E731
+    core.run(f"start {ROUTE} quality bad answers", at(0))
+    assert core.run(f"kill {ROUTE}", at(1)).reply.text.startswith("Done")
+    update_control_proofs(JobContext(db=db), start + timedelta(seconds=3))
+    with db.read() as session:
+        markdown = render_markdown(compile_postmortem(session, 1, now=start + timedelta(minutes=1)))
+    action = next(line for line in markdown.splitlines() if " — " in line and "kill" in line)
+    assert f"(⏳ no instance guarding `{ROUTE}` has reported yet" in action, action

@@ -48,6 +48,7 @@ from llm_incident.incidents.postmortem_model import (
     Spend,
 )
 from llm_incident.incidents.postmortem_cause import find_culprit, triage_facts
+from llm_incident.controls.proof import ControlProof
 from llm_incident.incidents.postmortem_phrases import action_text, due_at, when
 from llm_incident.incidents.postmortem_snapshot import store, thaw
 from llm_incident.incidents.runbook import FOLLOW_UP_PROMPTS
@@ -201,8 +202,16 @@ def _decisions(session: Session, number: int) -> list[Decision]:
             .order_by(ControlChange.ts, ControlChange.id))
     return [Decision(ts=c.ts, route=c.route, env=c.env, actor=c.actor, kind=c.kind,
                      outcome=c.outcome, before=dict(c.before), after=dict(c.after),
-                     reason=c.reason, expires_at=c.expires_at)
+                     reason=c.reason, expires_at=c.expires_at, proof=_proof(session, c.id))
             for c in session.exec(stmt)]
+
+
+def _proof(session: Session, change_id: int) -> str | None:
+    """What the instances' acknowledgements of a followed change showed last (one line)."""
+    followed = session.get(ControlProof, change_id)
+    if followed is None or not followed.shown:
+        return None
+    return " · ".join(line.strip() for line in followed.shown.splitlines() if line.strip())
 
 
 def _impacted_routes(incident: Incident, decisions: list[Decision]) -> list[str]:

@@ -245,7 +245,8 @@ def _metrics_table(metrics: RouteMetrics) -> str:
 
 
 def _mitigations(pm: Postmortem) -> str:
-    actions = [f"{when(due_at(d, pm.decisions))} — {action_text(d)}" for d in pm.mitigations]
+    actions = [f"{when(due_at(d, pm.decisions))} — {action_text(d)}"
+               + (f" ({d.proof})" if d.proof else "") for d in pm.mitigations]
     out = [f"## {MITIGATIONS}", "### Actions taken",
            _bullets(actions, "_No control changes were applied._"),
            "### Routing and control decisions"]

@@ -66,6 +66,7 @@ class Decision:
     after: dict[str, Any]
     reason: str
     expires_at: datetime | None
+    proof: str | None = None  # how the apps applied it ("kill applied by 3/3 instances in 0.4 s")
 
     @property
     def applied(self) -> bool:
