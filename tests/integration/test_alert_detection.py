@@ -250,3 +250,18 @@ def test_a_stop_at_two_calls_a_minute_is_critical_after_seven_silent_minutes(db)
     observation = seen(run_alerts(context, NOW), "silent-route", "slow")
     assert observation.level == CRITICAL
     assert observation.reason.startswith("no traffic since 13:4")
+
+
+def test_a_killed_route_is_silent_on_purpose_and_raises_no_silence_alert(db):
+    from llm_incident.alerts.silence import KILLED_REASON
+    from llm_incident.controls.service import change_controls
+
+    traffic(db, "stopped", NOW - timedelta(hours=3), NOW - 20 * MIN)
+    traffic(db, "killed", NOW - timedelta(hours=3), NOW - 20 * MIN, seed=4)
+    with db.write() as session:
+        change_controls(session, "killed", "prod", {"enabled": False}, actor="U1",
+                        reason="kill", now=NOW - 20 * MIN)
+    run = run_alerts(jc(db, SILENT), NOW)
+    assert [(n.route, n.level) for n in run.notifications] == [("stopped", CRITICAL)]
+    killed = seen(run, "silent-route", "killed")
+    assert (killed.level, killed.reason) == (OK, KILLED_REASON)

@@ -60,7 +60,7 @@ from llm_incident.alerts.observation import (  # noqa: F401 - the names callers 
     CRITICAL, OK, PENDING, RANK, SHORT, STALE, WARNING, BaselineMemo, Evaluation, Observation,
     StatsCache, _aware, confident, judge, lower, ratio,
 )
-from llm_incident.alerts.silence import _stale, observe_silence
+from llm_incident.alerts.silence import _stale, killed_routes, observe_silence
 from llm_incident.alerts.rules import ALL_ROUTES, AlertRule
 from llm_incident.events.routes import KnownRoute
 from llm_incident.metrics.stats import WindowStats
@@ -241,7 +241,8 @@ def observe_all(session: Session, rules: tuple[AlertRule, ...] | list[AlertRule]
     across evaluations (the scheduler's job passes one)."""
     ev = Evaluation(session, now, StatsCache(session, now), SeriesCache(session, now),
                     stored_states(session) if states is None else states,
-                    _seen(session, now - SILENT_HORIZON), memo or BaselineMemo())
+                    _seen(session, now - SILENT_HORIZON), memo or BaselineMemo(),
+                    killed_routes(session))
     observations: list[Observation] = []
     for rule in sorted(rules, key=lambda r: r.compare != "drop"):  # silence first
         if rule.route != ALL_ROUTES:

@@ -150,6 +150,7 @@ class Evaluation:
     states: dict[tuple[str, str], AlertState]
     seen: dict[str, tuple[datetime, datetime]]  # route → (first, last) seen, aware UTC
     memo: BaselineMemo
+    killed: frozenset[str] = frozenset()  # routes whose kill switch is on (in some env)
 
     def first_seen(self, route: str) -> datetime | None:
         return self.seen[route][0] if route in self.seen else None

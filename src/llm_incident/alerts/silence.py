@@ -10,24 +10,37 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from scipy.stats import poisson
+from sqlmodel import Session, select
 
 from llm_incident.alerts.baselines import LEARNING
 from llm_incident.alerts.models import AlertState
 from llm_incident.alerts.observation import (CRITICAL, OK, PENDING, STALE, WARNING, Evaluation,
                                              Observation, _aware, judge)
 from llm_incident.alerts.rules import AlertRule
+from llm_incident.controls.models import RouteControl
 from llm_incident.metrics.windows import window_ending
 
+KILLED_REASON = "not judged: the route is killed (its traffic stopped on purpose)"
 SILENT_P = 1e-6
 STOP_MINUTES = 2  # a stop: no call in at least this many minutes, when the baseline makes it rare
 
 
+def killed_routes(session: Session) -> frozenset[str]:
+    """Routes whose kill switch is on in some env: their silence is the kill working."""
+    return frozenset(session.exec(select(RouteControl.route)
+                                  .where(RouteControl.enabled.is_(False))).all())
+
+
 def observe_silence(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
-    """A drop rule on one route: calls in the window against the baseline's expectation."""
+    """A drop rule on one route: calls in the window against the baseline's expectation; a
+    killed route is not judged (no traffic is what the kill is for)."""
     window = window_ending(ev.now, rule.window_span)
     now_stats = ev.stats.get(route, window, rule.filter)
     value = rule.watched.read(now_stats, rule)
     state = ev.states.get((rule.id, route))
+    if route in ev.killed:
+        return Observation(rule, route, OK, value, None, now_stats.calls, window,
+                           KILLED_REASON, status=STALE)
     last = ev.seen.get(route, (None, None))[1]
     pick = ev.baseline(rule, route, window)
 
