@@ -28,6 +28,7 @@ from llm_incident.api.limits import install_limits
 from llm_incident.apikeys import KeyChecker
 from llm_incident.dashboard.pages import install_dashboard
 from llm_incident.db import Database
+from llm_incident.metrics.rollup_stats import set_exact_window_max
 from llm_incident.observability import ServiceMetrics
 from llm_incident.settings import Settings
 from llm_incident.scheduler.setup import build_scheduler
@@ -118,6 +119,7 @@ def create_app(
     `clock` is the service's time; `time_scale` says how fast it runs against the wall clock
     (the demo's `--speed`), so the scheduler's intervals keep their length in `clock` time."""
     db = database or Database(settings.database_url)
+    set_exact_window_max(settings.exact_window_max)  # this service's LLM_INCIDENT_EXACT_WINDOW_MAX
     metrics = ServiceMetrics()
     app = FastAPI(
         title="llm-incident",

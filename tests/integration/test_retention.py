@@ -64,3 +64,23 @@ def test_the_scheduler_job_purges_past_the_configured_retention(db):
     assert _ids(db) == {f"recent-{i}" for i in range(3)}
     with db.read() as session:
         assert session.execute(select(func.count()).select_from(Event)).scalar() == 3
+
+
+def test_the_retention_comes_from_the_settings_and_old_instances_are_forgotten(db):
+    from llm_incident.controls.instances import ClientInstance
+    from llm_incident.scheduler.retention import run_storage
+    from llm_incident.scheduler.setup import job_context
+    from tests.support import settings_for
+
+    _seed(db, "search.answer", NOW - timedelta(days=4), 3, "old")
+    _seed(db, "search.answer", NOW - timedelta(days=1), 3, "new")
+    with db.write() as session:
+        for name, seen in (("gone", NOW - timedelta(days=8)), ("here", NOW - timedelta(hours=1))):
+            session.add(ClientInstance(id=name, name=name, host="h", version="0.1.0", first_seen=seen,
+                                       last_seen=seen))
+    jc = job_context(settings_for(db, event_retention="3d"), db)
+    assert jc.event_retention == timedelta(days=3)
+    run_storage(jc, NOW + timedelta(minutes=1))  # events are rolled up 30 s after they arrive
+    assert _ids(db) == {f"new-{i}" for i in range(3)}
+    with db.read() as session:
+        assert [i.id for i in session.exec(select(ClientInstance)).scalars()] == ["here"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from llm_incident.alerts.evaluate import BaselineMemo
 from llm_incident.alerts.rules import DEFAULT_RULES, AlertRule
@@ -24,4 +25,6 @@ class JobContext:
     mitigation_check_minutes: int = 5
     followup_days: int = 7
     actor: str = "llm-incident"  # who the timeline says acted
+    event_retention: timedelta = timedelta(days=30)  # LLM_INCIDENT_EVENT_RETENTION
+    rollup_retention: timedelta = timedelta(days=400)  # LLM_INCIDENT_ROLLUP_RETENTION
     baselines: BaselineMemo = field(default_factory=BaselineMemo)  # alert baselines, kept 5 min

@@ -1,18 +1,21 @@
 """The storage job: roll up new events (rollups never more than a run behind), then delete what is
 past retention (LLM_INCIDENT_EVENT_RETENTION for raw events, LLM_INCIDENT_ROLLUP_RETENTION for
-rollups), each in bounded batches."""
+rollups), each in bounded batches; client instances unheard of for a week are forgotten."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlmodel import select
+
+from llm_incident.controls.instances import ClientInstance, delete_older_than
 from llm_incident.events.retention import PurgeResult, purge_events
 from llm_incident.rollups.build import RollupRun, purge_rollups, roll_up, rolled_up_to
 from llm_incident.scheduler.context import JobContext
-from llm_incident.settings import load_settings
 
 STORAGE_SECONDS = 20
+INSTANCE_RETENTION = timedelta(days=7)  # GET /v1/instances shows the last 24 h
 
 
 @dataclass(frozen=True)
@@ -20,10 +23,6 @@ class RetentionPolicy:
     events: timedelta
     rollups: timedelta
 
-    @classmethod
-    def from_settings(cls) -> RetentionPolicy:
-        settings = load_settings()
-        return cls(settings.event_retention, settings.rollup_retention)
 
 
 @dataclass(frozen=True)
@@ -34,9 +33,11 @@ class StorageRun:
 
 
 def policy_of(jc: JobContext) -> RetentionPolicy:
-    """The job context's policy when it carries one (`jc.retention`), else the settings'."""
+    """The job context's policy when it carries one (`jc.retention`, tests), else its settings'."""
     policy = getattr(jc, "retention", None)
-    return policy if isinstance(policy, RetentionPolicy) else RetentionPolicy.from_settings()
+    if isinstance(policy, RetentionPolicy):
+        return policy
+    return RetentionPolicy(jc.event_retention, jc.rollup_retention)
 
 
 def run_storage(jc: JobContext, now: datetime) -> StorageRun:
@@ -47,4 +48,16 @@ def run_storage(jc: JobContext, now: datetime) -> StorageRun:
     with jc.db.read() as session:
         up_to_id = rolled_up_to(session)
     purged = purge_events(jc.db, events_cutoff, up_to_id=up_to_id)  # only what is rolled up
+    forget_instances(jc, now)
     return StorageRun(rolled, purged, purge_rollups(jc.db, now - policy.rollups))
+
+
+def forget_instances(jc: JobContext, now: datetime) -> int:
+    """Client instances not heard from for `INSTANCE_RETENTION` are forgotten (a write only
+    when there is one); how many."""
+    before = now - INSTANCE_RETENTION
+    with jc.db.read() as session:
+        if session.exec(select(ClientInstance.id).where(ClientInstance.last_seen < before)).first() is None:
+            return 0
+    with jc.db.write() as session:
+        return delete_older_than(session, before)

@@ -29,7 +29,9 @@ def job_context(settings: Settings, db: Database) -> JobContext:
                       alert_channel=settings.alert_channel,
                       reminder_minutes=dict(settings.status_reminder_minutes),
                       mitigation_check_minutes=settings.mitigation_check_minutes,
-                      followup_days=settings.followup_days)
+                      followup_days=settings.followup_days,
+                      event_retention=settings.event_retention,
+                      rollup_retention=settings.rollup_retention)
 
 
 def build_scheduler(settings: Settings, db: Database, clock: Callable[[], datetime],
