@@ -13,9 +13,6 @@ from llm_incident import __version__
 from llm_incident.settings import Settings, SettingsError, load_settings
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -85,7 +82,7 @@ def _run_server(app, host: str, port: int) -> None:
 
     from llm_incident.api.timeouts import timed_h11
 
-    settings = app.state.services.settings  # slow or incomplete requests get 408 (docs/http-api.md: request limits)
+    settings = app.state.services.settings  # slow/incomplete requests: 408 (docs/http-api.md)
     http = timed_h11(settings.header_timeout_seconds, settings.body_timeout_seconds)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True, http=http,
                 timeout_graceful_shutdown=5)  # long-polls (controls ?wait=) end at shutdown
@@ -99,6 +96,8 @@ def main() -> None:
     Configuration comes from the environment or a .env file (docs/configuration.md: SLACK_BOT_TOKEN,
     LLM_INCIDENT_DATABASE_URL, LLM_INCIDENT_API_KEYS, ...).
     """
+    from llm_incident.console.runtime import LOG_FORMAT
+
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -159,6 +158,7 @@ def demo(host: str, port: int, scenario: str, db_path: str, speed: float, no_ser
     from llm_incident.demo import seed_demo
     from llm_incident.demo.banner import banner
     from llm_incident.demo.clock import DemoClock
+    from llm_incident.console.runtime import feed_console, log_to_file
     from llm_incident.demo.live import SimulatedApp
 
     path = Path(db_path).resolve()
@@ -179,54 +179,16 @@ def demo(host: str, port: int, scenario: str, db_path: str, speed: float, no_ser
     if mode == "seed":
         return
     if mode == "console":
-        _log_to_file(log_file)
+        log_to_file(log_file)
     clock = DemoClock(now, speed)
     app = create_app(settings, database=db, clock=clock, time_scale=speed)
     app.state.lifecycle.append(SimulatedApp(scenario, clock, url=base, api_key=key))
     if mode == "serve":
         _run_server(app, host, port)
         return
-    feed = _feed_the_console(app)
+    feed = feed_console(app.state.scheduler.jc) if app.state.scheduler is not None else None
     _serve_in_background(app, host, port)
     _console(db, None, settings, clock=clock, feed=feed, scheduler_running=True)
-
-
-def _log_to_file(path: Path) -> None:
-    """The console's terminal shows prompts and results: the log goes to `path`, and only
-    warnings and errors also to the terminal."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    to_file = logging.FileHandler(path, encoding="utf-8")
-    to_file.setFormatter(logging.Formatter(LOG_FORMAT))
-    loud = logging.StreamHandler(sys.stderr)
-    loud.setLevel(logging.WARNING)
-    loud.setFormatter(logging.Formatter("⚠️ %(name)s: %(message)s"))
-    loud.addFilter(_not_a_skipped_run)
-    root.addHandler(to_file)
-    root.addHandler(loud)
-
-
-def _not_a_skipped_run(record: logging.LogRecord) -> bool:
-    """APScheduler warns when a run is skipped because the previous one is still going: with
-    the demo's faster clock that is routine (the next run does the work), so file only."""
-    return not (record.name.startswith("apscheduler") and record.levelno < logging.ERROR)
-
-
-def _feed_the_console(app):
-    """Route the app's scheduler posts to the console too; without Slack, unowned posts (an
-    expiry outside an incident) go to the console as their channel."""
-    from llm_incident.console.feed import ConsoleFeed
-    from llm_incident.console.shell import CHANNEL
-
-    scheduler = app.state.scheduler
-    if scheduler is None:
-        return None
-    feed = ConsoleFeed(also=scheduler.jc.delivery)
-    if feed.also is None and not scheduler.jc.alert_channel:
-        scheduler.jc.alert_channel = CHANNEL
-    scheduler.jc.delivery = feed
-    return feed
 
 
 def _serve_in_background(app, host: str, port: int) -> None:
@@ -249,59 +211,16 @@ def _serve_in_background(app, host: str, port: int) -> None:
         time.sleep(0.05)
 
 
-def _console(database, user: str | None, settings: Settings, *, clock=None, feed=None,
-             scheduler_running: bool = False) -> None:
-    """The console loop. `scheduler_running`: a scheduler in this process already runs every
-    job (and `feed` gets its posts); else the console evaluates the alerts itself when due and
-    starts a scheduler for the other jobs unless LLM_INCIDENT_SCHEDULER=false."""
-    from llm_incident.alerts.rules import RuleError, load_rules
-    from llm_incident.commands.alerting import AlertConfig
-    from llm_incident.console.alerts import ConsoleAlerts
-    from llm_incident.console.feed import ConsoleFeed
-    from llm_incident.console.shell import CHANNEL, Shell, console_permission
-    from llm_incident.scheduler.leader import Leadership
-    from llm_incident.scheduler.runner import Scheduler
-    from llm_incident.scheduler.setup import job_context
-    from llm_incident.slack.outbox import SlackDelivery
+def _console(database, user: str | None, settings: Settings, **kw) -> None:
+    """The console loop (console.runtime.run_console); unusable alert rules exit 2."""
+    from llm_incident.alerts.rules import RuleError
+    from llm_incident.console.runtime import run_console
 
-    clock = clock or _now
     try:
-        alerts = AlertConfig(rules=load_rules(settings.alert_rules),
-                             channel=settings.alert_channel,
-                             interval_seconds=settings.alert_interval_seconds)
-        jc = job_context(settings, database)
-        own = job_context(settings, database)
+        run_console(database, user, settings, clock=kw.pop("clock", None) or _now, **kw)
     except RuleError as exc:
         click.echo(f"llm-incident: {exc}", err=True)
         sys.exit(2)
-
-    current_input = lambda: ""  # noqa: E731
-    try:
-        import readline  # line editing and history for input()
-
-        current_input = readline.get_line_buffer
-    except ImportError:  # pragma: no cover - not on every platform
-        pass
-    if settings.slack_enabled:  # what the console evaluates is posted by the server's outbox
-        jc.delivery = SlackDelivery()
-    scheduler = None
-    if not scheduler_running and settings.scheduler:
-        feed = ConsoleFeed(also=jc.delivery)
-        own.delivery = feed
-        if feed.also is None and not own.alert_channel:
-            own.alert_channel = CHANNEL
-        scheduler = Scheduler(own, leadership=Leadership(database), alerts_on=False,
-                              alert_interval_seconds=settings.alert_interval_seconds, clock=clock)
-        scheduler.start()
-    sink = ConsoleAlerts(jc, interval_seconds=settings.alert_interval_seconds,
-                         evaluate=not scheduler_running)
-    try:
-        Shell(database, user=user, alerts=alerts, can_change=console_permission(settings.responders),
-              alert_sink=sink, clock=clock, feed=feed, live=sys.stdin.isatty(),
-              current_input=current_input).loop()
-    finally:
-        if scheduler is not None:
-            scheduler.stop()
 
 
 @main.command()
