@@ -60,6 +60,14 @@ def test_metrics_answers_in_channel_and_list_answers_privately(env):
     assert "#1" in texts(listing) and "tokens exploding" in texts(listing)
 
 
+def test_routes_answers_with_every_route_in_a_valid_table(env):
+    env.sender.command("routes 24h", response="r")
+    routes = env.response("r")
+    shown = texts(routes)
+    assert "Routes over the last 24h" in shown and "support.reply" in shown
+    assert "p95 tokens_out" in shown and "#1" in shown  # the open incident is named
+
+
 def test_close_posts_the_timeline_and_updates_the_card(env):
     env.sender.command("status mitigated with a clamp", channel=WAR_ROOM, response="st")
     env.response("st")  # commands run after their ack, concurrently: keep the order

@@ -39,6 +39,7 @@ from llm_incident.commands.parse import (
     Events,
     Help,
     ListIncidents,
+    Routes,
     Metrics,
     Mitigated,
     Note,
@@ -52,6 +53,7 @@ from llm_incident.commands.parse import (
     Triage as TriageCommand,
     parse_command,
 )
+from llm_incident.commands.routes_view import routes_overview
 from llm_incident.commands.since import since_time
 from llm_incident.commands.triage_posts import (
     ALERT,
@@ -111,6 +113,7 @@ class CommandCore:
             Status: self._status,
             Metrics: self._metrics,
             ListIncidents: self._list,
+            Routes: self._routes,
             Close: self.closing.close,
             Reopen: self.closing.reopen,
             ChangeControl: self.control_changes.run,
@@ -278,6 +281,10 @@ class CommandCore:
                     f"no events have been seen for route `{cmd.route}`.{hint}")
             comparison = compare_windows(session, cmd.route, now=ctx.now, window=span)
         return Outcome(reply=views.metrics_reply(comparison, ephemeral=False))
+
+    def _routes(self, cmd: Routes, ctx: Context) -> Outcome:
+        with self.db.read() as session:
+            return Outcome(reply=routes_overview(session, now=ctx.now, window=cmd.window))
 
     def _list(self, _cmd: ListIncidents, ctx: Context) -> Outcome:
         with self.db.read() as session:

@@ -16,6 +16,7 @@ from llm_incident.incidents.models import IncidentClass
 
 _INCIDENT_REF = re.compile(r"#(\d+)$")
 _LOOKS_LIKE_TIME = re.compile(r"\d")  # `since 19:37`, `since 30m`, `since 2026-…` (not "since the")
+ROUTE_WINDOWS = ("1h", "6h", "24h", "7d", "30d")  # the dashboard's ranges
 WINDOW_WORD = re.compile(r"^\d+(?:\.\d+)?[smhdw]$")  # 30m, 1h, 1.5h, 7d
 
 
@@ -56,6 +57,11 @@ class Triage:
 class Status:
     text: str
     incident: int | None = None
+
+
+@dataclass(frozen=True)
+class Routes:
+    window: str = "1h"
 
 
 @dataclass(frozen=True)
@@ -148,8 +154,9 @@ class RecordChange:
 
 CHANGE_KINDS = ("deploy", "prompt", "model", "config", "other")
 
-Command = (Help | Start | Triage | Status | Metrics | ListIncidents | Close | Reopen | ChangeControl | ShowControls
-           | Attach | Note | Events | Sample | Alerts | RecordChange | Mitigated)
+Command = (Help | Start | Triage | Status | Metrics | Routes | ListIncidents | Close | Reopen
+           | ChangeControl | ShowControls | Attach | Note | Events | Sample | Alerts | RecordChange
+           | Mitigated)
 
 CONTROL_VERBS = ("kill", "restore", "clamp", "model", "provider", "retries")
 _VALUE_VERBS = {"clamp": "max_tokens", "model": "model", "provider": "provider", "retries": "cap"}
@@ -203,6 +210,11 @@ def parse_command(text: str, *, known_routes: Collection[str] = ()) -> Command:
         return Help()
     if verb == "list":
         return ListIncidents()
+    if verb == "routes":
+        window = words.take().lower() if words.peek() else "1h"
+        if window not in ROUTE_WINDOWS or words.rest():
+            raise ParseError(f"`{window}` is not a range; use {', '.join(ROUTE_WINDOWS)}", verb)
+        return Routes(window)
     if verb == "start":
         return _parse_start(words, set(known_routes))
     if verb == "triage":

@@ -27,6 +27,9 @@ VERBS: dict[str, tuple[str, str]] = {
                "record a deploy, prompt or model change for a route (triage and postmortem)"),
     "alerts": ("alerts [start <alert id>]",
                "alert rules and what is firing; `start` opens an incident from an alert"),
+    "routes": ("routes [1h|6h|24h|7d|30d]",
+               "every route at a glance: calls, flagged rate, p95s, cost per hour vs before, "
+               "controls, firing alerts, open incidents (the dashboard's overview)"),
     "list": ("list", "show open incidents"),
     "mitigated": ("mitigated [#N] [note]",
                   "mark the incident mitigated (the symptom is under control; not closed yet)"),

@@ -50,10 +50,12 @@ class Cell:
         if d.abs is None:
             return "no baseline" if d.baseline is None else "n/a"
         if self.kind == "rate":
-            return f"{d.abs * 100:+.1f} pts"
+            points = round(d.abs * 100, 1)
+            return "±0.0 pts" if points == 0 else f"{points:+.1f} pts"
         if d.rel is None:
             return "new" if d.abs else "±0"
-        return f"{d.rel * 100:+.0f}%"
+        percent = round(d.rel * 100)
+        return "±0%" if percent == 0 else f"{percent:+d}%"  # never "-0%"
 
 
 @dataclass
