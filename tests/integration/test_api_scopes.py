@@ -37,6 +37,7 @@ EXPECTED = {
     ("PUT", "/v1/routes/{route}/controls"): "controls",
     ("POST", "/v1/routes/{route}/controls"): "controls",
     ("GET", "/v1/audit"): "read",
+    ("GET", "/v1/instances"): "read",
     ("GET", "/v1/keys"): "admin",
     ("POST", "/v1/keys"): "admin",
     ("DELETE", "/v1/keys/{key}"): "admin",
