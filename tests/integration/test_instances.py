@@ -202,10 +202,8 @@ def test_a_kill_superseded_by_a_restore_counts_traffic_only_until_the_restore_an
     assert row.done and row.acked_at is not None
 
 
-def test_the_panel_of_a_followed_change_shows_its_proof(db):
-    from llm_incident.commands import mitigations
-    from llm_incident.commands.replies import Note
-    from llm_incident.controls.service import get_controls
+def followed_kill(db) -> datetime:
+    """A kill made in incident #1, followed and tallied once (no instance has reported); when."""
     from llm_incident.scheduler.context import JobContext
     from llm_incident.scheduler.control_proof import update_control_proofs
 
@@ -215,6 +213,15 @@ def test_the_panel_of_a_followed_change_shows_its_proof(db):
         proof.follow(session, incident=1, change_id=kill.change_id, route=ROUTE, env="prod",
                      version=kill.controls.version, after=kill.after, line="<@U1> killed", changed_at=start)
     update_control_proofs(JobContext(db=db), start + timedelta(seconds=1))
+    return start
+
+
+def test_the_panel_of_a_followed_change_shows_its_proof(db):
+    from llm_incident.commands import mitigations
+    from llm_incident.commands.replies import Note
+    from llm_incident.controls.service import get_controls
+
+    followed_kill(db)
     with db.read() as session:
         notes = [b.text for b in mitigations.panel_with_proof(session, get_controls(session, ROUTE)).blocks
                  if isinstance(b, Note)]
@@ -225,15 +232,8 @@ def test_the_controls_command_shows_the_proof_too(db):
     from llm_incident.commands.context import Context
     from llm_incident.commands.core import CommandCore
     from llm_incident.console.shell import ConsoleDelivery
-    from llm_incident.scheduler.context import JobContext
-    from llm_incident.scheduler.control_proof import update_control_proofs
 
-    start = datetime(2026, 12, 1, 14, 21, tzinfo=timezone.utc)
-    with db.write() as session:
-        kill = change_controls(session, ROUTE, "prod", {"enabled": False}, actor="U1", reason="t", now=start)
-        proof.follow(session, incident=1, change_id=kill.change_id, route=ROUTE, env="prod",
-                     version=kill.controls.version, after=kill.after, line="<@U1> killed", changed_at=start)
-    update_control_proofs(JobContext(db=db), start + timedelta(seconds=1))
+    start = followed_kill(db)
     shown = CommandCore(db, ConsoleDelivery()).run(
         f"controls {ROUTE}", Context(user="U1", channel="C1", now=start + timedelta(seconds=2)))
     assert any(f"no instance guarding `{ROUTE}` has reported yet" in getattr(b, "text", "")
