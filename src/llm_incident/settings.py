@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     dashboard_refresh_seconds: int = Field(
         60, ge=0, le=86_400, validation_alias="LLM_INCIDENT_DASHBOARD_REFRESH_SECONDS"
     )
+    dashboard_url: str | None = Field(None, validation_alias="LLM_INCIDENT_DASHBOARD_URL")
 
     event_retention: Annotated[timedelta, NoDecode] = Field(
         timedelta(days=30), validation_alias="LLM_INCIDENT_EVENT_RETENTION")
@@ -151,6 +152,18 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("dashboard_url")
+    @classmethod
+    def _dashboard_url(cls, value: str | None) -> str | None:
+        """The dashboard's public base URL (links from Slack); no trailing slash; empty → None."""
+        value = (value or "").strip()
+        if not value:
+            return None
+        if not re.fullmatch(r"https?://[^\s<>|\"'`/]+[^\s<>|\"'`]*", value):
+            raise ValueError("must be an http(s) URL (the public base URL of `llm-incident "
+                             "serve`, e.g. https://llm-incident.internal.example)")
+        return value.rstrip("/")
 
     @field_validator("database_url")
     @classmethod

@@ -15,6 +15,7 @@ from llm_incident.commands import mitigations, views
 from llm_incident.commands.context import Context, Delivery
 from llm_incident.commands.control_changes import refusal
 from llm_incident.commands.parse import Close, Reopen
+from llm_incident.commands.links import NO_LINKS, DashboardLinks
 from llm_incident.commands.postmortem_posts import close_posts, closed_reply
 from llm_incident.commands.replies import Outcome, Post, Reply, Section, Target
 from llm_incident.db import Database
@@ -27,8 +28,10 @@ log = logging.getLogger(__name__)
 
 class Closing:
     def __init__(self, db: Database, delivery: Delivery,
-                 can_change: mitigations.Permission | None) -> None:
+                 can_change: mitigations.Permission | None,
+                 links: DashboardLinks = NO_LINKS) -> None:
         self.db, self.delivery, self.can_change = db, delivery, can_change
+        self.links = links
 
     def _refused(self, session: Session, incident: Incident, what: str, ctx: Context) -> Outcome | None:
         """Audit and answer a non-responder; None when the user may act."""
@@ -57,7 +60,8 @@ class Closing:
             self.delivery.enqueue(session, [Post(n, Target.thread, closed_reply(pm, entries),
                                                  key=f"incident:{n}:closed{again}"),
                                             *close_posts(session, incident, now=ctx.now,
-                                                         again=again, pm=pm)])
+                                                         again=again, pm=pm,
+                                                         links=self.links)])
             self.delivery.refresh_card(session, incident)
         return Outcome(reply=Reply(text=f"Incident #{n} closed."))
 

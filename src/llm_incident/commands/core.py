@@ -10,6 +10,7 @@ import difflib
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from llm_incident.commands.forms import (
     start_modal,
 )
 from llm_incident.commands.labelling import Labelling
+from llm_incident.commands.links import NO_LINKS, DashboardLinks, link
 from llm_incident.commands.parse import (
     Alerts,
     Attach,
@@ -44,6 +46,7 @@ from llm_incident.commands.parse import (
     Mitigated,
     Note,
     ParseError,
+    ROUTE_WINDOWS,
     Reopen,
     RecordChange,
     Sample,
@@ -65,6 +68,7 @@ from llm_incident.commands.triage_posts import (
 )
 from llm_incident.commands.replies import (
     Modal,
+    Note as NoteBlock,
     Outcome,
     Post,
     Reply,
@@ -95,8 +99,9 @@ class CommandCore:
     def __init__(self, db: Database, delivery: Delivery, *, incident_channel: str | None = None,
                  can_change: mitigations.Permission | None = None,
                  event_id_pattern: str = DEFAULT_EVENT_ID_PATTERN,
-                 alerts: AlertConfig | None = None):
+                 alerts: AlertConfig | None = None, links: DashboardLinks = NO_LINKS):
         self.db = db
+        self.links = links  # to the web dashboard (LLM_INCIDENT_DASHBOARD_URL); none when unset
         self.event_ids = re.compile(event_id_pattern)
         self.delivery = delivery
         self.incident_channel = incident_channel
@@ -104,7 +109,7 @@ class CommandCore:
         self.control_changes = ControlChanges(db, can_change, self._record_in_incident)
         self.labelling = Labelling(delivery)
         self.alerts = AlertCommands(db, alerts or AlertConfig(), self._start, delivery)
-        self.closing = Closing(db, delivery, can_change)
+        self.closing = Closing(db, delivery, can_change, links)
         # The verb table: parsed command type -> handler(command, context) -> Outcome.
         self.verbs: dict[type, Callable[[Any, Context], Outcome]] = {
             Help: lambda _cmd, _ctx: Outcome(reply=views.help_reply()),
@@ -229,7 +234,9 @@ class CommandCore:
     def _opening_posts(self, session: Session, incident: Incident, ctx: Context,
                        triages: list[Triage]) -> list[Post]:
         n = incident.number
-        posts = [Post(n, Target.root, views.summary_card(incident), key=f"incident:{n}:card"),
+        posts = [Post(n, Target.root,
+                      views.summary_card(incident, dashboard=self.links.incident(n)),
+                      key=f"incident:{n}:card"),
                  *triage_posts(n, incident, triages, ctx.now),
                  Post(n, Target.thread, views.checklist_reply(incident),
                       key=f"incident:{n}:checklist")]
@@ -280,11 +287,17 @@ class CommandCore:
                 raise incidents.IncidentError(
                     f"no events have been seen for route `{cmd.route}`.{hint}")
             comparison = compare_windows(session, cmd.route, now=ctx.now, window=span)
-        return Outcome(reply=views.metrics_reply(comparison, ephemeral=False))
+        reply = views.metrics_reply(comparison, ephemeral=False)
+        url = self.links.route(cmd.route, cmd.window if cmd.window in ROUTE_WINDOWS else None)
+        if url:
+            reply = replace(reply, blocks=(*reply.blocks,
+                                           NoteBlock(f"📊 {link(url, 'this route in the dashboard')}")))
+        return Outcome(reply=reply)
 
     def _routes(self, cmd: Routes, ctx: Context) -> Outcome:
         with self.db.read() as session:
-            return Outcome(reply=routes_overview(session, now=ctx.now, window=cmd.window))
+            return Outcome(reply=routes_overview(session, now=ctx.now, window=cmd.window,
+                                                 links=self.links))
 
     def _list(self, _cmd: ListIncidents, ctx: Context) -> Outcome:
         with self.db.read() as session:
@@ -379,10 +392,12 @@ def closed_usage(cmd: Attach | Note | Sample, number: int) -> str:
     return f"sample {cmd.route}"
 
 
-def card(session: Session, incident: Incident, now: datetime | None = None) -> Reply:
+def card(session: Session, incident: Incident, now: datetime | None = None, *,
+         links: DashboardLinks = NO_LINKS) -> Reply:
     """The summary card as it should look now (the outbox re-renders it on every change)."""
     counts = evidence_counts(session, incident)
     return views.summary_card(incident, now=now,
                               mitigations=mitigations.mitigations_for(session, incident.routes),
                               evidence=f"{counts.attached} attached · {counts.good} good · "
-                                       f"{counts.bad} bad")
+                                       f"{counts.bad} bad",
+                              dashboard=links.incident(incident.number))

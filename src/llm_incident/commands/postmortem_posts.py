@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from llm_incident.commands.links import NO_LINKS, DashboardLinks, link
 from llm_incident.commands.parse import AFTER_CLOSE
 from llm_incident.commands.replies import (
     Actions,
@@ -43,8 +44,9 @@ MAX_ROUTE_TABLES = 10  # the rest are in the file (a message holds at most 50 bl
 RESTORE_ENV = "prod"  # the env `restore` acts on (commands.mitigations.ENV)
 
 
-def summary_reply(pm: Postmortem) -> Reply:
-    """The postmortem at a glance (the full draft goes out as a file)."""
+def summary_reply(pm: Postmortem, links: DashboardLinks = NO_LINKS) -> Reply:
+    """The postmortem at a glance (the full draft goes out as a file), linked to the incident's
+    dashboard page when there is a dashboard."""
     head = f"Postmortem draft — incident #{pm.number}"
     ttm = span(pm.time_to_mitigate) if pm.time_to_mitigate is not None else "not mitigated"
     closed = when(pm.closed_at) if pm.closed_at else f"open (as of {when(pm.as_of)})"
@@ -88,6 +90,8 @@ def summary_reply(pm: Postmortem) -> Reply:
     blocks.append(Section(title="Follow-ups", text="\n".join(follow) or "None derived."))
     blocks.append(Note("Full draft: the Markdown file and a chart per route follow in this "
                        f"thread; `llm-incident postmortem {pm.number}` prints it."))
+    if (url := links.incident(pm.number)) is not None:
+        blocks.append(Note(f"📊 {link(url, 'The postmortem in the dashboard (rendered, charts inline)')}"))
     return Reply(text=head, blocks=tuple(blocks), ephemeral=False)
 
 
@@ -130,13 +134,15 @@ def closed_reply(pm: Postmortem, entries: list[TimelineEntry]) -> Reply:
 
 
 def close_posts(session: Session, incident: Incident, *, now: datetime,
-                again: str = "", pm: Postmortem | None = None) -> list[Post]:
+                again: str = "", pm: Postmortem | None = None,
+                links: DashboardLinks = NO_LINKS) -> list[Post]:
     """The posts a close enqueues (with the close, in its transaction), from `pm` (the frozen
     postmortem; compiled when not given); `again` tells the keys of a later close (after a
     reopen) from the first one's."""
     pm = pm or compile_postmortem(session, incident, now=now)
     n = incident.number
-    posts = [Post(n, Target.thread, summary_reply(pm), key=f"incident:{n}:postmortem{again}")]
+    posts = [Post(n, Target.thread, summary_reply(pm, links),
+                  key=f"incident:{n}:postmortem{again}")]
     versions = {a.route: get_controls(session, a.route, RESTORE_ENV).version
                 for a in pm.still_active if a.env == RESTORE_ENV}
     active = still_active_reply(pm, versions)

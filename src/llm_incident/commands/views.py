@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from llm_incident.changes import Change
 from llm_incident.commands.verbs import VERBS
 from llm_incident.commands.replies import Actions, Button, Confirm, Note, Reply, Section, Table
+from llm_incident.commands.links import link
 from llm_incident.incidents import postmortem_phrases as phrases
 from llm_incident.incidents.models import Incident, IncidentClass, TimelineEntry
 from llm_incident.incidents.runbook import (
@@ -57,8 +58,9 @@ def title(incident: Incident) -> str:
 
 
 def summary_card(incident: Incident, *, mitigations: list[str] | None = None,
-                 evidence: str | None = None, now: datetime | None = None) -> Reply:
-    """The live card at the top of the incident thread."""
+                 evidence: str | None = None, now: datetime | None = None,
+                 dashboard: str | None = None) -> Reply:
+    """The live card at the top of the incident thread; `dashboard`: the incident's page."""
     icon = STATUS_ICON.get(incident.status, "")
     fields = (
         ("Status", f"{icon} {incident.status}"),
@@ -81,8 +83,11 @@ def summary_card(incident: Incident, *, mitigations: list[str] | None = None,
                    confirm=Confirm("Close incident?", f"Close incident #{incident.number}?",
                                    ok="Close it")),
         )))
+    footer = [f"📊 {link(dashboard, 'Dashboard: timeline, evidence, charts')}"] if dashboard else []
     if now is not None:
-        blocks.append(Note(f"updated {when(now)}"))
+        footer.append(f"updated {when(now)}")
+    if footer:
+        blocks.append(Note(" · ".join(footer)))
     return Reply(text=f"{icon} {title(incident)} [{incident.status}]", blocks=tuple(blocks),
                  ephemeral=False)
 

@@ -7,10 +7,18 @@ import re
 from llm_incident.commands.replies import Actions, Button, Modal, Note, Reply, Section, Table
 
 _MENTION = re.compile(r"<([@#!])([^>|]+)(?:\|([^>]+))?>")
+_LINK = re.compile(r"<((?:https?|mailto):[^<>\s|]+)(?:\|([^<>]*))?>")
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
+
+
+def _label(text: str) -> str:
+    for entity, char in _ENTITIES:
+        text = text.replace(entity, char)
+    return text
 
 
 def plain(text: str) -> str:
-    """`<@U1>` → `@U1`, `<#C1>` → `#C1`, `<url|label>` → `label (url)`."""
+    """`<@U1>` → `@U1`, `<#C1>` → `#C1`, `<url|label>` → `label (url)`, `<url>` → `url`."""
 
     def swap(m: re.Match[str]) -> str:
         sigil, ident, label = m.groups()
@@ -18,7 +26,11 @@ def plain(text: str) -> str:
             return f"{sigil}{label or ident}"
         return label or ident
 
-    return _MENTION.sub(swap, text)
+    def link(m: re.Match[str]) -> str:
+        url, label = m.groups()
+        return f"{_label(label)} ({url})" if label else url
+
+    return _MENTION.sub(swap, _LINK.sub(link, text))
 
 
 def render_table(table: Table) -> list[str]:

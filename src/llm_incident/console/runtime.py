@@ -64,6 +64,7 @@ def run_console(database: Database, user: str | None, settings: Settings, *,
     RuleError when the alert rules are unusable."""
     from llm_incident.alerts.rules import load_rules
     from llm_incident.commands.alerting import AlertConfig
+    from llm_incident.commands.links import DashboardLinks
     from llm_incident.console.alerts import ConsoleAlerts
     from llm_incident.console.shell import Shell, console_permission
     from llm_incident.scheduler.leader import Leadership
@@ -87,7 +88,8 @@ def run_console(database: Database, user: str | None, settings: Settings, *,
     try:
         Shell(database, user=user, alerts=alerts, can_change=console_permission(settings.responders),
               alert_sink=sink, clock=clock, feed=feed, live=sys.stdin.isatty(),
-              current_input=_line_buffer()).loop()
+              current_input=_line_buffer(),
+              links=DashboardLinks(settings.dashboard_url)).loop()
     finally:
         if scheduler is not None:
             scheduler.stop()

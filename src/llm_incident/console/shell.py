@@ -18,6 +18,7 @@ from llm_incident.console.feed import ConsoleFeed
 from llm_incident.console.local import LocalCommands, local_text
 from llm_incident.commands.core import CommandCore, card
 from llm_incident.commands.context import Context
+from llm_incident.commands.links import NO_LINKS, DashboardLinks
 from llm_incident.commands.mitigations import Permission
 from llm_incident.commands.replies import Button, FieldKind, Modal, Outcome, Post, Target
 from llm_incident.console.render import render_modal_intro, render_reply
@@ -83,7 +84,8 @@ class Shell:
                  can_change: Permission | None = None,
                  alert_sink: ConsoleAlerts | None = None,
                  feed: ConsoleFeed | None = None, live: bool = False,
-                 current_input: Callable[[], str] = lambda: "") -> None:
+                 current_input: Callable[[], str] = lambda: "",
+                 links: DashboardLinks = NO_LINKS) -> None:
         """`feed`: the scheduler's posts to print; `live`: print them (and alerts) as they come
         while the prompt waits, redrawing the prompt and `current_input()` below them."""
         self.db = db
@@ -93,7 +95,9 @@ class Shell:
         self._screen = threading.Lock()
         self._idle = False
         self.delivery = ConsoleDelivery()
-        self.core = CommandCore(db, self.delivery, alerts=alerts, can_change=can_change)
+        self.links = links
+        self.core = CommandCore(db, self.delivery, alerts=alerts, can_change=can_change,
+                                links=links)
         self.user = user or getpass.getuser()
         self.out = out
         self.read = read
@@ -173,7 +177,7 @@ class Shell:
         for number in cards:
             with self.db.read() as session:
                 incident = incidents.get_incident(session, number)
-                current = card(session, incident)
+                current = card(session, incident, links=self.links)
             self.say(f"\n── incident #{number} · summary card (updated) ──")
             self.say(self.render(current, number))
 

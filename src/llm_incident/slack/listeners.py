@@ -25,11 +25,10 @@ from llm_incident.commands.core import CommandCore
 from llm_incident.commands.context import Context
 from llm_incident.commands.replies import Outcome, Reply
 from llm_incident.db import Database
-from llm_incident.incidents import service as incidents
 from llm_incident.slack import blocks, inbox
 from llm_incident.slack.answers import Answer, decode_metadata
 from llm_incident.slack.dedupe import first_time, request_key
-from llm_incident.slack.home import home_view, mitigations_by_route
+from llm_incident.slack.home import HomeTab
 from llm_incident.slack.inbox import InboxRunner
 from llm_incident.slack.models import InboxRequest
 from llm_incident.slack.replies import ReplyQueue
@@ -55,14 +54,14 @@ class Handlers:
                  views: WebClient, clock: Callable[[], datetime],
                  incident_channel: str | None = None,
                  mitigations: Mitigations | None = None,
-                 home_executor: Executor | None = None) -> None:
+                 home_executor: Executor | None = None, home: HomeTab | None = None) -> None:
         self.core = core
         self.db = db
         self.replies = replies
         self.views = views  # short timeout, no retries: a trigger_id lives 3 seconds
         self.clock = clock
         self.incident_channel = incident_channel
-        self.mitigations = mitigations or mitigations_by_route
+        self.home = home or HomeTab(db, mitigations=mitigations)
         self.inbox = InboxRunner(db, self.process, self.answer_after_crash, clock=clock)
         self.home_executor = home_executor or ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="slack-home")
@@ -205,12 +204,7 @@ class Handlers:
         def work() -> None:
             if not first_time(self.db, key, now=self.clock()):
                 return
-            now = self.clock()
-            with self.db.read() as session:
-                open_incidents = incidents.list_open(session)
-                active = self.mitigations(session)
-            client.views_publish(user_id=user, view=home_view(open_incidents, now=now,
-                                                              mitigations=active))
+            client.views_publish(user_id=user, view=self.home.view(self.clock()))
 
         def guarded() -> None:
             try:

@@ -22,11 +22,13 @@ from starlette.concurrency import run_in_threadpool
 
 from llm_incident.commands.alerting import AlertConfig
 from llm_incident.commands.core import CommandCore
+from llm_incident.commands.links import DashboardLinks
 from llm_incident.db import Database
 from llm_incident.settings import Settings
 from llm_incident.slack.app import build_bolt_app, web_client
 from llm_incident.slack.http_request import BadSlackBody, parse_request
 from llm_incident.slack.identity import BotIdentity
+from llm_incident.slack.home import HomeTab
 from llm_incident.slack.listeners import Handlers
 from llm_incident.slack.outbox import SlackDelivery
 from llm_incident.slack.outbox_worker import OutboxWorker
@@ -121,17 +123,20 @@ def mount(app: FastAPI, settings: Settings, db: Database, clock: Callable[[], da
     if mode is None:
         log.info(DISABLED)
         return None
-    worker = OutboxWorker(db, web_client(settings, retries=False), render_clock=clock)
+    links = DashboardLinks(settings.dashboard_url)
+    worker = OutboxWorker(db, web_client(settings, retries=False), render_clock=clock,
+                          links=links)
     delivery = SlackDelivery(wake=worker.wake)
     # Slack calls in front of a command (responders' user groups, views.open) time out fast
     fast = web_client(settings, retries=False, timeout=3)
     core = CommandCore(db, delivery,
                        incident_channel=settings.incident_channel,
                        can_change=responders_permission(settings.responders, fast),
-                       event_id_pattern=settings.event_id_pattern, alerts=alerts)
+                       event_id_pattern=settings.event_id_pattern, alerts=alerts, links=links)
     replies = ReplyWorker(db, web_client(settings, retries=False, timeout=5), clock=clock)
     handlers = Handlers(core, db, replies=ReplyQueue(db, clock=clock, wake=replies.wake),
-                        views=fast, clock=clock, incident_channel=settings.incident_channel)
+                        views=fast, clock=clock, incident_channel=settings.incident_channel,
+                        home=HomeTab(db, links=links))
     identity = BotIdentity(settings.slack_bot_token or "", web_client(settings, retries=False))
     bolt = build_bolt_app(settings, handlers, identity)
     runtime = SlackRuntime(bolt=bolt, worker=worker, delivery=delivery, handlers=handlers,

@@ -28,6 +28,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from llm_incident.commands.core import card
+from llm_incident.commands.links import NO_LINKS, DashboardLinks
 from llm_incident.db import Database
 from llm_incident.incidents import service as incidents
 from llm_incident.incidents.models import Incident
@@ -68,8 +69,10 @@ class OutboxWorker:
                  render_clock: Callable[[], datetime] | None = None,
                  poll_seconds: float = 1.0, lease: timedelta = timedelta(seconds=4),
                  heartbeat_seconds: float = 1.0, backoff_base: float = 1.0,
-                 backoff_max: float = 300.0, max_attempts: int = 25) -> None:
+                 backoff_max: float = 300.0, max_attempts: int = 25,
+                 links: DashboardLinks = NO_LINKS) -> None:
         self.db = db
+        self.links = links  # the card's link to the dashboard
         self.client = client  # without retry handlers: the outbox schedules its own retries
         self.clock = clock
         self.render_clock = render_clock or clock
@@ -179,7 +182,7 @@ class OutboxWorker:
             except incidents.IncidentError:
                 return Dead(f"incident #{row.incident_number} does not exist")
             if row.kind == outbox.CARD:
-                current = card(session, incident, now=self.render_clock())
+                current = card(session, incident, now=self.render_clock(), links=self.links)
         if row.kind == "root":
             if not incident.channel_id:
                 return Dead("the incident has no channel (set LLM_INCIDENT_INCIDENT_CHANNEL)")
