@@ -1,10 +1,14 @@
-"""Window totals from rollups: whole minutes from `event_rollups`, the rest from raw events.
+"""Window totals from rollups: whole hours from `event_rollups_hourly`, whole minutes at the hour
+edges from `event_rollups`, raw events at the minute edges (and after the rollups'
+`complete_until`).
 
-Counts, sums, rates, error codes and the model mix are exact (the raw events at the window's
-edges and after the rollups' `complete_until` are read as they are); percentiles come from the
-merged DDSketch buckets plus the edge values, within `RELATIVE_ACCURACY` of the exact
-nearest-rank value. None (the caller takes the exact path) when the rollups cannot answer:
-the job has not caught up, the whole-minute part is empty, or the edges are too long.
+Counts, sums, rates, error codes and the model mix are exact (raw edges are read as they are);
+percentiles come from the merged DDSketch buckets plus the edge values, within
+`RELATIVE_ACCURACY` of the exact nearest-rank value. `rollup_buckets` does the same for many
+consecutive windows (a chart's buckets) in one query per table; `route_counts` gives calls and
+flagged calls per route and bucket (sparklines) from grouped queries. None (the caller takes the
+exact path) when the rollups cannot answer: the job has not caught up, no whole minute is
+covered, or the raw parts are too long.
 """
 
 from __future__ import annotations
@@ -13,22 +17,25 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from functools import lru_cache
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from llm_incident.metrics.percentiles import raw_rows
-from llm_incident.metrics.scope import C, Scope
-from llm_incident.rollups.build import OTHER_MODEL, MinuteGroup, complete_until, floor_minute
-from llm_incident.rollups.models import EventRollup
+from llm_incident.metrics.scope import C, IS_FLAGGED, Scope
+from llm_incident.rollups.build import MinuteGroup, complete_until, floor_minute
+from llm_incident.rollups.hours import ceil_hour, floor_hour
+from llm_incident.rollups.models import OTHER_MODEL, EventRollup, EventRollupHour
 from llm_incident.rollups.sketch import RELATIVE_ACCURACY, Merged
 
 APPROX_NOTE = f"≈, ±{RELATIVE_ACCURACY:.0%}".replace("%", " %")
 MAX_RAW_EDGES = timedelta(hours=1)  # longer raw parts (a stalled job): the exact path instead
 _ROLLUP_SCOPE = ("env", "model")
 _MINUTE = timedelta(minutes=1)
-R = EventRollup.__table__.c
+MINUTES = EventRollup.__table__.c
+HOURS = EventRollupHour.__table__.c
 
 _exact_max: list[timedelta] = []
 
@@ -80,56 +87,139 @@ class Totals:
     tokens_in: Merged = field(default_factory=Merged)
     tokens_out: Merged = field(default_factory=Merged)
 
+    def add_rollup(self, model: str | None, calls: int, flagged: int, errors: int, retries: int,
+                   priced: int, cost: float | None, n_in: int, s_in: int, n_out: int, s_out: int,
+                   codes: Any, duration: bytes | None, t_in: bytes | None,
+                   t_out: bytes | None) -> None:
+        """Add one rollup row (minute or hour)."""
+        self.calls += calls
+        self.flagged += flagged
+        self.errors += errors
+        self.retries += retries
+        self.priced += priced
+        self.cost += cost or 0.0
+        self.n_in += n_in
+        self.sum_in += int(s_in)
+        self.n_out += n_out
+        self.sum_out += int(s_out)
+        self.models[model] += calls
+        if errors:
+            self.codes.update(codes if isinstance(codes, dict) else json.loads(codes))
+        self.durations.add(duration)
+        self.tokens_in.add(t_in)
+        self.tokens_out.add(t_out)
+
+    def add_group(self, model: str | None, g: MinuteGroup) -> None:
+        """Add raw events gathered in a MinuteGroup."""
+        self.calls += g.calls
+        self.flagged += g.flagged
+        self.errors += g.errors
+        self.retries += g.retries
+        self.priced += g.priced
+        self.cost += g.cost
+        self.n_in += len(g.tokens_in)
+        self.sum_in += sum(g.tokens_in)
+        self.n_out += len(g.tokens_out)
+        self.sum_out += sum(g.tokens_out)
+        self.codes.update(g.codes)
+        self.models[model] += g.calls
+        self.durations.add_values(g.durations)
+        self.tokens_in.add_values(g.tokens_in)
+        self.tokens_out.add_values(g.tokens_out)
+
 
 def _ceil_minute(value: datetime) -> datetime:
     floor = floor_minute(value)
     return floor if floor == value else floor + _MINUTE
 
 
-_SUMS = (func.sum(R.calls), func.sum(R.flagged), func.sum(R.errors), func.sum(R.retries),
-         func.sum(R.priced), func.sum(R.cost_usd), func.sum(R.n_tokens_in),
-         func.sum(R.sum_tokens_in), func.sum(R.n_tokens_out), func.sum(R.sum_tokens_out))
-_PARTS = (R.errors, case((R.errors > 0, R.error_codes)), R.duration_sketch, R.tokens_in_sketch,
-          R.tokens_out_sketch)  # codes only where there are errors: no JSON to decode otherwise
+Span = tuple[datetime, datetime]
 
 
-def _add_rollups(session: Session, totals: Totals, route: str | None, start: datetime,
-                 end: datetime, scope: Scope | None) -> bool:
-    """Add the rollup rows of minutes in `[start, end)`: sums per model in SQL, then the error
-    codes and sketches row by row. False when a model filter meets a minute whose small models
-    were folded together (the exact path answers that)."""
-    conditions = [R.minute >= start, R.minute < end]
+@dataclass
+class Plan:
+    """Where each bucket's numbers come from: `(bucket, start, end)` parts of each source."""
+
+    hours: list[tuple[int, datetime, datetime]] = field(default_factory=list)
+    minutes: list[tuple[int, datetime, datetime]] = field(default_factory=list)
+    raw: list[tuple[int, datetime, datetime]] = field(default_factory=list)
+
+    @property
+    def raw_span(self) -> timedelta:
+        return sum((b - a for _i, a, b in self.raw), timedelta())
+
+
+def plan(edges: list[datetime], until: datetime) -> Plan:
+    """Split the buckets between consecutive `edges`: whole hours before `until` from hour rows,
+    whole minutes from minute rows, the rest (sub-minute edges, after `until`) from raw events."""
+    out = Plan()
+    for i, (start, end) in enumerate(zip(edges, edges[1:], strict=False)):
+        first, last = _ceil_minute(start), min(floor_minute(end), until)
+        if last <= first:
+            out.raw.append((i, start, end))
+            continue
+        out.raw += [(i, a, b) for a, b in ((start, first), (last, end)) if a < b]
+        h1, h2 = ceil_hour(first), floor_hour(last)
+        if h1 < h2:
+            out.hours.append((i, h1, h2))
+            out.minutes += [(i, a, b) for a, b in ((first, h1), (h2, last)) if a < b]
+        else:
+            out.minutes.append((i, first, last))
+    return out
+
+
+def _where(column: Any, parts: list[tuple[int, datetime, datetime]]) -> Any:
+    """`column` inside any part (adjacent parts joined)."""
+    spans: list[list[datetime]] = []
+    for _i, a, b in sorted(parts, key=lambda p: p[1]):
+        if spans and spans[-1][1] == a:
+            spans[-1][1] = b
+        else:
+            spans.append([a, b])
+    return or_(*(and_(column >= a, column < b) for a, b in spans))
+
+
+def _bucket(column: Any, parts: list[tuple[int, datetime, datetime]]) -> Any:
+    """The bucket of a row inside the parts: that of the first part (by time) ending after it."""
+    ordered = sorted(parts, key=lambda p: p[1])
+    if len({i for i, _a, _b in ordered}) == 1:
+        return literal(ordered[0][0])
+    return case(*((column < b, i) for i, _a, b in ordered[:-1]), else_=ordered[-1][0])
+
+
+def _rollup_conditions(table: Any, route: str | None, scope: Scope | None,
+                       parts: list[tuple[int, datetime, datetime]]) -> list[Any]:
+    conditions = [_where(table.minute, parts)]
     if route is not None:
-        conditions.insert(0, R.route == route)
+        conditions.insert(0, table.route == route)
     if scope is not None and scope.env is not None:
-        conditions.append(R.env == scope.env)
+        conditions.append(table.env == scope.env)
     if scope is not None and scope.model is not None:
-        conditions.append(R.model.in_((scope.model, OTHER_MODEL)))
-    by_model = raw_rows(session, select(R.model, *_SUMS).where(*conditions).group_by(R.model))
-    if scope is not None and scope.model is not None and any(
-            row[0] != scope.model for row in by_model):
-        return False
-    if scope is not None and scope.model is not None:
-        conditions[-1] = R.model == scope.model
-    for model, calls, flagged, errors, retries, priced, cost, n_in, s_in, n_out, s_out in by_model:
-        totals.calls += calls
-        totals.flagged += flagged
-        totals.errors += errors
-        totals.retries += retries
-        totals.priced += priced
-        totals.cost += cost or 0.0
-        totals.n_in += n_in
-        totals.sum_in += int(s_in)
-        totals.n_out += n_out
-        totals.sum_out += int(s_out)
-        totals.models[model] += calls
-    durations, tokens_in, tokens_out = totals.durations, totals.tokens_in, totals.tokens_out
-    for errors, codes, duration, t_in, t_out in raw_rows(session, select(*_PARTS).where(*conditions)):
-        if errors:
-            totals.codes.update(codes if isinstance(codes, dict) else json.loads(codes))
-        durations.add(duration)
-        tokens_in.add(t_in)
-        tokens_out.add(t_out)
+        conditions.append(table.model.in_((scope.model, OTHER_MODEL)))
+    return conditions
+
+
+def _rollup_columns(table: Any) -> tuple[Any, ...]:
+    return (table.model, table.calls, table.flagged, table.errors, table.retries, table.priced,
+            table.cost_usd, table.n_tokens_in, table.sum_tokens_in, table.n_tokens_out,
+            table.sum_tokens_out, case((table.errors > 0, table.error_codes)),
+            table.duration_sketch, table.tokens_in_sketch, table.tokens_out_sketch)
+    # codes only where there are errors: no JSON to decode otherwise
+
+
+def _add_rollups(session: Session, buckets: list[Totals], table: Any, route: str | None,
+                 parts: list[tuple[int, datetime, datetime]], scope: Scope | None) -> bool:
+    """Add the rows of `table` inside the parts to their buckets. False when a model filter
+    meets rows whose small models were folded together (the exact path answers that)."""
+    if not parts:
+        return True
+    stmt = (select(_bucket(table.minute, parts), *_rollup_columns(table))
+            .where(*_rollup_conditions(table, route, scope, parts)))
+    wanted = None if scope is None else scope.model
+    for i, model, *values in raw_rows(session, stmt):
+        if wanted is not None and model != wanted:
+            return False
+        buckets[int(i)].add_rollup(model, *values)
     return True
 
 
@@ -137,50 +227,79 @@ _RAW_COLUMNS = (C.model, C.status, C.contains_banned, C.error_code, C.attempt, C
                 C.cost_usd, C.tokens_in, C.tokens_out, C.duration_ms)
 
 
-def _add_raw(session: Session, totals: Totals, route: str | None, start: datetime,
-             end: datetime, scope: Scope | None) -> None:
-    """Add the raw events of `[start, end)` exactly as they are."""
-    if start >= end:
+def _add_raw(session: Session, buckets: list[Totals], route: str | None,
+             parts: list[tuple[int, datetime, datetime]], scope: Scope | None) -> None:
+    """Add the raw events inside the parts to their buckets, exactly as they are."""
+    if not parts:
         return
-    conditions = [C.ts >= start, C.ts < end] + ([] if scope is None else scope.conditions())
+    conditions = [_where(C.ts, parts)] + ([] if scope is None else scope.conditions())
     if route is not None:
         conditions.insert(0, C.route == route)
-    groups: dict[str | None, MinuteGroup] = {}
-    for model, *values in raw_rows(session, select(*_RAW_COLUMNS).where(*conditions)):
-        group = groups.get(model)
+    groups: dict[tuple[int, str | None], MinuteGroup] = {}
+    stmt = select(_bucket(C.ts, parts), *_RAW_COLUMNS).where(*conditions)
+    for i, model, *values in raw_rows(session, stmt):
+        group = groups.get((i, model))
         if group is None:
-            group = groups[model] = MinuteGroup()
+            group = groups[(i, model)] = MinuteGroup()
         group.add_row(*values)
-    for model, g in groups.items():
-        totals.calls += g.calls
-        totals.flagged += g.flagged
-        totals.errors += g.errors
-        totals.retries += g.retries
-        totals.priced += g.priced
-        totals.cost += g.cost
-        totals.n_in += len(g.tokens_in)
-        totals.sum_in += sum(g.tokens_in)
-        totals.n_out += len(g.tokens_out)
-        totals.sum_out += sum(g.tokens_out)
-        totals.codes.update(g.codes)
-        totals.models[model] += g.calls
-        totals.durations.add_values(g.durations)
-        totals.tokens_in.add_values(g.tokens_in)
-        totals.tokens_out.add_values(g.tokens_out)
+    for (i, model), g in groups.items():
+        buckets[int(i)].add_group(model, g)
+
+
+def _answerable(session: Session, edges: list[datetime]) -> Plan | None:
+    until = complete_until(session)
+    if until is None:
+        return None
+    split = plan(edges, until)
+    if not (split.hours or split.minutes) or split.raw_span > MAX_RAW_EDGES:
+        return None
+    return split
+
+
+def rollup_buckets(session: Session, route: str | None, edges: list[datetime],
+                   scope: Scope | None = None) -> list[Totals] | None:
+    """Totals of each bucket between consecutive `edges` from rollups and raw edges (one query
+    per source); None when rollups cannot answer."""
+    split = _answerable(session, edges)
+    if split is None:
+        return None
+    buckets = [Totals() for _ in edges[1:]]
+    if not (_add_rollups(session, buckets, HOURS, route, split.hours, scope)
+            and _add_rollups(session, buckets, MINUTES, route, split.minutes, scope)):
+        return None
+    _add_raw(session, buckets, route, split.raw, scope)
+    return buckets
 
 
 def rollup_totals(session: Session, route: str | None, start: datetime, end: datetime,
                   scope: Scope | None = None) -> Totals | None:
     """Totals of `[start, end)` from rollups and raw edges; None when rollups cannot answer."""
-    until = complete_until(session)
-    if until is None:
+    buckets = rollup_buckets(session, route, [start, end], scope)
+    return None if buckets is None else buckets[0]
+
+
+def route_counts(session: Session, edges: list[datetime]) -> dict[str, list[list[int]]] | None:
+    """route → [calls, flagged] per bucket between consecutive `edges`, every route, from grouped
+    queries over the rollups (raw events at the edges); None when rollups cannot answer."""
+    split = _answerable(session, edges)
+    if split is None:
         return None
-    first, last = _ceil_minute(start), min(floor_minute(end), until)
-    if last <= first or (first - start) + (end - last) > MAX_RAW_EDGES:
-        return None
-    totals = Totals()
-    if not _add_rollups(session, totals, route, first, last, scope):
-        return None
-    _add_raw(session, totals, route, start, first, scope)
-    _add_raw(session, totals, route, last, end, scope)
-    return totals
+    counts: dict[str, list[list[int]]] = {}
+    statements = []
+    for table, parts in ((HOURS, split.hours), (MINUTES, split.minutes)):
+        if parts:
+            index = _bucket(table.minute, parts)
+            statements.append(select(table.route, index, func.sum(table.calls),
+                                     func.sum(table.flagged))
+                              .where(_where(table.minute, parts)).group_by(table.route, index))
+    if split.raw:
+        index = _bucket(C.ts, split.raw)
+        statements.append(select(C.route, index, func.count(),
+                                 func.sum(case((IS_FLAGGED, 1), else_=0)))
+                          .where(_where(C.ts, split.raw)).group_by(C.route, index))
+    for stmt in statements:
+        for route, i, calls, flagged in raw_rows(session, stmt):
+            row = counts.setdefault(route, [[0, 0] for _ in edges[1:]])
+            row[int(i)][0] += int(calls)
+            row[int(i)][1] += int(flagged or 0)
+    return counts

@@ -1,9 +1,12 @@
-"""The rollup job: keep `event_rollups` in step with the events, never more than a run behind.
+"""The rollup job: keep `event_rollups` (and from it `event_rollups_hourly`, `rollups.hours`) in
+step with the events, never more than a run behind.
 
 Each run reads the ids stored since its last run (`rollup_state.last_id`), and recomputes from the
 raw events every (route, minute) those new events fall in: deletes that minute's rollup rows and
-writes them anew. Recomputing (not adding) makes a run idempotent, so a minute seen twice, a late
-event for an old minute or a duplicate run never double-counts. The reading happens outside the
+writes them anew, then rewrites those minutes' hour rows from their minute rows in the same
+transaction (so a late event that re-rolls a minute re-rolls its hour). Recomputing (not adding)
+makes a run idempotent, so a minute seen twice, a late event for an old minute or a duplicate run
+never double-counts. The reading happens outside the
 write transaction; the write is one short transaction per batch.
 
 An id is taken as done only once its event was received `SETTLE` ago: on PostgreSQL a slow
@@ -27,14 +30,13 @@ from sqlalchemy.sql import ColumnElement
 from llm_incident.db import Database
 from llm_incident.events.models import Event
 from llm_incident.metrics.percentiles import raw_rows
-from llm_incident.rollups.models import EventRollup, RollupState
+from llm_incident.rollups.hours import purge_hours, rebuild_hours
+from llm_incident.rollups.models import MAX_GROUPS, OTHER_MODEL, EventRollup, RollupState
 from llm_incident.rollups.sketch import encode
 
 SETTLE = timedelta(seconds=30)
 SCAN_BATCH = 50_000
 MAX_BATCHES = 20  # per run (a backfill goes on next run)
-MAX_GROUPS = 50  # (env, model) pairs per route and minute; the smaller rest fold into OTHER_MODEL
-OTHER_MODEL = "(other)"
 STATE = "events"
 JOIN_GAP = timedelta(hours=1)
 _MINUTE = timedelta(minutes=1)
@@ -214,6 +216,7 @@ def _one_batch(db: Database, now: datetime, frozen_before: datetime | None,
                                             R.c.minute < end))
             if rows:
                 session.execute(insert(R), rows)
+            rebuild_hours(session, route, start, end)  # its hours, from the minutes just written
         state = _state(session)
         if state is None:
             state = RollupState(name=STATE, last_id=0, updated_at=now)
@@ -253,7 +256,8 @@ def complete_until(session: Session) -> datetime | None:
 
 def purge_rollups(db: Database, cutoff: datetime, *, batch: int = 20_000,
                   max_batches: int = 20) -> int:
-    """Delete rollup rows of minutes before `cutoff`, `batch` rows per transaction."""
+    """Delete rollup rows of minutes before `cutoff` and of hours ending by it, `batch` rows per
+    transaction (minutes first, then hours); how many rows of either."""
     deleted = 0
     for _ in range(max_batches):
         with db.write() as session:
@@ -261,7 +265,10 @@ def purge_rollups(db: Database, cutoff: datetime, *, batch: int = 20_000,
                                        .order_by(R.c.minute).limit(batch)).scalars())
             if ids:
                 session.execute(delete(R).where(R.c.id.in_(ids)))
-        deleted += len(ids)
-        if len(ids) < batch:
+            count = len(ids)
+            if count < batch:
+                count += purge_hours(session, cutoff, batch - count)
+        deleted += count
+        if count < batch:
             break
     return deleted

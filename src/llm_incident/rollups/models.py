@@ -1,23 +1,20 @@
-"""The `event_rollups` table (one row per route × minute × env × model) and the builder's state."""
+"""The rollup tables — `event_rollups` (one row per route × minute × env × model) and
+`event_rollups_hourly` (the same per hour, merged from the minute rows) — and the builder's state."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary
+from sqlalchemy import JSON, BigInteger, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
+MAX_GROUPS = 50  # (env, model) pairs per route and minute (or hour); the smaller rest fold into OTHER_MODEL
+OTHER_MODEL = "(other)"
 
-class EventRollup(SQLModel, table=True):
-    """What one minute of one route's calls in one env and model add up to; `*_sketch` are
-    `rollups.sketch` encodings (None: no event reported that column)."""
 
-    __tablename__ = "event_rollups"
-    __table_args__ = (
-        Index("ix_event_rollups_route_minute", "route", "minute"),
-        Index("ix_event_rollups_minute", "minute"),
-    )
+class _Aggregates(SQLModel):
+    """The columns both rollup tables share (`minute`: the minute or the hour the row covers)."""
 
     id: int | None = Field(default=None, primary_key=True)
     route: str = Field(max_length=200, nullable=False)
@@ -31,13 +28,35 @@ class EventRollup(SQLModel, table=True):
     priced: int = Field(nullable=False)
     cost_usd: float = Field(nullable=False)
     n_tokens_in: int = Field(nullable=False)
-    sum_tokens_in: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sum_tokens_in: int = Field(sa_type=BigInteger, nullable=False)
     n_tokens_out: int = Field(nullable=False)
-    sum_tokens_out: int = Field(sa_column=Column(BigInteger, nullable=False))
-    error_codes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    duration_sketch: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
-    tokens_in_sketch: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
-    tokens_out_sketch: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    sum_tokens_out: int = Field(sa_type=BigInteger, nullable=False)
+    error_codes: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    duration_sketch: bytes | None = Field(default=None, sa_type=LargeBinary)
+    tokens_in_sketch: bytes | None = Field(default=None, sa_type=LargeBinary)
+    tokens_out_sketch: bytes | None = Field(default=None, sa_type=LargeBinary)
+
+
+class EventRollup(_Aggregates, table=True):
+    """What one minute of one route's calls in one env and model add up to; `*_sketch` are
+    `rollups.sketch` encodings (None: no event reported that column)."""
+
+    __tablename__ = "event_rollups"
+    __table_args__ = (
+        Index("ix_event_rollups_route_minute", "route", "minute"),
+        Index("ix_event_rollups_minute", "minute"),
+    )
+
+
+class EventRollupHour(_Aggregates, table=True):
+    """One hour (`minute` = the hour's first minute) of one route, env and model: the sum of its
+    minute rows, sketches merged (`rollups.hours` keeps it in step with them)."""
+
+    __tablename__ = "event_rollups_hourly"
+    __table_args__ = (
+        Index("ix_event_rollups_hourly_route_minute", "route", "minute"),
+        Index("ix_event_rollups_hourly_minute", "minute"),
+    )
 
 
 class RollupState(SQLModel, table=True):
@@ -47,6 +66,6 @@ class RollupState(SQLModel, table=True):
     __tablename__ = "rollup_state"
 
     name: str = Field(primary_key=True, max_length=50)
-    last_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_id: int = Field(sa_type=BigInteger, nullable=False)
     complete_until: datetime | None = None
     updated_at: datetime = Field(nullable=False)

@@ -84,6 +84,12 @@ class Merged:
             self._blobs.append(blob)
             self._resolved = None
 
+    def absorb(self, other: Merged) -> None:
+        """Add every sketch `other` holds."""
+        if other._blobs:
+            self._blobs += other._blobs
+            self._resolved = None
+
     def add_values(self, values: Iterable[float]) -> None:
         self.add(encode(np.fromiter(values, dtype=np.float64)))
 
@@ -136,6 +142,20 @@ class Merged:
             index = int(np.searchsorted(cumulative, rank - self.zeros, side="left"))
             out.append(float(MAPPING.value(low + index)))
         return out
+
+    def encoded(self) -> bytes | None:
+        """The merged buckets in `encode`'s form (None: nothing added), so hours store what
+        their minutes add up to; zero counts at either end are left out."""
+        if not self._blobs:
+            return None
+        if len(self._blobs) == 1:
+            return self._blobs[0]
+        zeros, low, counts = self._resolve()
+        used = np.flatnonzero(counts)
+        if used.size == 0:
+            return _HEADER.pack(0, zeros)
+        body = counts[used[0]:used[-1] + 1].astype("<u4")
+        return _HEADER.pack(low + int(used[0]), zeros) + body.tobytes()
 
     def to_ddsketch(self) -> BaseDDSketch:
         """The same buckets as the library's sketch (its quantiles, merge and protobuf form)."""
