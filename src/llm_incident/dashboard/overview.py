@@ -107,7 +107,8 @@ def overview_rows(session: Session, *, now: datetime, rng: Range) -> list[Row]:
     """A row per known route (sorted by name)."""
     window = window_ending(now, rng.span)
     hours = rng.span.total_seconds() / 3600
-    sparks = flagged_sparklines(session, window.start, window.end, SPARK_BUCKETS)
+    spark = rng.spark_window(now)
+    sparks = flagged_sparklines(session, spark.start, spark.end, SPARK_BUCKETS)
     controls: dict[str, list[str]] = defaultdict(list)
     for state in list_controls(session):
         controls[state.route] += control_words(state)

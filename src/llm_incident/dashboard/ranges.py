@@ -1,7 +1,8 @@
 """The time ranges a dashboard page can show, and the bucket width each is charted with.
 
 Long ranges get coarse buckets (1 h for 7 d, 6 h for 30 d) so a chart stays at most a few hundred
-points, read straight from the events until rollups exist for long ranges."""
+points; ranges past LLM_INCIDENT_EXACT_WINDOW_MAX read them from the hour and minute rollups
+(`dashboard.series`), which answer whole minutes: every edge here is on a whole minute."""
 
 from __future__ import annotations
 
@@ -28,6 +29,14 @@ class Range:
         step = self.bucket.total_seconds()
         end_s = -(-now.timestamp() // step) * step
         end = datetime.fromtimestamp(end_s, tz=now.tzinfo)
+        return Window(end - self.span, end)
+
+    def spark_window(self, now: datetime) -> Window:
+        """The overview's sparkline span: the range ending at `now`'s next whole minute (so its
+        `SPARK_BUCKETS` buckets, whole minutes wide, start on whole minutes)."""
+        end = now.replace(second=0, microsecond=0)
+        if end != now:
+            end += timedelta(minutes=1)
         return Window(end - self.span, end)
 
     def edges(self, now: datetime) -> list[datetime]:

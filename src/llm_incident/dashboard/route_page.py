@@ -97,7 +97,7 @@ def matching_events(session: Session, route: str, filter_text: str, now: datetim
 def route_page(session: Session, route: str, *, now: datetime, rng: Range,
                filter_text: str | None) -> RoutePage:
     window = rng.window(now)
-    buckets = route_series(session, route, rng.edges(now))
+    buckets = route_series(session, route, rng.edges(now), now=now)
     charts = [Chart(stat, title, kind, points(buckets, stat)) for stat, title, kind in CHARTED]
     headline = compare_windows(session, route, now=now, window=window_ending(now, rng.span))
     text = DEFAULT_FILTER if filter_text is None else filter_text

@@ -5,9 +5,14 @@
   the non-NULL values, cost over priced calls), from one grouped query over the window: SQLite
   sends each bucket's durations (whole microseconds) and tokens as JSON arrays and Python picks
   the ranks; PostgreSQL computes `percentile_disc` per group. The same numbers as `stats_for` on
-  each bucket (tests/integration/test_dashboard_series.py), for one scan instead of one per bucket;
+  each bucket (tests/integration/test_dashboard_series.py), for one scan instead of one per bucket.
+  Ranges longer than `exact_window_max()` (24 h, 7 d, 30 d) read the rollups instead
+  (`metrics.rollup_stats.rollup_buckets`: whole hours, minutes at the hour edges, raw events
+  after the rollups' end; one query per source): counts and cost exact, percentiles within 1 %
+  (marked approximate), the same numbers as `stats_for(path="rollups")` on each bucket;
 - `flagged_sparklines`: calls and flagged calls per bucket for every route at once (one grouped
-  query), drawn as the overview's sparklines.
+  query; from the rollups' grouped queries past `exact_window_max()`), drawn as the overview's
+  sparklines.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from sqlalchemy import BigInteger, Float, Integer, case, cast, func, literal_col
 from sqlalchemy.orm import Session
 
 from llm_incident.metrics.percentiles import nearest_rank, pg_percentile, raw_rows, select_ranks
+from llm_incident.metrics.rollup_stats import (APPROX_NOTE, Totals, exact_window_max,
+                                               rollup_buckets, route_counts)
 from llm_incident.metrics.scope import C, IS_FLAGGED, event_conditions
 from llm_incident.metrics.stats import WindowStats
 
@@ -42,11 +49,18 @@ class Point:
     value: float | None
 
 
-def route_series(session: Session, route: str, edges: list[datetime]) -> list[WindowStats]:
+def route_series(session: Session, route: str, edges: list[datetime], *,
+                 now: datetime | None = None) -> list[WindowStats]:
     """The route's charted stats for each bucket between consecutive `edges` (equal widths of
-    whole seconds); the other fields of each WindowStats are left empty."""
+    whole seconds); the other fields of each WindowStats are left empty. `now`: the last bucket
+    may reach past it (no events there yet)."""
     start, end = edges[0], edges[-1]
     n = len(edges) - 1
+    if end - start > exact_window_max():
+        totals = rollup_buckets(session, route, edges, now=now)
+        if totals is not None:
+            return [_from_totals(WindowStats(route=route, start=a, end=b), t)
+                    for a, b, t in zip(edges, edges[1:], totals, strict=False)]
     width = max(1, round((end - start).total_seconds() / n))
     dialect = session.get_bind().dialect.name
     index = _bucket_index(dialect, int(start.timestamp()), width)
@@ -67,6 +81,20 @@ def route_series(session: Session, route: str, edges: list[datetime]) -> list[Wi
             b.p95_duration_ms = None if micros is None else micros / 1_000_000
             (b.p95_tokens_out,) = _p95(json.loads(tokens))
     return buckets
+
+
+def _from_totals(b: WindowStats, t: Totals) -> WindowStats:
+    """The charted stats of one bucket from its rollup totals (as `stats_for` fills them)."""
+    b.calls, b.flagged, b.priced_calls = t.calls, t.flagged, t.priced
+    b.flagged_rate = t.flagged / t.calls if t.calls else None
+    b.total_cost_usd = float(t.cost)
+    for name, merged, whole in (("p95_duration_ms", t.durations, False),
+                                ("p95_tokens_out", t.tokens_out, True)):
+        if merged.count:
+            (value,) = merged.values_at_ranks([nearest_rank(95.0, merged.count)])
+            setattr(b, name, round(value) if whole else value)
+    b.approximate, b.precision = True, APPROX_NOTE
+    return b
 
 
 def _p95(values: list[Any]) -> list[Any]:
@@ -107,6 +135,11 @@ def flagged_sparklines(session: Session, start: datetime, end: datetime, buckets
                        ) -> dict[str, list[float | None]]:
     """route → flagged rate per bucket over `[start, end)` in `buckets` equal buckets (None for a
     bucket without calls)."""
+    if end - start > exact_window_max():
+        step = (end - start) / buckets
+        counts = route_counts(session, [start + i * step for i in range(buckets)] + [end])
+        if counts is not None:
+            return {route: [f / n if n else None for n, f in row] for route, row in counts.items()}
     seconds = max(1, int(((end - start) / buckets).total_seconds()))
     index = _bucket_index(session.get_bind().dialect.name, int(start.timestamp()), seconds)
     stmt = (select(C.route, index, func.count(), func.sum(case((IS_FLAGGED, 1), else_=0)))

@@ -144,9 +144,11 @@ class Plan:
     minutes: list[tuple[int, datetime, datetime]] = field(default_factory=list)
     raw: list[tuple[int, datetime, datetime]] = field(default_factory=list)
 
-    @property
-    def raw_span(self) -> timedelta:
-        return sum((b - a for _i, a, b in self.raw), timedelta())
+    def raw_span(self, now: datetime | None = None) -> timedelta:
+        """How long the raw parts are (up to `now`: later ones hold no events yet)."""
+        ends = [b if now is None else min(b, now) for _i, _a, b in self.raw]
+        return sum((max(end - a, timedelta()) for (_i, a, _b), end in zip(self.raw, ends, strict=True)),
+                   timedelta())
 
 
 def plan(edges: list[datetime], until: datetime) -> Plan:
@@ -246,21 +248,23 @@ def _add_raw(session: Session, buckets: list[Totals], route: str | None,
         buckets[int(i)].add_group(model, g)
 
 
-def _answerable(session: Session, edges: list[datetime]) -> Plan | None:
+def _answerable(session: Session, edges: list[datetime], now: datetime | None) -> Plan | None:
     until = complete_until(session)
     if until is None:
         return None
     split = plan(edges, until)
-    if not (split.hours or split.minutes) or split.raw_span > MAX_RAW_EDGES:
+    if not (split.hours or split.minutes) or split.raw_span(now) > MAX_RAW_EDGES:
         return None
     return split
 
 
 def rollup_buckets(session: Session, route: str | None, edges: list[datetime],
-                   scope: Scope | None = None) -> list[Totals] | None:
+                   scope: Scope | None = None, *, now: datetime | None = None
+                   ) -> list[Totals] | None:
     """Totals of each bucket between consecutive `edges` from rollups and raw edges (one query
-    per source); None when rollups cannot answer."""
-    split = _answerable(session, edges)
+    per source); None when rollups cannot answer. `now`: raw parts after it (a chart's last
+    bucket reaching into the future) do not count against `MAX_RAW_EDGES`."""
+    split = _answerable(session, edges, now)
     if split is None:
         return None
     buckets = [Totals() for _ in edges[1:]]
@@ -278,10 +282,11 @@ def rollup_totals(session: Session, route: str | None, start: datetime, end: dat
     return None if buckets is None else buckets[0]
 
 
-def route_counts(session: Session, edges: list[datetime]) -> dict[str, list[list[int]]] | None:
+def route_counts(session: Session, edges: list[datetime], *, now: datetime | None = None
+                 ) -> dict[str, list[list[int]]] | None:
     """route → [calls, flagged] per bucket between consecutive `edges`, every route, from grouped
     queries over the rollups (raw events at the edges); None when rollups cannot answer."""
-    split = _answerable(session, edges)
+    split = _answerable(session, edges, now)
     if split is None:
         return None
     counts: dict[str, list[list[int]]] = {}
