@@ -9,8 +9,8 @@ which the overview does once per route and the route page once next to its chart
 
 The events are rolled up first (`rollups.build.roll_up`, as the scheduler's storage job leaves
 them), so comparisons over windows longer than LLM_INCIDENT_EXACT_WINDOW_MAX (6 h) read rollups;
-the charts read raw events (one grouped query over the range), and so does the overview's
-sparkline query, so the 30 d figures still grow with the event count. --no-rollups times the raw
+the charts and the overview's sparklines of ranges past that threshold read the hour and minute
+rollups too (raw events only after the rollups' end). --no-rollups times the raw
 path everywhere. Target (issue #20): <= 300 ms at 10 M events.
 
 With LLM_INCIDENT_BENCH_PG_URL set it does the same on PostgreSQL (a database it creates on that
