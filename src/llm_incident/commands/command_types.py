@@ -46,6 +46,14 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class MetricsChart:
+    """`metrics <route> chart [range]`: the route's charts over a dashboard range, as an image."""
+
+    route: str
+    window: str = "1h"
+
+
+@dataclass(frozen=True)
 class ListIncidents:
     pass
 
@@ -129,6 +137,6 @@ class RecordChange:
 
 CHANGE_KINDS = ("deploy", "prompt", "model", "config", "other")
 
-Command = (Help | Start | Triage | Status | Metrics | Routes | ListIncidents | Close | Reopen
+Command = (Help | Start | Triage | Status | Metrics | MetricsChart | Routes | ListIncidents | Close | Reopen
            | ChangeControl | ShowControls | Attach | Note | Events | Sample | Alerts | RecordChange
            | Mitigated)

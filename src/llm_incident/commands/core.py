@@ -43,6 +43,7 @@ from llm_incident.commands.parse import (
     ListIncidents,
     Routes,
     Metrics,
+    MetricsChart,
     Mitigated,
     Note,
     ParseError,
@@ -56,6 +57,7 @@ from llm_incident.commands.parse import (
     Triage as TriageCommand,
     parse_command,
 )
+from llm_incident.commands.route_chart import chart_post
 from llm_incident.commands.routes_view import routes_overview
 from llm_incident.commands.since import since_time
 from llm_incident.commands.triage_posts import (
@@ -67,6 +69,8 @@ from llm_incident.commands.triage_posts import (
     triage_posts,
 )
 from llm_incident.commands.replies import (
+    Actions,
+    Button,
     Modal,
     Note as NoteBlock,
     Outcome,
@@ -117,6 +121,7 @@ class CommandCore:
             TriageCommand: partial(triage_verb.run, self.db),
             Status: self._status,
             Metrics: self._metrics,
+            MetricsChart: self._chart,
             ListIncidents: self._list,
             Routes: self._routes,
             Close: self.closing.close,
@@ -280,19 +285,28 @@ class CommandCore:
     def _metrics(self, cmd: Metrics, ctx: Context) -> Outcome:
         span = parse_span(cmd.window)
         with self.db.read() as session:
-            routes = known_routes(session)
-            if cmd.route not in routes:
-                close = difflib.get_close_matches(cmd.route, routes, n=3)
-                hint = f" Did you mean {', '.join(f'`{r}`' for r in close)}?" if close else ""
-                raise incidents.IncidentError(
-                    f"no events have been seen for route `{cmd.route}`.{hint}")
+            _known_route(session, cmd.route)
             comparison = compare_windows(session, cmd.route, now=ctx.now, window=span)
         reply = views.metrics_reply(comparison, ephemeral=False)
-        url = self.links.route(cmd.route, cmd.window if cmd.window in ROUTE_WINDOWS else None)
-        if url:
-            reply = replace(reply, blocks=(*reply.blocks,
-                                           NoteBlock(f"📊 {link(url, 'this route in the dashboard')}")))
-        return Outcome(reply=reply)
+        window = cmd.window if cmd.window in ROUTE_WINDOWS else None
+        extra: list = [Actions((Button(f"Chart ({window or '1h'})",
+                                       f"metrics {cmd.route} chart {window or '1h'}"),))]
+        if url := self.links.route(cmd.route, window):
+            extra.append(NoteBlock(f"📊 {link(url, 'this route in the dashboard')}"))
+        return Outcome(reply=replace(reply, blocks=(*reply.blocks, *extra)))
+
+    def _chart(self, cmd: MetricsChart, ctx: Context) -> Outcome:
+        """Queue the route's chart for the channel (and thread) the command came from."""
+        if not ctx.channel:
+            raise incidents.IncidentError("a chart goes to a channel: type the command in one")
+        with self.db.write() as session:
+            _known_route(session, cmd.route)
+            post = chart_post(session, cmd.route, cmd.window, channel=ctx.channel,
+                              thread_ts=ctx.thread_ts, now=ctx.now,
+                              request_key=ctx.request_key, links=self.links)
+            self.delivery.enqueue(session, [post])
+        return Outcome(reply=Reply(text=f"Charting `{cmd.route}` over the last {cmd.window}: "
+                                        "the image is on its way here."))
 
     def _routes(self, cmd: Routes, ctx: Context) -> Outcome:
         with self.db.read() as session:
@@ -381,6 +395,17 @@ class CommandCore:
             return incidents.find_incident(session, channel_id=ctx.channel, thread_ts=ctx.thread_ts)
         except incidents.IncidentError:
             return None
+
+
+def _known_route(session: Session, route: str) -> None:
+    """Raise a user error naming the close matches (and `routes`) for a route never seen."""
+    routes = known_routes(session)
+    if route not in routes:
+        close = difflib.get_close_matches(route, routes, n=3)
+        hint = f" Did you mean {', '.join(f'`{r}`' for r in close)}?" if close else ""
+        raise incidents.IncidentError(
+            f"no events have been seen for route `{route}`.{hint} "
+            "`/llm-incident routes` lists the routes seen.")
 
 
 def closed_usage(cmd: Attach | Note | Sample, number: int) -> str:

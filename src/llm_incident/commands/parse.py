@@ -19,6 +19,7 @@ from llm_incident.commands.command_types import (  # noqa: F401 - callers import
     Status,
     Routes,
     Metrics,
+    MetricsChart,
     ListIncidents,
     Close,
     Reopen,
@@ -109,7 +110,7 @@ def parse_command(text: str, *, known_routes: Collection[str] = ()) -> Command:
     if verb == "routes":
         window = words.take().lower() if words.peek() else "1h"
         if window not in ROUTE_WINDOWS or words.rest():
-            raise ParseError(f"`{window}` is not a range; use {', '.join(ROUTE_WINDOWS)}", verb)
+            raise ParseError(_not_a_range(window), verb)
         return Routes(window)
     if verb == "start":
         return _parse_start(words, set(known_routes))
@@ -158,11 +159,38 @@ def parse_command(text: str, *, known_routes: Collection[str] = ()) -> Command:
     # metrics
     if words.peek() is None:
         raise ParseError("which route?", verb)
+    if (chart := _parse_chart(words.rest())) is not None:
+        return chart
     route = words.take()
     window = words.take().lower() if words.peek() else "30m"
     if not WINDOW_WORD.match(window) or words.rest():
         raise ParseError(f"`{window}` is not a window; use e.g. 30m, 1h, 24h, 7d", verb)
     return Metrics(route=route, window=window)
+
+
+def _not_a_range(word: str) -> str:
+    return f"`{word}` is not a range; use {', '.join(ROUTE_WINDOWS)}"
+
+
+_CHART = re.compile(r"^(?P<route>.+?)\s+(?:(?P<before>\S+)\s+)?chart(?:\s+(?P<after>\S+))?$",
+                    re.IGNORECASE | re.DOTALL)
+
+
+def _parse_chart(text: str) -> MetricsChart | None:
+    """`<route> chart [range]` (or `<route> <range> chart`); the route is every word before
+    (spaces allowed). None when the text is no chart request."""
+    m = _CHART.match(text)
+    if m is None:
+        return None
+    route, before, after = m.group("route"), m.group("before"), m.group("after")
+    if before and after:  # `a b chart 24h`: `b` is part of the route
+        route, before = f"{route} {before}", None
+    if before and before.lower() not in ROUTE_WINDOWS:
+        route, before = f"{route} {before}", None
+    window = (after or before or "1h").lower()
+    if window not in ROUTE_WINDOWS:
+        raise ParseError(_not_a_range(window) + " (e.g. `metrics <route> chart 24h`)", "metrics")
+    return MetricsChart(route=route.strip(), window=window)
 
 
 def _parse_alerts(words: _Words) -> Alerts:

@@ -116,12 +116,14 @@ class Attachment:
     post's incident), so a delivery delayed by an outage still sends the current draft.
 
     Kinds: `postmortem_markdown` (the draft), `postmortem_charts` (a PNG per impacted route),
-    `postmortem_canvas` (the draft as a canvas where the workspace allows it).
+    `postmortem_canvas` (the draft as a canvas where the workspace allows it), `route_chart` (a
+    route's charts over a range; `args`: route, range, as_of — no incident needed).
     """
 
     filename: str
     title: str
     kind: str
+    args: tuple[tuple[str, str], ...] = ()  # what the kind renders from (JSON-safe strings)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class Post:
     replace: bool = False
     attachments: tuple[Attachment, ...] = ()  # files to render and send with the post
     channel: str | None = None  # Target.channel: where to post
+    thread_ts: str | None = None  # Target.channel: the thread in `channel` to post in
 
 
 @dataclass

@@ -10,7 +10,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "triage": ("triage <route> [since <when>]",
                "onset, blast radius, attribution, likely cause and suggested mitigations now"),
     "status": ("status [#N] <text>", "post a status update to the incident thread"),
-    "metrics": ("metrics <route> [window]", "baseline vs now for a route (window: 30m, 1h, 24h…)"),
+    "metrics": ("metrics <route> [window]",
+                "baseline vs now for a route (window: 30m, 1h, 24h…); `metrics <route> chart "
+                "[1h|6h|24h|7d|30d]` posts its flagged rate, p95 duration, p95 tokens_out and "
+                "cost over the range as an image"),
     "kill": ("kill <route> [for <duration>]", "kill switch: the route answers its fallback message"),
     "restore": ("restore <route>", "undo every mitigation on the route (back to defaults)"),
     "clamp": ("clamp <route> <max_tokens>|off [for <duration>]", "cap output tokens"),

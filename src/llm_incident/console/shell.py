@@ -5,9 +5,11 @@ from __future__ import annotations
 import getpass
 import io
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TextIO
 
 from sqlmodel import Session
@@ -20,7 +22,16 @@ from llm_incident.commands.core import CommandCore, card
 from llm_incident.commands.context import Context
 from llm_incident.commands.links import NO_LINKS, DashboardLinks
 from llm_incident.commands.mitigations import Permission
-from llm_incident.commands.replies import Button, FieldKind, Modal, Outcome, Post, Target
+from llm_incident.commands.replies import (
+    Attachment,
+    Button,
+    FieldKind,
+    Modal,
+    Outcome,
+    Post,
+    Target,
+)
+from llm_incident.commands.route_chart import ROUTE_CHART, render_chart
 from llm_incident.console.render import render_modal_intro, render_reply
 from llm_incident.db import Database
 from llm_incident.incidents import service as incidents
@@ -85,7 +96,7 @@ class Shell:
                  alert_sink: ConsoleAlerts | None = None,
                  feed: ConsoleFeed | None = None, live: bool = False,
                  current_input: Callable[[], str] = lambda: "",
-                 links: DashboardLinks = NO_LINKS) -> None:
+                 links: DashboardLinks = NO_LINKS, files_dir: Path | None = None) -> None:
         """`feed`: the scheduler's posts to print; `live`: print them (and alerts) as they come
         while the prompt waits, redrawing the prompt and `current_input()` below them."""
         self.db = db
@@ -96,6 +107,7 @@ class Shell:
         self._idle = False
         self.delivery = ConsoleDelivery()
         self.links = links
+        self.files_dir = files_dir or Path(tempfile.gettempdir()) / "llm-incident"  # charts
         self.core = CommandCore(db, self.delivery, alerts=alerts, can_change=can_change,
                                 links=links)
         self.user = user or getpass.getuser()
@@ -168,10 +180,14 @@ class Shell:
             where = {Target.root: "summary card", Target.thread: "thread",
                      Target.origin: "channel", Target.channel: f"to {post.channel}"}[post.target]
             updated = " (updated)" if post.replace else ""
-            about = f"incident #{post.incident}" if post.incident is not None else "alert"
+            about = (f"incident #{post.incident}" if post.incident is not None
+                     else "chart" if post.attachments else "alert")
             self.say(f"\n── {about} · {where}{updated} ──")
             self.say(self.render(post.reply, post.incident))
-            if post.attachments:
+            charts = [a for a in post.attachments if a.kind == ROUTE_CHART]
+            for attachment in charts:
+                self.say(self.write_chart(attachment))
+            if len(charts) < len(post.attachments):
                 self.say(f"(the files go to Slack; `postmortem {post.incident}` prints the full "
                          "draft)")
         for number in cards:
@@ -180,6 +196,18 @@ class Shell:
                 current = card(session, incident, links=self.links)
             self.say(f"\n── incident #{number} · summary card (updated) ──")
             self.say(self.render(current, number))
+
+    def write_chart(self, attachment: Attachment) -> str:
+        """Draw a route's chart into `files_dir`; where it went, or why not."""
+        path = self.files_dir / attachment.filename
+        try:
+            with self.db.read() as session:
+                png = render_chart(session, dict(attachment.args))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(png)
+        except OSError as exc:
+            return f"⚠️ could not write the chart to {path}: {exc.strerror or exc}"
+        return f"chart written to {path.resolve()} (open it with any image viewer)"
 
     def show_alerts(self) -> None:
         """Alerts that fired since the last prompt (the first time: what is firing now), each

@@ -10,7 +10,8 @@ top-level message in `channel`, e.g. an alert, or a DM when it is a user ID), `c
 (re-render the summary card from the database and `chat.update` the root; one pending row per
 incident, coalesced), `update` (a `Post` with `replace`: `chat.update` of the message sent under
 `payload.target`; one pending row per target, coalesced), `files` (a `Post` with attachments:
-files rendered from the store and uploaded to the thread, see postmortem_delivery).
+files rendered from the store and uploaded to the incident's thread, or, without an incident, to
+`channel` and `payload.thread_ts`; see postmortem_delivery).
 """
 
 from __future__ import annotations
@@ -63,7 +64,11 @@ class SlackDelivery:
             if post.attachments:  # rendered and uploaded at delivery (postmortem_delivery)
                 kind = FILES
                 payload["attachments"] = [{"filename": a.filename, "title": a.title,
-                                           "kind": a.kind} for a in post.attachments]
+                                           "kind": a.kind, **({"args": dict(a.args)}
+                                                              if a.args else {})}
+                                          for a in post.attachments]
+            if post.thread_ts:  # a channel post's thread (incident posts find theirs)
+                payload["thread_ts"] = post.thread_ts
             _insert_once(session, OutboxMessage(
                 key=key, kind=kind, incident_number=post.incident, channel=post.channel,
                 payload=payload, next_attempt_at=now, created_at=now))

@@ -176,6 +176,12 @@ class OutboxWorker:
             return Sent(ts=ts, channel=channel, rev=rev)
         if row.kind == outbox.UPDATE:
             return self._update(row, rev)
+        if row.kind == outbox.FILES and row.incident_number is None:  # e.g. a route's chart
+            if not row.channel:
+                return Dead("the files have no channel")
+            postmortem_delivery.deliver_files(self.db, self.client, row, None,
+                                              now=self.render_clock())
+            return Sent(ts=None, rev=rev)
         with self.db.read() as session:
             try:
                 incident = incidents.get_incident(session, row.incident_number or 0)
