@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from unittest import mock
 
 import matplotlib.image
+import pytest
 
 from llm_incident import charts
 from llm_incident.commands.route_chart import render_chart
@@ -20,7 +21,8 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
 ARGS = {"route": "support.reply", "range": "6h", "as_of": NOW.isoformat()}
 
 
-def test_the_chart_draws_the_route_pages_numbers_and_marks(db):
+@pytest.mark.parametrize("rng", ["6h", "30d"])
+def test_the_chart_draws_the_route_pages_numbers_and_marks(db, rng):
     with db.write() as session:
         seed_demo(session, "token-explosion", now=NOW)
     drawn = {}
@@ -31,8 +33,8 @@ def test_the_chart_draws_the_route_pages_numbers_and_marks(db):
         return real(title, panels, marks, **kw)
 
     with db.read() as session, mock.patch.object(charts, "range_chart_png", spy):
-        png = render_chart(session, ARGS)
-        page = route_page(session, "support.reply", now=NOW, rng=RANGES["6h"], filter_text=None)
+        png = render_chart(session, {**ARGS, "range": rng})
+        page = route_page(session, "support.reply", now=NOW, rng=RANGES[rng], filter_text=None)
     assert [p.stat for p in drawn["panels"]] == [c.stat for c in page.charts]
     for panel, chart in zip(drawn["panels"], page.charts, strict=True):
         assert list(panel.values) == [p.value for p in chart.points]
@@ -40,11 +42,11 @@ def test_the_chart_draws_the_route_pages_numbers_and_marks(db):
     assert [(m.ts, m.label) for m in drawn["marks"]] == [(m.ts, m.label) for m in page.marks]
     assert drawn["marks"], "the demo's prompt change is a mark"
     assert (drawn["start"], drawn["end"]) == (page.window.start, page.window.end)
-    assert drawn["title"].startswith("support.reply — last 6h to 2026-12-02 12:00 UTC, 5-minute")
+    assert drawn["title"].startswith(f"support.reply — last {rng} to 2026-12-02 ")
     image = matplotlib.image.imread(io.BytesIO(png), format="png")
     assert image.shape[:2] == (900, 1000)
     with db.read() as session:
-        assert render_chart(session, ARGS) == png  # a retry sends the same image
+        assert render_chart(session, {**ARGS, "range": rng}) == png  # a retry: the same image
 
 
 def test_the_console_writes_the_chart_and_prints_its_path(db, tmp_path):

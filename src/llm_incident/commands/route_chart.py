@@ -62,7 +62,7 @@ def render_chart(session: Session, args: dict[str, str]) -> bytes:
     route, rng = args["route"], RANGES[args["range"]]
     as_of = datetime.fromisoformat(args["as_of"])
     edges = rng.edges(as_of)
-    buckets = route_series(session, route, edges)
+    buckets = route_series(session, route, edges, now=as_of)  # as the route page reads them
     panels = []
     for stat, title, kind in CHARTED:
         pts = points(buckets, stat)
