@@ -10,7 +10,8 @@ is an older one (an earlier regression's end), the series is cut there and searc
 (`shifts_up`). Stats: the rule's own (`error_code_rate:<code>` for a code rule);
 `cost_per_hour` is confirmed by a step up of cost per call, or of calls per minute by at least
 the critical ratio (traffic that grows at the same cost per call is not news below that), its
-before / after read from the series as cost per hour.
+before / after read from the series as cost per hour (the before without silences: runs of
+`SILENCE_MINUTES` empty minutes).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ MAX_SEARCHES = 3         # detector runs per stat: the largest change, then afte
 # The detector's practical-effect gates, loosened: a rule's own levels judge the size of a shift
 # (against the baseline and the detector's before), so the detector only has to say it is real.
 MIN_RATIO, MIN_POINTS = 1.1, 0.005
+SILENCE_MINUTES = 10     # a run of this many empty minutes is a silence, not traffic
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,16 @@ def _confirm_cost(series: MinuteSeries, rule: AlertRule, recent: datetime
     return [], "; ".join(reasons)
 
 
+def active_minutes(counts: np.ndarray) -> int:
+    """Minutes of `counts` (calls per minute) outside runs of at least `SILENCE_MINUTES` empty
+    ones: a route that went quiet and came back is judged against its traffic before the
+    silence, not a rate the silence diluted (the return would look like a surge)."""
+    empty = np.concatenate(([0], (counts == 0).astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(empty))
+    runs = edges[1::2] - edges[::2]
+    return int(counts.size - runs[runs >= SILENCE_MINUTES].sum())
+
+
 def _as_cost(series: MinuteSeries, rule: AlertRule, stat: str, shift: Shift,
              reasons: list[str]) -> Confirmed | None:
     """A shift of cost per call or calls per minute read as cost per hour before and from its
@@ -172,7 +184,8 @@ def _as_cost(series: MinuteSeries, rule: AlertRule, stat: str, shift: Shift,
     cost = np.nan_to_num(series.columns["cost_usd"], nan=0.0)
     at = int(series.bounds[split])
     first = int(series.minute_of[0]) if series.minute_of.size else split
-    minutes_before, minutes_after = split - first, len(series.minutes) - split
+    minutes_before = active_minutes(series.counts[first:split])
+    minutes_after = len(series.minutes) - split
     if minutes_before <= 0 or minutes_after <= 0:
         return None
     before = float(cost[:at].sum()) * 60 / minutes_before

@@ -24,7 +24,8 @@ A rule that is not firing on a route:
    window are both at a level holds it without an onset (a route broken for longer than the
    look-back); there, absolute rules on rates read the 95 % lower bound of the rate
    (`confident`), so a few errors among few calls are no level.
-5. `critical` fires at once; `warning` needs a second evaluation in a row that confirms it (the
+5. `critical` fires at once (a ratio rule on a rate only when its calls after the onset beat
+   the baseline rate beyond `CRITICAL_P`; else it is a warning); `warning` needs a second evaluation in a row that confirms it (the
    observation carries `pending` in between) or a long and a short window at warning — the
    rule's window, or the time since the onset when that is longer than the short window, and
    the short window — no alert on one noisy minute.
@@ -69,6 +70,7 @@ from llm_incident.metrics.windows import Window, window_ending
 SILENT_HORIZON = timedelta(days=1)  # routes seen this recently are watched for silence
 SUSPECT_CALLS = 10  # calls the short window needs to raise a suspicion
 BASELINE_P = 1e-4   # a ratio rule's rate after the onset must beat the baseline's by this
+CRITICAL_P = 1e-6   # ... and by this to be critical at once (else a warning, held twice)
 CONFIRMED_Z = 1.0   # absolute rules: a confirmed rate after the onset at this lower bound
 
 
@@ -189,7 +191,10 @@ def _shift_level(rule: AlertRule, shift: Confirmed, baseline: float | None,
     for a ratio rule also against the detector's own before (the lower of the two). A ratio
     rule on a rate also needs the calls after the onset to be above the baseline rate beyond
     chance (one-sided binomial p < `BASELINE_P`): a before that happens to be low — a search
-    cut where the rate had dipped — makes a few chance hits look like a step. An absolute rule
+    cut where the rate had dipped — makes a few chance hits look like a step. Critical, which
+    fires at once, needs p < `CRITICAL_P` (with ~1,000 looks per route-week, a per-look 1e-4
+    is no per-week one: a two-minute tail of a few dozen calls on a quiet night passes it);
+    between the two it is a warning, which must hold a second evaluation. An absolute rule
     on a rate reads the rate after the onset at its lower bound (`CONFIRMED_Z`: 1 error in 20
     calls is no 5 % error rate). `after` over `calls` replace the shift's own (the short
     window's value)."""
@@ -201,8 +206,11 @@ def _shift_level(rule: AlertRule, shift: Confirmed, baseline: float | None,
         level = lower(level, judge(rule, after, shift.before))
         if rule.watched.kind == "rate" and baseline is not None and 0 < baseline < 1 and (
                 level != OK and calls > 0):
-            if binom.sf(round(after * calls) - 1, calls, baseline) >= BASELINE_P:
+            p = binom.sf(round(after * calls) - 1, calls, baseline)
+            if p >= BASELINE_P:
                 return OK
+            if p >= CRITICAL_P and level == CRITICAL:
+                return WARNING
     return level
 
 
