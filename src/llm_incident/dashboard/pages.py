@@ -1,6 +1,9 @@
 """The dashboard's HTTP pages (HTML, kept out of the OpenAPI document): `/` overview,
 `/routes/{route}`, `/incidents`, `/incidents/{n}`, `/login`, `/logout`.
 
+A route name may hold any character: links quote it whole (`quote(route, safe='')`, `/` as `%2F`),
+and `/routes/{route:path}` takes the rest of the path, so a name with `/` still matches.
+
 Every page but the login form needs a `read` key (bearer header or session cookie) unless
 `LLM_INCIDENT_DASHBOARD_PUBLIC=true`; a browser without one is sent to the login form."""
 
@@ -77,11 +80,19 @@ async def _viewer(request: Request) -> KeyIdentity | Response:
                     return _sessions(request).identify_hash(session, digest)
             identity = await run_in_threadpool(by_hash)
         if identity is None:
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            target = _raw_target(request)
             return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     if SCOPE not in identity.scopes:
         return _page("denied.html", 403, message=f"API key {identity.name!r} lacks the `read` scope")
     return identity
+
+
+def _raw_target(request: Request) -> str:
+    """The path and query as the browser sent them (still quoted: a route's `%2F`, `%3F`, `%23`
+    must survive the trip through the login form)."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else quote(request.url.path)
+    return path + (f"?{request.url.query}" if request.url.query else "")
 
 
 def _context(request: Request, who: KeyIdentity, **extra: Any) -> dict[str, Any]:
@@ -107,7 +118,7 @@ async def overview(request: Request, range: str | None = None, sort: str = "rout
                                               desc=bool(desc)))
 
 
-@router.get("/routes/{route}")
+@router.get("/routes/{route:path}")
 async def route(request: Request, route: str, range: str | None = None,  # noqa: A002
                 filter: str | None = None) -> Response:  # noqa: A002 - the query name
     who = await _viewer(request)
