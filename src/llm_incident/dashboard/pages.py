@@ -28,6 +28,7 @@ from llm_incident.dashboard.ranges import RANGES, pick
 from llm_incident.dashboard.route_page import route_page
 from llm_incident.incidents.service import IncidentError
 from llm_incident.metrics.compare import fmt
+from llm_incident.metrics.windows import format_span
 
 router = APIRouter(include_in_schema=False)
 MAX_LOGIN_BYTES = 4096
@@ -39,7 +40,8 @@ def templates() -> Environment:
     env = Environment(loader=PackageLoader("llm_incident.dashboard", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.globals.update(fmt=fmt, line_chart=svg.line_chart, sparkline=svg.sparkline,
-                       ranges=list(RANGES), columns=COLUMNS, quote=quote)
+                       ranges=list(RANGES), columns=COLUMNS, quote=quote,
+                       format_span=format_span)
     env.filters["word"] = lambda v: "none" if v is None else str(v).lower() if isinstance(v, bool) else v
     return env
 

@@ -1,5 +1,10 @@
 """A route page's data: charts per bucket with marks, the headline vs baseline, model mix and top
-prompts for the range, recent events matching the filter box, controls and their audit."""
+prompts for the range, recent events matching the filter box, controls and their audit.
+
+Past LLM_INCIDENT_EXACT_WINDOW_MAX the charts and the headline read rollups (percentiles marked
+approximate); the model mix is the headline's (rollups keep the model); top prompts, which the
+rollups do not keep, are read over the range's most recent exact window only, and the page says so.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +26,8 @@ from llm_incident.dashboard.svg import Mark
 from llm_incident.events.models import Event
 from llm_incident.events.routes import is_known_route
 from llm_incident.incidents.models import Incident
-from llm_incident.metrics.breakdowns import PromptCost, top_prompts
-from llm_incident.metrics.compare import Comparison, compare_windows
+from llm_incident.metrics.breakdowns import PromptCost, recent_top_prompts
+from llm_incident.metrics.compare import SKETCHED, Comparison, compare_windows
 from llm_incident.metrics.filters import FilterError
 from llm_incident.metrics.search import search_events
 from llm_incident.metrics.windows import Window, window_ending
@@ -39,6 +44,7 @@ class Chart:
     title: str
     kind: str
     points: list[Point]
+    approximate: bool = False  # a percentile whose buckets came from the rollups (within 1 %)
 
 
 @dataclass
@@ -51,6 +57,7 @@ class RoutePage:
     marks: list[Mark]
     model_mix: dict[str, int]
     prompts: list[PromptCost]
+    prompts_window: Window  # the range's, or its last LLM_INCIDENT_EXACT_WINDOW_MAX past that
     filter_text: str
     filter_error: str | None
     events: list[Event]
@@ -98,14 +105,17 @@ def route_page(session: Session, route: str, *, now: datetime, rng: Range,
                filter_text: str | None) -> RoutePage:
     window = rng.window(now)
     buckets = route_series(session, route, rng.edges(now), now=now)
-    charts = [Chart(stat, title, kind, points(buckets, stat)) for stat, title, kind in CHARTED]
+    rolled = any(b.approximate for b in buckets)
+    charts = [Chart(stat, title, kind, points(buckets, stat), rolled and stat in SKETCHED)
+              for stat, title, kind in CHARTED]
     headline = compare_windows(session, route, now=now, window=window_ending(now, rng.span))
     text = DEFAULT_FILTER if filter_text is None else filter_text
     events, error = matching_events(session, route, text, now)
+    prompts, prompts_window = recent_top_prompts(session, route, headline.window)
     return RoutePage(
         route=route, range=rng, window=window, comparison=headline, charts=charts,
         marks=route_marks(session, route, window), model_mix=headline.now.model_mix,
-        prompts=top_prompts(session, route, headline.window.start, headline.window.end),
+        prompts=prompts, prompts_window=prompts_window,
         filter_text=text, filter_error=error, events=events,
         controls=list_controls(session, routes=[route]),
         audit=control_history(session, route=route, limit=AUDIT_LIMIT),

@@ -2,7 +2,8 @@
 
 - latency: p95 duration by model (`p95_duration_by_model`);
 - cost/volume: calls and cost by route (`volume_by_route`), model mix change against a baseline
-  (`model_mix_change`), top prompts by total cost (`top_prompts`);
+  (`model_mix_change`), top prompts by total cost (`top_prompts`; `recent_top_prompts` bounds a
+  long window to its last LLM_INCIDENT_EXACT_WINDOW_MAX, as prompts are not in the rollups);
 - provider: error codes by model and region (`errors_by_model_region`).
 
 Same conventions as `metrics.stats`: `[start, end)`, nearest-rank percentiles ignoring NULLs, cost
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from llm_incident.metrics.percentiles import pg_percentile, sqlite_percentiles
+from llm_incident.metrics.rollup_stats import exact_window_max
 from llm_incident.metrics.scope import C, IS_ERROR, Scope, event_conditions
 from llm_incident.metrics.windows import Window
 
@@ -221,6 +223,17 @@ def top_prompts(
                    float(total) / n_priced if n_priced else None)
         for pid, version, n, total, n_priced in rows
     ]
+
+
+def recent_top_prompts(
+    session: Session, route: str | None, window: Window, *, limit: int = 10,
+) -> tuple[list[PromptCost], Window]:
+    """`top_prompts` over `window`, or over its most recent `exact_window_max()` when it is
+    longer (the rollups have no prompt dimension: a long range would scan all its raw events);
+    returns the prompts and the window they were read over."""
+    span = exact_window_max()
+    read = window if window.span <= span else Window(window.end - span, window.end)
+    return top_prompts(session, route, read.start, read.end, limit=limit), read
 
 
 def breakdowns(
