@@ -27,6 +27,7 @@ from llm_incident.commands.replies import Outcome, Reply
 from llm_incident.db import Database
 from llm_incident.slack import blocks, inbox
 from llm_incident.slack.answers import Answer, decode_metadata
+from llm_incident.slack.command_text import command_text
 from llm_incident.slack.dedupe import first_time, request_key
 from llm_incident.slack.home import HomeTab
 from llm_incident.slack.inbox import InboxRunner
@@ -69,7 +70,7 @@ class Handlers:
     # -- the ack path: store, then ack ----------------------------------------------------------
 
     def on_command(self, ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
-        said = ack_text(body.get("text") or "")
+        said = ack_text(command_text(body))
         self._accept(ack, "command", body, request_key(body, request.raw_body),
                      ack_text=blocks.escape(said) if said else None)
 
@@ -113,7 +114,7 @@ class Handlers:
         answer = self._answer(kind, body, item.key)
         try:
             if kind == "command":
-                self._show(self.core.run(body.get("text") or "", self._ctx(answer, body)), answer)
+                self._show(self.core.run(command_text(body), self._ctx(answer, body)), answer)
             elif kind == "action":
                 action = (body.get("actions") or [{}])[0]
                 self._show(self.core.run(action.get("value") or "",
@@ -137,7 +138,7 @@ class Handlers:
         say that it was done (unless the answer made it after all)."""
         if self.replies.has_answered(item.key):
             return
-        what = (item.body.get("text") or "") if item.kind == "command" else ""
+        what = command_text(item.body) if item.kind == "command" else ""
         answer = self._answer(item.kind, item.body, item.key)
         answer.reply(Reply(text=AFTER_CRASH.format(what=f" `{what[:200]}`" if what else "")))
 
