@@ -4,7 +4,9 @@ Each batch is its own short write transaction (at most `batch` rows), so ingest 
 one batch for the write lock and never for the whole purge. Events attached to an incident as
 evidence are kept whatever their age, so a postmortem never loses its examples. On SQLite the
 freed pages are reused by later inserts; a file created with `auto_vacuum=INCREMENTAL` also
-gives them back to the disk, a few pages after each batch.
+gives them back to the disk, a few pages after each batch. On PostgreSQL with a partitioned
+`events` table whole days are dropped (`scheduler.partitions`) and the storage job runs this
+delete on the default partition only.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import column, delete, select, table
 
 from llm_incident.db import Database
 from llm_incident.events.models import Event
@@ -33,26 +35,36 @@ class PurgeResult:
     done: bool  # False: rows older than the cutoff remain (the next run goes on)
 
 
-def _batch_ids(cutoff: datetime, batch: int, up_to_id: int | None):
+def _source(name: str | None):
+    """The `events` table, or one of its partitions by name (the columns this module uses)."""
+    if name is None:
+        return Event.__table__
+    return table(name, column("id"), column("ts"), column("event_id"))
+
+
+def _batch_ids(source, cutoff: datetime, batch: int, up_to_id: int | None):
     """The ids of the oldest `batch` events before `cutoff` that are not evidence."""
     kept = select(Evidence.event_id)
-    stmt = select(Event.id).where(Event.ts < cutoff, Event.event_id.not_in(kept))
+    c = source.c
+    stmt = select(c.id).where(c.ts < cutoff, c.event_id.not_in(kept))
     if up_to_id is not None:
-        stmt = stmt.where(Event.id <= up_to_id)
-    return stmt.order_by(Event.ts).limit(batch)
+        stmt = stmt.where(c.id <= up_to_id)
+    return stmt.order_by(c.ts).limit(batch)
 
 
 def purge_events(db: Database, cutoff: datetime, *, up_to_id: int | None = None,
                  batch: int = BATCH_ROWS, max_batches: int = MAX_BATCHES,
-                 pause: float = PAUSE_SECONDS) -> PurgeResult:
+                 pause: float = PAUSE_SECONDS, partition: str | None = None) -> PurgeResult:
     """Delete events with `ts < cutoff` that are not evidence, `batch` rows per transaction,
-    `pause` seconds apart; `up_to_id`: only ids up to it (those already rolled up)."""
+    `pause` seconds apart; `up_to_id`: only ids up to it (those already rolled up); `partition`:
+    only in that partition of a partitioned table (the default one: day partitions go whole)."""
+    source = _source(partition)
     deleted = batches = 0
     while batches < max_batches:
         with db.write() as session:
-            ids = list(session.execute(_batch_ids(cutoff, batch, up_to_id)).scalars())
+            ids = list(session.execute(_batch_ids(source, cutoff, batch, up_to_id)).scalars())
             if ids:
-                session.execute(delete(Event).where(Event.id.in_(ids)))
+                session.execute(delete(source).where(source.c.id.in_(ids)))
         if not ids:
             return PurgeResult(deleted, batches, True)
         deleted += len(ids)

@@ -1,6 +1,9 @@
 """The storage job: roll up new events (rollups never more than a run behind), then delete what is
 past retention (LLM_INCIDENT_EVENT_RETENTION for raw events, LLM_INCIDENT_ROLLUP_RETENTION for
-rollups), each in bounded batches; client instances unheard of for a week are forgotten."""
+rollups), each in bounded batches; client instances unheard of for a week are forgotten. On
+PostgreSQL with a partitioned `events` table, day partitions are created ahead and whole days past
+retention dropped first (their evidence events kept); the batched delete then only works in the
+default partition, so a day's rows stay until the whole day is past retention."""
 
 from __future__ import annotations
 
@@ -10,9 +13,11 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 
 from llm_incident.controls.instances import ClientInstance, delete_older_than
+from llm_incident.events.partitions import DEFAULT
 from llm_incident.events.retention import PurgeResult, purge_events
 from llm_incident.rollups.build import RollupRun, purge_rollups, roll_up, rolled_up_to
 from llm_incident.scheduler.context import JobContext
+from llm_incident.scheduler.partitions import PartitionRun, keep_partitions
 
 STORAGE_SECONDS = 20
 INSTANCE_RETENTION = timedelta(days=7)  # GET /v1/instances shows the last 24 h
@@ -24,12 +29,12 @@ class RetentionPolicy:
     rollups: timedelta
 
 
-
 @dataclass(frozen=True)
 class StorageRun:
     rollups: RollupRun
     events: PurgeResult
     rollups_deleted: int
+    partitions: PartitionRun = PartitionRun()
 
 
 def policy_of(jc: JobContext) -> RetentionPolicy:
@@ -47,9 +52,12 @@ def run_storage(jc: JobContext, now: datetime) -> StorageRun:
     rolled = roll_up(jc.db, now, frozen_before=events_cutoff)
     with jc.db.read() as session:
         up_to_id = rolled_up_to(session)
-    purged = purge_events(jc.db, events_cutoff, up_to_id=up_to_id)  # only what is rolled up
+    days = keep_partitions(jc.db, now, events_cutoff, up_to_id)
+    # only what is rolled up; with day partitions only the default one row by row (days go whole)
+    purged = purge_events(jc.db, events_cutoff, up_to_id=up_to_id,
+                          partition=DEFAULT if days.partitioned else None)
     forget_instances(jc, now)
-    return StorageRun(rolled, purged, purge_rollups(jc.db, now - policy.rollups))
+    return StorageRun(rolled, purged, purge_rollups(jc.db, now - policy.rollups), days)
 
 
 def forget_instances(jc: JobContext, now: datetime) -> int:
