@@ -108,7 +108,7 @@ def overview_rows(session: Session, *, now: datetime, rng: Range) -> list[Row]:
     window = window_ending(now, rng.span)
     hours = rng.span.total_seconds() / 3600
     spark = rng.spark_window(now)
-    sparks = flagged_sparklines(session, spark.start, spark.end, SPARK_BUCKETS)
+    sparks = flagged_sparklines(session, spark.start, spark.end, SPARK_BUCKETS, now=now)
     controls: dict[str, list[str]] = defaultdict(list)
     for state in list_controls(session):
         controls[state.route] += control_words(state)

@@ -33,10 +33,13 @@ class Range:
 
     def spark_window(self, now: datetime) -> Window:
         """The overview's sparkline span: the range ending at `now`'s next whole minute (so its
-        `SPARK_BUCKETS` buckets, whole minutes wide, start on whole minutes)."""
-        end = now.replace(second=0, microsecond=0)
-        if end != now:
-            end += timedelta(minutes=1)
+        `SPARK_BUCKETS` buckets, whole minutes wide, start on whole minutes) — or next whole hour
+        when a bucket is an hour or more (30 d: day-wide buckets on whole hours, which the hour
+        rollups answer alone instead of minute rows at every bucket edge)."""
+        unit = timedelta(hours=1) if self.span / SPARK_BUCKETS >= timedelta(hours=1) \
+            else timedelta(minutes=1)
+        step = unit.total_seconds()
+        end = datetime.fromtimestamp(-(-now.timestamp() // step) * step, tz=now.tzinfo)
         return Window(end - self.span, end)
 
     def edges(self, now: datetime) -> list[datetime]:

@@ -131,13 +131,14 @@ def _epoch_seconds(dialect: str):  # noqa: ANN202 - a SQL expression
     return cast(func.strftime("%s", C.ts), Integer)
 
 
-def flagged_sparklines(session: Session, start: datetime, end: datetime, buckets: int
-                       ) -> dict[str, list[float | None]]:
+def flagged_sparklines(session: Session, start: datetime, end: datetime, buckets: int, *,
+                       now: datetime | None = None) -> dict[str, list[float | None]]:
     """route → flagged rate per bucket over `[start, end)` in `buckets` equal buckets (None for a
-    bucket without calls)."""
+    bucket without calls; `now`: what lies after it holds no events yet). Buckets of whole hours
+    on whole hours read only the hour rollups (`Range.spark_window` gives those for 30 d)."""
     if end - start > exact_window_max():
         step = (end - start) / buckets
-        counts = route_counts(session, [start + i * step for i in range(buckets)] + [end])
+        counts = route_counts(session, [start + i * step for i in range(buckets)] + [end], now=now)
         if counts is not None:
             return {route: [f / n if n else None for n, f in row] for route, row in counts.items()}
     seconds = max(1, int(((end - start) / buckets).total_seconds()))
