@@ -90,3 +90,11 @@ def test_a_short_gap_still_counts_as_traffic():
     series = series_of([2] * 60 + [0] * 9 + [8] * 30)            # 9 empty minutes: no silence
     found = _as_cost(series, COST, "calls_per_min", calls_step(series, 69), ["calls_per_min"])
     assert found is not None and found.before == pytest.approx(120 * 0.01 * 60 / 69)
+
+
+def test_the_rate_must_beat_the_higher_of_baseline_and_before():
+    # 11 flagged of 208 after the onset: p 7e-6 against a quiet day-ago window at 0.96 %, but
+    # the route's own last two hours ran at 2.5 % (p 0.016): chance; 20 of 208 is not (4e-7)
+    assert _shift_level(FLAGGED, shift(20 / 208, 208, before=0.025), 0.0096) == CRITICAL
+    assert _shift_level(FLAGGED, shift(11 / 208, 208, before=0.025), 0.0096) == OK
+    assert _shift_level(FLAGGED, shift(11 / 208, 208, before=0.0096), 0.025) == OK

@@ -25,9 +25,10 @@ A rule that is not firing on a route:
    look-back); there, absolute rules on rates read the 95 % lower bound of the rate
    (`confident`), so a few errors among few calls are no level.
 5. `critical` fires at once (a ratio rule on a rate only when its calls after the onset beat
-   the baseline rate beyond `CRITICAL_P`; else it is a warning); `warning` needs a second evaluation in a row that confirms it (the
-   observation carries `pending` in between) or a long and a short window at warning — the
-   rule's window, or the time since the onset when that is longer than the short window, and
+   both the baseline's rate and the detector's before beyond `CRITICAL_P`; else it is a
+   warning); `warning` needs a second evaluation in a row that confirms it (the observation
+   carries `pending` in between) or a long and a short window at warning — the time since the
+   onset when that is longer than the short window (without an onset, the rule's window), and
    the short window — no alert on one noisy minute.
 
 A firing rule holds its level by the value since its onset (at most the window) against the
@@ -175,10 +176,13 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
         result["reason"] = f"not confirmed: {why}" if found is None else (
             f"{found.reason}: below the levels")
         return seen(OK, **result)
-    # a long and a short window agree: the rule's window, or the time since the onset when
-    # that is longer than the short window, and the short window
-    held = long_level != OK or (found is not None and found.onset <= short_window.start
-                                and result.get("onset") is not None)
+    # a long and a short window agree: the time since the onset when that is longer than the
+    # short window (a younger shift waits for the next evaluation: the rule's window holding a
+    # two-minute tail is no second look at it), or without an onset the rule's window
+    if result.get("onset") is not None:
+        held = found is not None and found.onset <= short_window.start
+    else:
+        held = long_level != OK
     agreed = held and short_level not in (None, OK)
     if level == WARNING and not agreed and not pending:
         return seen(OK, status=PENDING, pending=WARNING, **result)
@@ -189,15 +193,14 @@ def _shift_level(rule: AlertRule, shift: Confirmed, baseline: float | None,
                  after: float | None = None, calls: int | None = None) -> str:
     """The level of a confirmed shift as measured: its value after against the baseline, and
     for a ratio rule also against the detector's own before (the lower of the two). A ratio
-    rule on a rate also needs the calls after the onset to be above the baseline rate beyond
-    chance (one-sided binomial p < `BASELINE_P`): a before that happens to be low — a search
-    cut where the rate had dipped — makes a few chance hits look like a step. Critical, which
-    fires at once, needs p < `CRITICAL_P` (with ~1,000 looks per route-week, a per-look 1e-4
-    is no per-week one: a two-minute tail of a few dozen calls on a quiet night passes it);
-    between the two it is a warning, which must hold a second evaluation. An absolute rule
-    on a rate reads the rate after the onset at its lower bound (`CONFIRMED_Z`: 1 error in 20
-    calls is no 5 % error rate). `after` over `calls` replace the shift's own (the short
-    window's value)."""
+    rule on a rate also needs the calls after the onset to be above the higher of the two
+    rates beyond chance (one-sided binomial p < `BASELINE_P`): a before that happens to be
+    low — a search cut where the rate had dipped — or a baseline that does — a quiet 15 min a
+    day ago at 1 % — makes a few chance hits look like a step. Critical, which fires at once,
+    needs p < `CRITICAL_P` (with ~1,000 looks per route-week, a per-look 1e-4 is no per-week
+    one); between the two it is a warning, which must hold. An absolute rule on a rate reads
+    the rate after the onset at its lower bound (`CONFIRMED_Z`: 1 error in 20 calls is no 5 %
+    error rate). `after` over `calls` replace the shift's own (the short window's value)."""
     if after is None:  # an absolute rule's rate after the onset at its 84 % lower bound
         after = confident(rule, shift.after, shift.n_after, z=CONFIRMED_Z)
     calls = shift.n_after if calls is None else calls
@@ -206,7 +209,8 @@ def _shift_level(rule: AlertRule, shift: Confirmed, baseline: float | None,
         level = lower(level, judge(rule, after, shift.before))
         if rule.watched.kind == "rate" and baseline is not None and 0 < baseline < 1 and (
                 level != OK and calls > 0):
-            p = binom.sf(round(after * calls) - 1, calls, baseline)
+            rate = min(max(baseline, shift.before), 1.0)
+            p = binom.sf(round(after * calls) - 1, calls, rate)
             if p >= BASELINE_P:
                 return OK
             if p >= CRITICAL_P and level == CRITICAL:
