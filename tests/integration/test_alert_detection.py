@@ -265,3 +265,21 @@ def test_a_killed_route_is_silent_on_purpose_and_raises_no_silence_alert(db):
     assert [(n.route, n.level) for n in run.notifications] == [("stopped", CRITICAL)]
     killed = seen(run, "silent-route", "killed")
     assert (killed.level, killed.reason) == (OK, KILLED_REASON)
+
+
+def test_a_two_minute_tail_waits_for_a_second_look(db):
+    # 20 calls/min at 3 % flagged, then two minutes at 20 %: the 15 min window holds the tail
+    # (at warning), but it is no second look at it; the next evaluation decides
+    for route in ("tail", "holds"):
+        traffic(db, route, NOW - timedelta(hours=3), NOW - 2 * MIN, flagged=0.03, seed=21)
+        traffic(db, route, NOW - 2 * MIN, NOW, flagged=0.2, seed=22)
+    context = jc(db, FLAGGED)
+    first = run_alerts(context, NOW)
+    assert first.notifications == []
+    assert {o.route: o.shown_level for o in first.observations} == {
+        "tail": "pending warning", "holds": "pending warning"}
+    traffic(db, "tail", NOW, NOW + 3 * MIN, flagged=0.03, seed=23)      # it was a tail
+    traffic(db, "holds", NOW, NOW + 3 * MIN, flagged=0.2, seed=24)      # it holds
+    second = run_alerts(context, NOW + 3 * MIN)
+    assert [(n.route, n.level != OK) for n in second.notifications] == [("holds", True)]
+    assert seen(second, "flagged", "tail").level == OK
