@@ -12,12 +12,11 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
-from llm_incident.changes import recent_changes
 from llm_incident.commands import changelog, mitigated, mitigations, triage_verb, views
 from llm_incident.commands.alerting import AlertCommands, AlertConfig
 from llm_incident.commands.closing import Closing
@@ -28,7 +27,6 @@ from llm_incident.commands.forms import (
     as_str,
     attach_command,
     attach_modal,
-    start_modal,
 )
 from llm_incident.commands.labelling import Labelling
 from llm_incident.commands.links import NO_LINKS, DashboardLinks, link
@@ -59,15 +57,7 @@ from llm_incident.commands.parse import (
 )
 from llm_incident.commands.route_chart import chart_post
 from llm_incident.commands.routes_view import routes_overview
-from llm_incident.commands.since import since_time
-from llm_incident.commands.triage_posts import (
-    ALERT,
-    SINCE,
-    onset_windows,
-    record_onset,
-    route_triages,
-    triage_posts,
-)
+from llm_incident.commands.starting import Starting
 from llm_incident.commands.replies import (
     Actions,
     Button,
@@ -90,11 +80,8 @@ from llm_incident.incidents.models import Incident, IncidentClass, IncidentStatu
 from llm_incident.metrics.compare import compare_windows
 from llm_incident.metrics.windows import WindowError, parse_span
 from llm_incident.settings import DEFAULT_EVENT_ID_PATTERN
-from llm_incident.triage.report import Triage
 
 log = logging.getLogger(__name__)
-SNAPSHOT_WINDOW = timedelta(minutes=30)
-CHANGES_LOOKBACK = timedelta(hours=24)
 
 
 class CommandCore:
@@ -112,12 +99,14 @@ class CommandCore:
         self.can_change = can_change  # None: anyone may change controls or close incidents
         self.control_changes = ControlChanges(db, can_change, self._record_in_incident)
         self.labelling = Labelling(delivery)
+        self.starting = Starting(db, delivery, incident_channel, links)
+        self._start = self.starting.start
         self.alerts = AlertCommands(db, alerts or AlertConfig(), self._start, delivery)
         self.closing = Closing(db, delivery, can_change, links)
         # The verb table: parsed command type -> handler(command, context) -> Outcome.
         self.verbs: dict[type, Callable[[Any, Context], Outcome]] = {
             Help: lambda _cmd, _ctx: Outcome(reply=views.help_reply()),
-            Start: lambda cmd, ctx: self._start_form(ctx) if cmd.form else self._start(cmd, ctx),
+            Start: lambda cmd, ctx: self.starting.form(ctx) if cmd.form else self._start(cmd, ctx),
             TriageCommand: partial(triage_verb.run, self.db),
             Status: self._status,
             Metrics: self._metrics,
@@ -188,87 +177,6 @@ class CommandCore:
         return handler(command, ctx)
 
     # -- handlers -----------------------------------------------------------------------------
-
-    def _start_form(self, ctx: Context) -> Outcome:
-        with self.db.read() as session:
-            routes = known_routes(session)
-        return Outcome(modal=start_modal(routes))
-
-    def _start(self, cmd: Start, ctx: Context, *, severity: Severity = Severity.sev2,
-               envs: tuple[str, ...] = (), tiers: tuple[str, ...] = (),
-               trigger: dict | None = None) -> Outcome:
-        """Start an incident; `trigger` (an alert's rule, metric and route) is kept in its
-        timeline for the mitigation check."""
-        channel = self.incident_channel or ctx.channel
-        request = incidents.StartRequest(
-            commander=ctx.user, symptom=cmd.symptom, incident_class=cmd.incident_class,
-            severity=severity, routes=cmd.routes, envs=envs, customer_tiers=tiers,
-            channel_id=channel, origin_channel_id=ctx.channel, request_key=ctx.request_key,
-        )
-        since = since_time(cmd.since, ctx.now) if cmd.since else None
-        source = SINCE
-        if since is None and trigger and trigger.get("onset"):  # the alert's onset
-            since, source = datetime.fromisoformat(trigger["onset"]), ALERT
-        with self.db.read() as session:  # statistics outside the write lock
-            triages = route_triages(session, cmd.routes, incident_class=cmd.incident_class,
-                                    since=since, now=ctx.now, source=source)
-        with self.db.write() as session:
-            incident, created = incidents.start_incident(session, request, now=ctx.now)
-            if created and trigger:
-                incidents.add_timeline(session, incident, actor=ctx.user, kind="trigger",
-                                       now=ctx.now, text=f"started from alert {trigger['alert']}",
-                                       after=trigger)
-            if created:
-                record_onset(session, incident, triages, since=since, source=source,
-                             actor=ctx.user, now=ctx.now)
-                self.delivery.enqueue(session,
-                                      self._opening_posts(session, incident, ctx, triages))
-        where = f" in <#{channel}>" if channel and channel != ctx.channel else ""
-        text = (f"Incident #{incident.number} started{where}; you are the commander. "
-                "The runbook, triage, checklist and metrics are going into its thread.")
-        began = views.began_text(incident)
-        if created and began:
-            text += f"\nIt began {began}."
-        if not created:
-            text = f"Incident #{incident.number} was already started by this request."
-        if cmd.unknown_route_like:
-            words = ", ".join(f"`{w}`" for w in cmd.unknown_route_like)
-            text += f"\nNote: {words} is not a known route, so it was kept as symptom text."
-        return Outcome(reply=Reply(text=text, blocks=()))
-
-    def _opening_posts(self, session: Session, incident: Incident, ctx: Context,
-                       triages: list[Triage]) -> list[Post]:
-        n = incident.number
-        posts = [Post(n, Target.root,
-                      views.summary_card(incident, dashboard=self.links.incident(n)),
-                      key=f"incident:{n}:card"),
-                 *triage_posts(n, incident, triages, ctx.now),
-                 Post(n, Target.thread, views.checklist_reply(incident),
-                      key=f"incident:{n}:checklist")]
-        anchored = onset_windows(incident, ctx.now)
-        for route in incident.routes:
-            if anchored is None:
-                comparison = compare_windows(session, route, now=ctx.now, window=SNAPSHOT_WINDOW)
-            else:
-                comparison = compare_windows(session, route, now=ctx.now, window=anchored[1],
-                                             baseline=anchored[0])
-            snapshot = views.metrics_reply(comparison, incident_class=incident.incident_class,
-                                           onset=incident.onset_at if anchored else None)
-            posts.append(Post(n, Target.thread, snapshot, key=f"incident:{n}:snapshot:{route}"))
-        for route in incident.routes:
-            state = controls.get_controls(session, route, mitigations.ENV)
-            posts.append(Post(n, Target.thread, mitigations.panel(state), key=panel_key(n, route)))
-        if incident.routes:
-            changes = recent_changes(session, list(incident.routes), until=ctx.now,
-                                     lookback=CHANGES_LOOKBACK)
-            posts.append(Post(n, Target.thread, views.changes_reply(list(incident.routes), changes),
-                              key=f"incident:{n}:changes"))
-        if ctx.channel and ctx.channel != incident.channel_id:
-            link = Reply(text=f"Incident #{n} started by {views.user(ctx.user)}: "
-                              f"{incident.symptom or 'no symptom given'} — follow it in its thread",
-                         ephemeral=False)
-            posts.append(Post(n, Target.origin, link, key=f"incident:{n}:origin-link"))
-        return posts
 
     def _status(self, cmd: Status, ctx: Context) -> Outcome:
         with self.db.write() as session:
