@@ -159,7 +159,7 @@ def test_migration_0016_builds_the_hours_of_stored_minutes_and_goes_back(backend
             tables = session.get_bind().dialect.get_table_names(session.connection())
         assert "event_rollups_hourly" not in tables
         upgrade(db)
-        assert current_revision(db) == head_revision(db) == "0016"
+        assert current_revision(db) == head_revision(db)
         after = sorted((h.route, h.minute, h.env, h.model or "", h.calls, h.duration_sketch or b"")
                        for h in _rows(db, EventRollupHour))
         assert after == before and len(after) >= 10
