@@ -17,10 +17,10 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 from functools import lru_cache
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import Select, and_, case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from llm_incident.metrics.percentiles import raw_rows
@@ -170,15 +170,31 @@ def plan(edges: list[datetime], until: datetime) -> Plan:
     return out
 
 
-def _where(column: Any, parts: list[tuple[int, datetime, datetime]]) -> Any:
-    """`column` inside any part (adjacent parts joined)."""
-    spans: list[list[datetime]] = []
-    for _i, a, b in sorted(parts, key=lambda p: p[1]):
-        if spans and spans[-1][1] == a:
-            spans[-1][1] = b
+_SPANS_PER_STATEMENT = 100  # SELECTs per UNION ALL (SQLite allows 500 in one compound)
+
+
+def _spans(parts: list[tuple[int, datetime, datetime]]
+           ) -> list[tuple[datetime, datetime, list[tuple[int, datetime, datetime]]]]:
+    """The parts as time spans (adjacent parts joined), each with the parts it holds."""
+    spans: list[tuple[datetime, datetime, list[tuple[int, datetime, datetime]]]] = []
+    for part in sorted(parts, key=lambda p: p[1]):
+        if spans and spans[-1][1] == part[1]:
+            spans[-1] = (spans[-1][0], part[2], [*spans[-1][2], part])
         else:
-            spans.append([a, b])
-    return or_(*(and_(column >= a, column < b) for a, b in spans))
+            spans.append((part[1], part[2], [part]))
+    return spans
+
+
+def _per_span(column: Any, parts: list[tuple[int, datetime, datetime]],
+              build: Callable[[Any, Any], Select[Any]]) -> list[Any]:
+    """Statements reading the parts: `build(inside, bucket)` for each span (`inside` bounds
+    `column` to it, `bucket` its rows' bucket) joined with UNION ALL. Not one OR of the ranges:
+    SQLite then reads the route's whole index range instead of each span's."""
+    selects = [build(and_(column >= a, column < b), _bucket(column, held))
+               for a, b, held in _spans(parts)]
+    chunks = [selects[k:k + _SPANS_PER_STATEMENT]
+              for k in range(0, len(selects), _SPANS_PER_STATEMENT)]
+    return [chunk[0] if len(chunk) == 1 else union_all(*chunk) for chunk in chunks]
 
 
 def _bucket(column: Any, parts: list[tuple[int, datetime, datetime]]) -> Any:
@@ -189,11 +205,8 @@ def _bucket(column: Any, parts: list[tuple[int, datetime, datetime]]) -> Any:
     return case(*((column < b, i) for i, _a, b in ordered[:-1]), else_=ordered[-1][0])
 
 
-def _rollup_conditions(table: Any, route: str | None, scope: Scope | None,
-                       parts: list[tuple[int, datetime, datetime]]) -> list[Any]:
-    conditions = [_where(table.minute, parts)]
-    if route is not None:
-        conditions.insert(0, table.route == route)
+def _rollup_conditions(table: Any, route: str | None, scope: Scope | None) -> list[Any]:
+    conditions = [] if route is None else [table.route == route]
     if scope is not None and scope.env is not None:
         conditions.append(table.env == scope.env)
     if scope is not None and scope.model is not None:
@@ -215,13 +228,14 @@ def _add_rollups(session: Session, buckets: list[Totals], table: Any, route: str
     meets rows whose small models were folded together (the exact path answers that)."""
     if not parts:
         return True
-    stmt = (select(_bucket(table.minute, parts), *_rollup_columns(table))
-            .where(*_rollup_conditions(table, route, scope, parts)))
+    conditions = _rollup_conditions(table, route, scope)
     wanted = None if scope is None else scope.model
-    for i, model, *values in raw_rows(session, stmt):
-        if wanted is not None and model != wanted:
-            return False
-        buckets[int(i)].add_rollup(model, *values)
+    for stmt in _per_span(table.minute, parts, lambda inside, bucket: select(
+            bucket, *_rollup_columns(table)).where(*conditions, inside)):
+        for i, model, *values in raw_rows(session, stmt):
+            if wanted is not None and model != wanted:
+                return False
+            buckets[int(i)].add_rollup(model, *values)
     return True
 
 
@@ -234,16 +248,16 @@ def _add_raw(session: Session, buckets: list[Totals], route: str | None,
     """Add the raw events inside the parts to their buckets, exactly as they are."""
     if not parts:
         return
-    conditions = [_where(C.ts, parts)] + ([] if scope is None else scope.conditions())
-    if route is not None:
-        conditions.insert(0, C.route == route)
+    conditions = ([] if route is None else [C.route == route]) + (
+        [] if scope is None else scope.conditions())
     groups: dict[tuple[int, str | None], MinuteGroup] = {}
-    stmt = select(_bucket(C.ts, parts), *_RAW_COLUMNS).where(*conditions)
-    for i, model, *values in raw_rows(session, stmt):
-        group = groups.get((i, model))
-        if group is None:
-            group = groups[(i, model)] = MinuteGroup()
-        group.add_row(*values)
+    for stmt in _per_span(C.ts, parts, lambda inside, bucket: select(
+            bucket, *_RAW_COLUMNS).where(*conditions, inside)):
+        for i, model, *values in raw_rows(session, stmt):
+            group = groups.get((i, model))
+            if group is None:
+                group = groups[(i, model)] = MinuteGroup()
+            group.add_row(*values)
     for (i, model), g in groups.items():
         buckets[int(i)].add_group(model, g)
 
@@ -292,16 +306,12 @@ def route_counts(session: Session, edges: list[datetime], *, now: datetime | Non
     counts: dict[str, list[list[int]]] = {}
     statements = []
     for table, parts in ((HOURS, split.hours), (MINUTES, split.minutes)):
-        if parts:
-            index = _bucket(table.minute, parts)
-            statements.append(select(table.route, index, func.sum(table.calls),
-                                     func.sum(table.flagged))
-                              .where(_where(table.minute, parts)).group_by(table.route, index))
-    if split.raw:
-        index = _bucket(C.ts, split.raw)
-        statements.append(select(C.route, index, func.count(),
-                                 func.sum(case((IS_FLAGGED, 1), else_=0)))
-                          .where(_where(C.ts, split.raw)).group_by(C.route, index))
+        statements += _per_span(table.minute, parts, lambda inside, bucket, t=table: select(
+            t.route, bucket, func.sum(t.calls), func.sum(t.flagged))
+            .where(inside).group_by(t.route, bucket))
+    statements += _per_span(C.ts, split.raw, lambda inside, bucket: select(
+        C.route, bucket, func.count(), func.sum(case((IS_FLAGGED, 1), else_=0)))
+        .where(inside).group_by(C.route, bucket))
     for stmt in statements:
         for route, i, calls, flagged in raw_rows(session, stmt):
             row = counts.setdefault(route, [[0, 0] for _ in edges[1:]])
