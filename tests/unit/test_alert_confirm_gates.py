@@ -98,3 +98,11 @@ def test_the_rate_must_beat_the_higher_of_baseline_and_before():
     assert _shift_level(FLAGGED, shift(20 / 208, 208, before=0.025), 0.0096) == CRITICAL
     assert _shift_level(FLAGGED, shift(11 / 208, 208, before=0.025), 0.0096) == OK
     assert _shift_level(FLAGGED, shift(11 / 208, 208, before=0.0096), 0.025) == OK
+
+
+def test_the_routes_trailing_rate_is_a_reference_too():
+    # 39 flagged of 754 (5.2 %): p 1.2e-5 against a day-ago 2.4 % and a detector before of
+    # 2.4 % (both low by chance), 9e-4 against the route's trailing 3 h at 3 %
+    assert _shift_level(FLAGGED, shift(39 / 754, 754, before=0.0242), 0.0242) == WARNING
+    assert _shift_level(FLAGGED, shift(39 / 754, 754, before=0.0242), 0.0242,
+                        reference=0.03) == OK

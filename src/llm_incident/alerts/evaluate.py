@@ -156,14 +156,16 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
             base = ev.baseline(rule, route, window, shift.onset)
             if base.kind is None:
                 return seen(None, base.note, status=LEARNING, onset=shift.onset)
-        at = _shift_level(rule, shift, base.value)
+        longrun = _longrun(ev, rule, route, window, shift.onset, base)
+        at = _shift_level(rule, shift, base.value, reference=longrun)
         if short_ok and short_window.start >= shift.onset:
             # the short window lies wholly after the onset: the level now, when the onset was
             # placed early (a few chance hits before the change dilute the value since it);
             # an absolute rule's rate at its lower bound (a 4 % error rate is no 5 % one
             # because one short window of it reached 5 %)
             now_value = confident(rule, short_value, short.calls)
-            at = max(at, _shift_level(rule, shift, base.value, now_value, short.calls),
+            at = max(at, _shift_level(rule, shift, base.value, now_value, short.calls,
+                                      reference=longrun),
                      key=RANK.__getitem__)
         if found is None or RANK[at] >= RANK[level]:
             found, level = shift, at
@@ -189,18 +191,31 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
     return seen(level, **result)
 
 
+def _longrun(ev: Evaluation, rule: AlertRule, route: str, window: Window, onset: datetime,
+             base: BaselinePick) -> float | None:
+    """A rate rule's trailing rate before the onset (hours of the route's own traffic), when
+    its baseline is another link: a reference for the chance test that neither a quiet window
+    a day ago nor the detector's cut (biased low by where it splits) can make low."""
+    if rule.compare != "ratio" or rule.watched.kind != "rate" or base.kind == "trailing":
+        return None
+    pick = ev.baseline(rule.model_copy(update={"baseline": "trailing"}), route, window, onset)
+    return pick.value
+
+
 def _shift_level(rule: AlertRule, shift: Confirmed, baseline: float | None,
-                 after: float | None = None, calls: int | None = None) -> str:
+                 after: float | None = None, calls: int | None = None,
+                 reference: float | None = None) -> str:
     """The level of a confirmed shift as measured: its value after against the baseline, and
     for a ratio rule also against the detector's own before (the lower of the two). A ratio
-    rule on a rate also needs the calls after the onset to be above the higher of the two
-    rates beyond chance (one-sided binomial p < `BASELINE_P`): a before that happens to be
-    low — a search cut where the rate had dipped — or a baseline that does — a quiet 15 min a
-    day ago at 1 % — makes a few chance hits look like a step. Critical, which fires at once,
-    needs p < `CRITICAL_P` (with ~1,000 looks per route-week, a per-look 1e-4 is no per-week
-    one); between the two it is a warning, which must hold. An absolute rule on a rate reads
-    the rate after the onset at its lower bound (`CONFIRMED_Z`: 1 error in 20 calls is no 5 %
-    error rate). `after` over `calls` replace the shift's own (the short window's value)."""
+    rule on a rate also needs the calls after the onset to be above the highest of the two
+    rates and `reference` (`_longrun`) beyond chance (one-sided binomial p < `BASELINE_P`): a
+    before that happens to be low — a search cut where the rate had dipped — or a baseline
+    that does — a quiet 15 min a day ago at 1 % — makes a few chance hits look like a step.
+    Critical, which fires at once, needs p < `CRITICAL_P` (with ~1,000 looks per route-week, a
+    per-look 1e-4 is no per-week one); between the two it is a warning, which must hold. An
+    absolute rule on a rate reads the rate after the onset at its lower bound (`CONFIRMED_Z`:
+    1 error in 20 calls is no 5 % error rate). `after` over `calls` replace the shift's own
+    (the short window's value)."""
     if after is None:  # an absolute rule's rate after the onset at its 84 % lower bound
         after = confident(rule, shift.after, shift.n_after, z=CONFIRMED_Z)
     calls = shift.n_after if calls is None else calls
@@ -209,7 +224,7 @@ def _shift_level(rule: AlertRule, shift: Confirmed, baseline: float | None,
         level = lower(level, judge(rule, after, shift.before))
         if rule.watched.kind == "rate" and baseline is not None and 0 < baseline < 1 and (
                 level != OK and calls > 0):
-            rate = min(max(baseline, shift.before), 1.0)
+            rate = min(max(baseline, shift.before, reference or 0.0), 1.0)
             p = binom.sf(round(after * calls) - 1, calls, rate)
             if p >= BASELINE_P:
                 return OK
