@@ -1,6 +1,7 @@
 """The overview's rows: each known route's headline stats vs its baseline (`compare_windows`, the
-numbers `GET /v1/routes/{route}/metrics?window=<range>` answers), a flagged-rate sparkline, its
-controls in force, open incidents and firing alerts."""
+numbers `GET /v1/routes/{route}/metrics?window=<range>` answers; ranges past
+LLM_INCIDENT_EXACT_WINDOW_MAX read every route's rollups at once, `compare_routes`), a
+flagged-rate sparkline, its controls in force, open incidents and firing alerts."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from llm_incident.dashboard.series import flagged_sparklines
 from llm_incident.events.routes import known_routes
 from llm_incident.incidents.service import list_open
 from llm_incident.metrics.compare import SKETCHED, Comparison, Delta, compare_windows, moved
+from llm_incident.metrics.compare_routes import compare_routes
 from llm_incident.metrics.windows import window_ending
 
 # column → (label, stat of WindowStats, kind); higher is worse for each
@@ -120,9 +122,12 @@ def overview_rows(session: Session, *, now: datetime, rng: Range) -> list[Row]:
     for state in alert_states(session):
         if state.level in FIRING:
             alerts[state.route].append((state.rule_id, state.level))
+    routes = known_routes(session)
+    grouped = compare_routes(session, routes, now=now, window=window)  # long ranges: rollups
     rows = []
-    for route in known_routes(session):
-        comparison = compare_windows(session, route, now=now, window=window)
+    for route in routes:
+        comparison = (grouped[route] if grouped is not None
+                      else compare_windows(session, route, now=now, window=window))
         rows.append(Row(route, comparison, _cells(comparison, hours),
                         sparks.get(route, [None] * SPARK_BUCKETS), controls.get(route, []),
                         sorted(incidents.get(route, [])), alerts.get(route, [])))

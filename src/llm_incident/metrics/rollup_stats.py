@@ -5,7 +5,8 @@ edges from `event_rollups`, raw events at the minute edges (and after the rollup
 Counts, sums, rates, error codes and the model mix are exact (raw edges are read as they are);
 percentiles come from the merged DDSketch buckets plus the edge values, within
 `RELATIVE_ACCURACY` of the exact nearest-rank value. `rollup_buckets` does the same for many
-consecutive windows (a chart's buckets) in one query per table; `route_counts` gives calls and
+consecutive windows (a chart's buckets) in one query per table, `routes_rollup_buckets` for every
+route at once (the dashboard overview); `route_counts` gives calls and
 flagged calls per route and bucket (sparklines) from grouped queries. None (the caller takes the
 exact path) when the rollups cannot answer: the job has not caught up, no whole minute is
 covered, or the raw parts are too long.
@@ -222,20 +223,23 @@ def _rollup_columns(table: Any) -> tuple[Any, ...]:
     # codes only where there are errors: no JSON to decode otherwise
 
 
-def _add_rollups(session: Session, buckets: list[Totals], table: Any, route: str | None,
+Sink = Callable[[str, int], Totals]  # (route, bucket) → the Totals its rows are added to
+
+
+def _add_rollups(session: Session, sink: Sink, table: Any, route: str | None,
                  parts: list[tuple[int, datetime, datetime]], scope: Scope | None) -> bool:
-    """Add the rows of `table` inside the parts to their buckets. False when a model filter
+    """Add the rows of `table` inside the parts to their sink. False when a model filter
     meets rows whose small models were folded together (the exact path answers that)."""
     if not parts:
         return True
     conditions = _rollup_conditions(table, route, scope)
     wanted = None if scope is None else scope.model
     for stmt in _per_span(table.minute, parts, lambda inside, bucket: select(
-            bucket, *_rollup_columns(table)).where(*conditions, inside)):
-        for i, model, *values in raw_rows(session, stmt):
+            table.route, bucket, *_rollup_columns(table)).where(*conditions, inside)):
+        for name, i, model, *values in raw_rows(session, stmt):
             if wanted is not None and model != wanted:
                 return False
-            buckets[int(i)].add_rollup(model, *values)
+            sink(name, int(i)).add_rollup(model, *values)
     return True
 
 
@@ -243,23 +247,23 @@ _RAW_COLUMNS = (C.model, C.status, C.contains_banned, C.error_code, C.attempt, C
                 C.cost_usd, C.tokens_in, C.tokens_out, C.duration_ms)
 
 
-def _add_raw(session: Session, buckets: list[Totals], route: str | None,
+def _add_raw(session: Session, sink: Sink, route: str | None,
              parts: list[tuple[int, datetime, datetime]], scope: Scope | None) -> None:
-    """Add the raw events inside the parts to their buckets, exactly as they are."""
+    """Add the raw events inside the parts to their sink, exactly as they are."""
     if not parts:
         return
     conditions = ([] if route is None else [C.route == route]) + (
         [] if scope is None else scope.conditions())
-    groups: dict[tuple[int, str | None], MinuteGroup] = {}
+    groups: dict[tuple[str, int, str | None], MinuteGroup] = {}
     for stmt in _per_span(C.ts, parts, lambda inside, bucket: select(
-            bucket, *_RAW_COLUMNS).where(*conditions, inside)):
-        for i, model, *values in raw_rows(session, stmt):
-            group = groups.get((i, model))
+            C.route, bucket, *_RAW_COLUMNS).where(*conditions, inside)):
+        for name, i, model, *values in raw_rows(session, stmt):
+            group = groups.get((name, i, model))
             if group is None:
-                group = groups[(i, model)] = MinuteGroup()
+                group = groups[(name, i, model)] = MinuteGroup()
             group.add_row(*values)
-    for (i, model), g in groups.items():
-        buckets[int(i)].add_group(model, g)
+    for (name, i, model), g in groups.items():
+        sink(name, int(i)).add_group(model, g)
 
 
 def _answerable(session: Session, edges: list[datetime], now: datetime | None) -> Plan | None:
@@ -282,11 +286,38 @@ def rollup_buckets(session: Session, route: str | None, edges: list[datetime],
     if split is None:
         return None
     buckets = [Totals() for _ in edges[1:]]
-    if not (_add_rollups(session, buckets, HOURS, route, split.hours, scope)
-            and _add_rollups(session, buckets, MINUTES, route, split.minutes, scope)):
+    if not _fill(session, lambda _route, i: buckets[i], route, split, scope):
         return None
-    _add_raw(session, buckets, route, split.raw, scope)
     return buckets
+
+
+def _fill(session: Session, sink: Sink, route: str | None, split: Plan,
+          scope: Scope | None) -> bool:
+    """Hours, minutes, then raw edges into `sink`; False when the rollups cannot answer."""
+    if not (_add_rollups(session, sink, HOURS, route, split.hours, scope)
+            and _add_rollups(session, sink, MINUTES, route, split.minutes, scope)):
+        return False
+    _add_raw(session, sink, route, split.raw, scope)
+    return True
+
+
+def routes_rollup_buckets(session: Session, edges: list[datetime], scope: Scope | None = None,
+                          *, now: datetime | None = None) -> dict[str, list[Totals]] | None:
+    """`rollup_buckets` of every route at once (the same queries, not narrowed to a route):
+    route → Totals per bucket, for the routes with rows there; None when rollups cannot
+    answer."""
+    split = _answerable(session, edges, now)
+    if split is None:
+        return None
+    out: dict[str, list[Totals]] = {}
+
+    def sink(route: str, i: int) -> Totals:
+        buckets = out.get(route)
+        if buckets is None:
+            buckets = out[route] = [Totals() for _ in edges[1:]]
+        return buckets[i]
+
+    return out if _fill(session, sink, None, split, scope) else None
 
 
 def rollup_totals(session: Session, route: str | None, start: datetime, end: datetime,
