@@ -41,9 +41,12 @@ def _sizes(db: Database) -> dict[str, int]:
                 return {}
         else:
             rows = conn.execute(text(
-                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                "SELECT c.relname, CASE WHEN c.relkind = 'p' THEN (SELECT sum("
+                "pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) t) "
+                "ELSE pg_total_relation_size(c.oid) END FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')")).all()
+                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') "
+                "AND NOT c.relispartition")).all()
     return {name: int(size or 0) for name, size in rows}
 
 

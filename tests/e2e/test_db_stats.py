@@ -28,7 +28,7 @@ def _check(url: str, tmp_path) -> None:
     assert "retention: events 2w" in result.stdout
     events = lines["events"].split()
     assert events[1] == "3" and events[-1] == "2026-11-21T10:00:00+00:00"
-    assert events[2] != "-"  # a size in bytes
+    assert events[2] not in ("-", "0")  # a size in bytes (PostgreSQL: its day partitions')
     assert lines["evidence"].split()[1] == "0"
 
 

@@ -247,7 +247,9 @@ class _InsertPlan:
 def _insert_plan(dialect: Dialect) -> _InsertPlan:
     """The compiled `INSERT … ON CONFLICT DO NOTHING` and each column's bind processor."""
     columns = {c.name: c for c in _TABLE.columns if c.name != "id"}
-    stmt = _INSERTS[dialect.name](_TABLE).on_conflict_do_nothing(index_elements=["event_id"])
+    # no conflict target: on PostgreSQL events may be partitioned by day, where the unique key
+    # is (event_id, ts) — a repeat with another ts is caught by the lookup in `_store_new`
+    stmt = _INSERTS[dialect.name](_TABLE).on_conflict_do_nothing()
     compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
     order = tuple(compiled.positiontup) if compiled.positional else tuple(columns)
     processors = []
@@ -293,10 +295,17 @@ def _store_new(session: Session, rows: list[dict[str, Any]]) -> tuple[list[dict[
 
     Optimistic: the whole batch goes in at once inside a savepoint; only when some ids were already
     stored (a client retry) is that undone and the batch sent again without the known ids — so a
-    batch of new events costs one statement and no lookup of its ids.
+    batch of new events costs one statement and no lookup of its ids. On PostgreSQL the ids are
+    looked up first (a day-partitioned table is unique on (event_id, ts) only).
     """
     if not rows:
         return rows, 0
+    if session.connection().dialect.name == "postgresql":
+        # day partitions keep event_id unique only together with ts: look the ids up first
+        known = existing_ids(session, [r["event_id"] for r in rows])
+        rows = [r for r in rows if r["event_id"] not in known] if known else rows
+        if not rows:
+            return rows, 0
     savepoint = session.begin_nested()
     inserted = store_rows(session, rows)
     if inserted == len(rows):
