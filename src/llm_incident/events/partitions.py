@@ -186,8 +186,7 @@ def _copy_rows(conn: Connection) -> None:
 
 def ingest_fits_partitions(conn: Connection) -> bool:
     """Whether ingest's insert works on a partitioned table: its `ON CONFLICT` must not name
-    `event_id` alone (no unique index can be on `event_id` alone once `ts` partitions it).
-    Migration 0017 converts only when it does."""
+    `event_id` alone (no unique index can be on `event_id` alone once `ts` partitions it)."""
     from llm_incident.events.ingest import _insert_plan  # the statement ingest really sends
 
     return "ON CONFLICT (event_id)" not in _insert_plan(conn.dialect).sql

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from alembic import op
 
-from llm_incident.events.partitions import convert_to_partitioned, ingest_fits_partitions
+from llm_incident.events.partitions import convert_to_partitioned
 
 revision = '0017'
 down_revision = '0016'
@@ -25,7 +25,7 @@ depends_on = None
 
 def upgrade() -> None:
     conn = op.get_bind()
-    if conn.dialect.name == "postgresql" and ingest_fits_partitions(conn):
+    if conn.dialect.name == "postgresql":
         convert_to_partitioned(conn, datetime.now(timezone.utc))
 
 
