@@ -14,16 +14,13 @@ from sqlalchemy.orm import Session
 from llm_incident.metrics.compare import Comparison, deltas
 from llm_incident.metrics.rollup_stats import Totals, exact_window_max, routes_rollup_buckets
 from llm_incident.metrics.scope import Scope
-from llm_incident.metrics.stats import WindowStats, _from_totals
+from llm_incident.metrics.stats import WindowStats, stats_from_totals
 from llm_incident.metrics.windows import Baseline, Window, baseline_for, window_ending
 
 
 def _stats(route: str, window: Window, totals: Totals | None) -> WindowStats:
     """What `stats_for` answers from these rollup totals (a route without rows: no calls)."""
-    stats = WindowStats(route=route, start=window.start, end=window.end)
-    _from_totals(stats, totals or Totals())
-    stats.calls_per_min = stats.calls / (window.span.total_seconds() / 60)
-    return stats
+    return stats_from_totals(route, window.start, window.end, totals or Totals())
 
 
 def compare_routes(session: Session, routes: list[str], *, now: datetime,

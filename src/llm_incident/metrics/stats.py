@@ -157,9 +157,7 @@ def stats_for(
             path == "rollups" or end - start > exact_window_max()):
         totals = rollup_totals(session, route, start, end, scope)
         if totals is not None:
-            _from_totals(stats, totals)
-            stats.calls_per_min = stats.calls / ((end - start).total_seconds() / 60)
-            return stats
+            return stats_from_totals(route, start, end, totals)
     window = WindowQuery(route, start, end, scope, where)
     if session.get_bind().dialect.name == "postgresql":
         _postgres(session, window, stats)
@@ -199,6 +197,14 @@ def _largest_first(counts: dict[Any, int]) -> dict[str, int]:
         name = UNKNOWN if key is None else key
         merged[name] = merged.get(name, 0) + count
     return dict(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def stats_from_totals(route: str, start: datetime, end: datetime, totals: Totals) -> WindowStats:
+    """What `stats_for` answers on its rollup path from these rollup totals."""
+    stats = WindowStats(route=route, start=start, end=end)
+    _from_totals(stats, totals)
+    stats.calls_per_min = stats.calls / ((end - start).total_seconds() / 60)
+    return stats
 
 
 def _from_totals(stats: WindowStats, t: Totals) -> None:
