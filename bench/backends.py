@@ -13,13 +13,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from llm_incident.db import Database, normalize_url
+from llm_incident.events.partitions import ensure_partitions
 from llm_incident.migrate import upgrade
 
 COLUMNS = ("event_id, ts, received_at, route, env, model, provider, region, customer_tier, "
@@ -58,10 +59,11 @@ def load_sqlite(path: Path, rows: Iterable[tuple], prepare: Prepare | None = Non
 
 
 @contextmanager
-def postgres_db(admin_url: str, rows: Iterable[tuple],
-                prepare: Prepare | None = None) -> Iterator[Database]:
-    """A fresh database on the server at `admin_url`, migrated, loaded with COPY, analyzed;
-    dropped afterwards."""
+def postgres_db(admin_url: str, rows: Iterable[tuple], prepare: Prepare | None = None,
+                days: Iterable[date] = ()) -> Iterator[Database]:
+    """A fresh database on the server at `admin_url`, migrated (events partitioned by day, with
+    partitions for `days` as the scheduler would have made them; other rows go to the default
+    partition), loaded with COPY, analyzed; dropped afterwards."""
     name = f"llm_incident_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -71,6 +73,8 @@ def postgres_db(admin_url: str, rows: Iterable[tuple],
     db = Database(url)
     try:
         upgrade(db)
+        with db.write() as session:
+            ensure_partitions(session.connection(), days)
         raw = db.engine.raw_connection()
         try:
             with raw.cursor() as cur, cur.copy(f"COPY events ({COLUMNS}) FROM STDIN") as copy:
@@ -96,7 +100,8 @@ def load_average() -> str:
 
 
 def on_each_backend(rows: Callable[[], Iterable[tuple]], run: Callable[[Database, str], bool], *,
-                    size: str, prepare: Prepare | None = None) -> bool:
+                    size: str, prepare: Prepare | None = None,
+                    days: Iterable[date] = ()) -> bool:
     """Load `rows()` into SQLite (and PostgreSQL when configured), `run(db, label)` on each;
     True when every run met its target. `size` names what was loaded, e.g. "1,000,000 events"."""
     print(load_average())
@@ -111,7 +116,7 @@ def on_each_backend(rows: Callable[[], Iterable[tuple]], run: Callable[[Database
     pg_url = os.environ.get("LLM_INCIDENT_BENCH_PG_URL")
     if pg_url:
         started = time.perf_counter()
-        with postgres_db(pg_url, rows(), prepare) as pg:
+        with postgres_db(pg_url, rows(), prepare, days) as pg:
             print(f"\nPostgreSQL: {size} loaded in {time.perf_counter() - started:.1f} s")
             ok &= run(pg, "PostgreSQL")
     else:
