@@ -199,16 +199,9 @@ def _largest_first(counts: dict[Any, int]) -> dict[str, int]:
     return dict(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def stats_from_totals(route: str, start: datetime, end: datetime, totals: Totals) -> WindowStats:
-    """What `stats_for` answers on its rollup path from these rollup totals."""
+def stats_from_totals(route: str, start: datetime, end: datetime, t: Totals) -> WindowStats:
+    """What `stats_for` answers on its rollup path (percentiles at the exact path's ranks)."""
     stats = WindowStats(route=route, start=start, end=end)
-    _from_totals(stats, totals)
-    stats.calls_per_min = stats.calls / ((end - start).total_seconds() / 60)
-    return stats
-
-
-def _from_totals(stats: WindowStats, t: Totals) -> None:
-    """Fill `stats` from rollup totals; percentiles at the same nearest ranks as the exact path."""
     _set_counts(stats, t.calls, t.flagged, t.errors, t.retries, t.priced, t.cost)
     _set_averages(stats, t.n_in, t.sum_in, t.n_out, t.sum_out)
     n = t.durations.count
@@ -220,7 +213,9 @@ def _from_totals(stats: WindowStats, t: Totals) -> None:
             setattr(stats, name, round(value))
     stats.model_mix = _largest_first(t.models)
     stats.error_codes = _largest_first(t.codes)
+    stats.calls_per_min = stats.calls / ((end - start).total_seconds() / 60)
     stats.approximate, stats.precision = True, APPROX_NOTE
+    return stats
 
 
 # --- SQLite, one pass --------------------------------------------------------------------------
