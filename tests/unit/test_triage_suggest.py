@@ -9,7 +9,7 @@ import pytest
 
 from llm_incident.commands.parse import ChangeControl, parse_command
 from llm_incident.metrics.stats import WindowStats
-from llm_incident.triage.attribution import Attribution, Cells, Measure, rank
+from llm_incident.triage.ranking import Attribution, Cells, Measure, rank
 from llm_incident.triage.blast import moved_like
 from llm_incident.triage.cause import Cause, names
 from llm_incident.triage.suggest import (Alternatives, Evidence, Health, round_up,

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from llm_incident.incidents.postmortem_model import Culprit
-from llm_incident.triage.attribution import Attribution, attribute, explaining
+from llm_incident.triage.attribution import attribute
+from llm_incident.triage.ranking import Attribution, explaining
 from llm_incident.triage.cause import likely_causes
 
 LOOKBACK = timedelta(hours=6)  # the triage's (commands.triage_posts.LOOKBACK)

@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from llm_incident.changes import Change, recent_changes
-from llm_incident.triage.attribution import Attribution, aware_utc, explaining
+from llm_incident.triage.attribution import aware_utc
+from llm_incident.triage.ranking import Attribution, explaining
 
 NO_CHANGE = "no recorded change near the onset"
 CLOSENESS_MINUTES = 30.0

@@ -40,13 +40,13 @@ from llm_incident.metrics.percentiles import percentiles
 from llm_incident.metrics.scope import C, event_conditions
 from llm_incident.metrics.stats import WindowStats, stats_for
 from llm_incident.metrics.windows import Window
-from llm_incident.triage.attribution import (Attribution, attribute, aware_utc, baseline_start,
-                                             counts_window, explaining)
+from llm_incident.triage.attribution import attribute, aware_utc, baseline_start, counts_window
 from llm_incident.triage.blast import (ONSET_TOLERANCE, BlastRadius, blast_radius, change,
                                        comparison_windows, format_stat, stat_value,
                                        values_windows)
 from llm_incident.triage.cause import NO_CHANGE, Cause, likely_causes
 from llm_incident.triage.frame import CallFrame, read_frame
+from llm_incident.triage.ranking import Attribution, explaining
 from llm_incident.triage.shifts import CLASS_STATS, RouteShifts, Shift, detect_route
 from llm_incident.triage.suggest import (Evidence, Suggestion, alternatives, health_window,
                                          suggestions)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from llm_incident.metrics.scope import C, IS_ERROR, event_conditions
 from llm_incident.metrics.stats import WindowStats
-from llm_incident.triage.attribution import Attribution, explaining
+from llm_incident.triage.ranking import Attribution, explaining
 from llm_incident.triage.cause import Cause
 from llm_incident.triage.frame import DIMENSIONS, ERROR, CallFrame
 from llm_incident.triage.times import micros
