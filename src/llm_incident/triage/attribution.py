@@ -22,8 +22,8 @@ read the whole lookback.
   are flagged `appeared` with the time they were first seen.
 
 The scoring itself (`Measure`, `Cells`, `rank`, `Attribution`) is `triage.ranking`; this module
-reads the sums it scores. With a `CallFrame` of the window (`triage.frame`, read once by `triage.report`) the sums are cut
-from it in numpy instead of queried, and the tail threshold of tokens is read off the detector's
+reads the sums it scores. With a `CallFrame` of the window (`triage.frame`, read once by
+`triage.report`) the sums are cut from it in numpy instead of queried, and the tail threshold of tokens is read off the detector's
 `MinuteSeries` when it holds exactly the baseline window; the results are the same.
 """
 
