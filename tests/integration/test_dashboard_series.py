@@ -32,8 +32,11 @@ def _events(n: int, seed: int) -> list[dict]:
             "status": "flagged" if rnd.random() < 0.2 else "ok",
             "contains_banned": rnd.random() < 0.05,
             "cost_usd": None if rnd.random() < 0.2 else rnd.uniform(0, 0.01)})
-    # one on a bucket's very edge, one just before the window's end
+    # one on a bucket's very edge, one 300 µs before another (SQLite's own clock reading rounds
+    # that to the edge), one just before the window's end
     out.append({"event_id": "edge", "route": "a", "ts": (RANGES["6h"].edges(NOW)[3]).isoformat()})
+    out.append({"event_id": "before-edge", "route": "a", "status": "flagged",
+                "ts": (RANGES["6h"].edges(NOW)[5] - timedelta(microseconds=300)).isoformat()})
     out.append({"event_id": "last", "route": "a",
                 "ts": (RANGES["6h"].window(NOW).end - timedelta(microseconds=1)).isoformat()})
     return out

@@ -23,13 +23,14 @@ from datetime import datetime
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Integer, case, cast, func, literal_column, select
+from sqlalchemy import Float, Integer, case, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from llm_incident.metrics.percentiles import nearest_rank, pg_percentile, raw_rows, select_ranks
 from llm_incident.metrics.rollup_stats import (APPROX_NOTE, Totals, exact_window_max,
                                                rollup_buckets, route_counts)
 from llm_incident.metrics.scope import C, IS_FLAGGED, event_conditions
+from llm_incident.metrics.sql_time import bucket_index
 from llm_incident.metrics.stats import WindowStats
 
 CHARTED = (
@@ -63,7 +64,7 @@ def route_series(session: Session, route: str, edges: list[datetime], *,
                     for a, b, t in zip(edges, edges[1:], totals, strict=False)]
     width = max(1, round((end - start).total_seconds() / n))
     dialect = session.get_bind().dialect.name
-    index = _bucket_index(dialect, int(start.timestamp()), width)
+    index = bucket_index(C.ts, int(start.timestamp()), width)
     buckets = [WindowStats(route=route, start=a, end=b)
                for a, b in zip(edges, edges[1:], strict=False)]
     statement = (select(index, *_AGGREGATES[dialect])
@@ -112,10 +113,6 @@ _AGGREGATES = {
 }
 
 
-def _bucket_index(dialect: str, origin: int, width: int):  # noqa: ANN202 - a SQL expression
-    return cast(func.floor((_epoch_seconds(dialect) - origin) / float(width)), Integer)
-
-
 def points(buckets: list[WindowStats], stat: str) -> list[Point]:
     """One stat of each bucket (cost counts as 0 in a bucket with calls but none priced)."""
     out = []
@@ -123,12 +120,6 @@ def points(buckets: list[WindowStats], stat: str) -> list[Point]:
         value = getattr(b, stat) if b.calls else None
         out.append(Point(b.start, b.end, None if value is None else float(value)))
     return out
-
-
-def _epoch_seconds(dialect: str):  # noqa: ANN202 - a SQL expression
-    if dialect == "postgresql":
-        return cast(func.floor(func.extract("epoch", C.ts)), BigInteger)
-    return cast(func.strftime("%s", C.ts), Integer)
 
 
 def flagged_sparklines(session: Session, start: datetime, end: datetime, buckets: int, *,
@@ -142,7 +133,7 @@ def flagged_sparklines(session: Session, start: datetime, end: datetime, buckets
         if counts is not None:
             return {route: [f / n if n else None for n, f in row] for route, row in counts.items()}
     seconds = max(1, int(((end - start) / buckets).total_seconds()))
-    index = _bucket_index(session.get_bind().dialect.name, int(start.timestamp()), seconds)
+    index = bucket_index(C.ts, int(start.timestamp()), seconds)
     stmt = (select(C.route, index, func.count(), func.sum(case((IS_FLAGGED, 1), else_=0)))
             .where(*event_conditions(None, start, end)).group_by(C.route, index))
     counts: dict[str, list[list[int]]] = {}

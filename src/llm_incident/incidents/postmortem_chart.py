@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, case, cast, func
+from sqlalchemy import case
 from sqlmodel import Session, select
 
 from llm_incident.incidents.postmortem_model import ChartPoint, ChartSeries, Marker, Postmortem
 from llm_incident.metrics.percentiles import nearest_rank, raw_rows
 from llm_incident.metrics.scope import C, IS_FLAGGED, Scope, event_conditions
+from llm_incident.metrics.sql_time import epoch_seconds
 
 CHART_BUCKETS = 60
 MIN_BUCKET = timedelta(minutes=1)
@@ -64,12 +65,6 @@ def chart_window(pm: Postmortem) -> tuple[datetime, datetime] | None:
     return pm.phases[0].start, pm.as_of
 
 
-def _epoch_seconds(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.floor(func.extract("epoch", C.ts)), BigInteger)
-    return cast(func.strftime("%s", C.ts), Integer)
-
-
 def bucket_edges(start: datetime, end: datetime, width: timedelta,
                  marks: list[datetime]) -> list[datetime]:
     """Edges from `start` to `end`: a grid of `width` anchored at the first mark inside the window
@@ -103,7 +98,7 @@ def chart_series(session: Session, route: str, start: datetime, end: datetime, *
     edges = bucket_edges(origin, end, width, marks or [])
     offsets = [int((e - origin).total_seconds()) for e in edges]
     flagged = case((IS_FLAGGED, 1), else_=0)
-    offset = (_epoch_seconds(session) - int(origin.timestamp())).self_group()
+    offset = (epoch_seconds(C.ts) - int(origin.timestamp())).self_group()
     stmt = (select(offset, C.tokens_out, C.duration_ms, flagged)
             .where(*event_conditions(route, start, end, scope)))
     grouped: dict[int, tuple[list[int], list[float], list[int]]] = {}

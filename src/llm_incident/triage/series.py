@@ -26,7 +26,6 @@ Minutes are aligned to the UTC minute: the window is widened to whole minutes (`
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from sqlalchemy.sql import ColumnElement
 
 from llm_incident.metrics.percentiles import nearest_rank
 from llm_incident.metrics.scope import C, IS_ERROR, IS_FLAGGED, Scope, WindowQuery
+from llm_incident.metrics.sql_time import epoch_seconds
 from llm_incident.triage.arrays import binary_row
 
 MINUTE = timedelta(minutes=1)
@@ -198,18 +198,12 @@ def _scaled(column: ColumnElement[Any], scale: float) -> ColumnElement[Any]:
                 Integer)
 
 
-def _epoch_seconds() -> ColumnElement[Any]:
-    if sqlite3.sqlite_version_info >= (3, 38, 0):
-        return func.unixepoch(C.ts)  # half the cost of strftime('%s', …)
-    return cast(func.strftime("%s", C.ts), Integer)
-
-
 def _sqlite_columns() -> list[ColumnElement[Any]]:
     """Per call, as JSON arrays (`json_group_array`; the numbers parsed by numpy, `integers`):
     the count, epoch seconds, the flags packed into one integer (flagged + 2 error + 4 retry),
     the error key, duration, tokens in and out, priced cost."""
     return [func.count(), *(func.json_group_array(column) for column in (
-        _epoch_seconds(),
+        epoch_seconds(C.ts),
         _flag(IS_FLAGGED) + 2 * _flag(IS_ERROR) + 4 * _flag(C.attempt > 1),
         case((IS_ERROR, func.coalesce(C.error_code, UNKNOWN_CODE))),
         _scaled(C.duration_ms, DURATION_SCALE), C.tokens_in, C.tokens_out,
