@@ -44,6 +44,11 @@ class ServiceMetrics:
             ["job"],
             registry=self.registry,
         )
+        self.long_polls = Gauge(
+            "llm_incident_controls_long_polls",
+            "Control long-polls (?wait=) waiting now in this process",
+            registry=self.registry,
+        )
         self.scheduler_leader = Gauge(
             "llm_incident_scheduler_leader",
             "1 when this process runs the scheduled jobs",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,17 @@ class LongPoll(threading.Thread):
             self.sent.set()
 
 
+def waiting_on_server(url: str, count: int, timeout: float = 10.0) -> None:
+    """Return once the server's /metrics counts `count` long-polls waiting."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=url, headers=AUTH, timeout=5) as api:
+        while time.monotonic() < deadline:
+            text = api.get("/metrics").text
+            if f"llm_incident_controls_long_polls {float(count)}" in text:
+                return
+    raise AssertionError(f"the server never counted {count} long-polls waiting:\n{text}")
+
+
 def stop_while_long_polling(tmp_path: Path, database_url: str, sig: int) -> None:
     server = start_server(tmp_path, database_url, free_port(), api_key=TEST_KEY)
     try:
@@ -56,6 +68,7 @@ def stop_while_long_polling(tmp_path: Path, database_url: str, sig: int) -> None
             poll.start()
         for poll in polls:
             assert poll.sent.wait(10), "long-poll not sent"
+        waiting_on_server(server.url, len(polls))  # sent is not yet read: a stop then may reset it
         took = server.stop(sig)
         for poll in polls:
             poll.join(10)

@@ -121,7 +121,8 @@ async def _conditional(request: Request, read: Callable[[], T], etag_of: Callabl
     if wait > 0 and (tags is not None or version is not None):
         watch = controls_watch(request.app)
         async with long_poll_slot(request):  # 429 past LLM_INCIDENT_MAX_LONG_POLLS_PER_KEY
-            state, _ = await wait_until(watch, read, lambda s: not unchanged(s), wait, time.monotonic)
+            with services(request).metrics.long_polls.track_inprogress():
+                state, _ = await wait_until(watch, read, lambda s: not unchanged(s), wait, time.monotonic)
     else:
         state = await run_in_threadpool(read)
     headers = {"ETag": etag_of(state), "Cache-Control": "no-cache"}
