@@ -52,12 +52,12 @@ def _seed(db, seed: int, hours: int = 5) -> None:
     _store(db, [e for e in events if e["ts"] < NOW])
 
 
-def _hours_from_minutes(db) -> dict:
-    """(route, hour, env, model) → (sums, codes, bucket counts per sketch) from the minute rows."""
+def _sums_of(db, source, period_of) -> dict:
+    """(route, period, env, model) → (sums, codes, merged sketches) from the `source` rows."""
     out: dict = defaultdict(lambda: [defaultdict(float), defaultdict(int),
                                      [Merged() for _ in SKETCHES]])
-    for r in _rows(db, EventRollup):
-        sums, codes, merged = out[(r.route, r.minute.replace(minute=0), r.env, r.model)]
+    for r in _rows(db, source):
+        sums, codes, merged = out[(r.route, period_of(r.minute), r.env, r.model)]
         for name in SUMMED:
             sums[name] += getattr(r, name)
         sums["cost_usd"] += r.cost_usd
@@ -74,9 +74,11 @@ def _counts(merged: Merged) -> tuple:
     return merged.zeros, [(low + int(i), int(counts[i])) for i in nonzero]
 
 
-def _assert_hours_match_minutes(db) -> int:
-    want = _hours_from_minutes(db)
-    got = {(h.route, h.minute, h.env, h.model): h for h in _rows(db, EventRollupHour)}
+def assert_rows_add_up(db, source, target, period_of) -> int:
+    """Every `target` row is the sum of the `source` rows of its period (and no row is missing);
+    how many target rows."""
+    want = _sums_of(db, source, period_of)
+    got = {(h.route, h.minute, h.env, h.model): h for h in _rows(db, target)}
     assert set(got) == set(want)
     for key, (sums, codes, merged) in want.items():
         h = got[key]
@@ -89,6 +91,10 @@ def _assert_hours_match_minutes(db) -> int:
             assert (getattr(h, name) is None) == (m.count == 0)
             assert _counts(mine) == _counts(m), name
     return len(got)
+
+
+def _assert_hours_match_minutes(db) -> int:
+    return assert_rows_add_up(db, EventRollup, EventRollupHour, lambda m: m.replace(minute=0))
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -1,6 +1,6 @@
-"""Window totals from rollups: whole hours from `event_rollups_hourly`, whole minutes at the hour
-edges from `event_rollups`, raw events at the minute edges (and after the rollups'
-`complete_until`).
+"""Window totals from rollups: whole UTC days from `event_rollups_daily`, whole hours at the day
+edges from `event_rollups_hourly`, whole minutes at the hour edges from `event_rollups`, raw events
+at the minute edges (and after the rollups' `complete_until`).
 
 Counts, sums, rates, error codes and the model mix are exact (raw edges are read as they are);
 percentiles come from the merged DDSketch buckets plus the edge values, within
@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from llm_incident.metrics.percentiles import raw_rows
 from llm_incident.metrics.scope import C, IS_FLAGGED, Scope
 from llm_incident.rollups.build import MinuteGroup, complete_until, floor_minute
-from llm_incident.rollups.hours import ceil_hour, floor_hour
-from llm_incident.rollups.models import OTHER_MODEL, EventRollup, EventRollupHour
+from llm_incident.rollups.hours import ceil_day, ceil_hour, floor_day, floor_hour
+from llm_incident.rollups.models import OTHER_MODEL, EventRollup, EventRollupDay, EventRollupHour
 from llm_incident.rollups.sketch import RELATIVE_ACCURACY, Merged
 
 APPROX_NOTE = f"≈, ±{RELATIVE_ACCURACY:.0%}".replace("%", " %")
@@ -37,6 +37,7 @@ _ROLLUP_SCOPE = ("env", "model")
 _MINUTE = timedelta(minutes=1)
 MINUTES = EventRollup.__table__.c
 HOURS = EventRollupHour.__table__.c
+DAYS = EventRollupDay.__table__.c
 
 _exact_max: list[timedelta] = []
 
@@ -92,7 +93,7 @@ class Totals:
                    priced: int, cost: float | None, n_in: int, s_in: int, n_out: int, s_out: int,
                    codes: Any, duration: bytes | None, t_in: bytes | None,
                    t_out: bytes | None) -> None:
-        """Add one rollup row (minute or hour)."""
+        """Add one rollup row (minute, hour or day)."""
         self.calls += calls
         self.flagged += flagged
         self.errors += errors
@@ -141,6 +142,7 @@ Span = tuple[datetime, datetime]
 class Plan:
     """Where each bucket's numbers come from: `(bucket, start, end)` parts of each source."""
 
+    days: list[tuple[int, datetime, datetime]] = field(default_factory=list)
     hours: list[tuple[int, datetime, datetime]] = field(default_factory=list)
     minutes: list[tuple[int, datetime, datetime]] = field(default_factory=list)
     raw: list[tuple[int, datetime, datetime]] = field(default_factory=list)
@@ -153,8 +155,9 @@ class Plan:
 
 
 def plan(edges: list[datetime], until: datetime) -> Plan:
-    """Split the buckets between consecutive `edges`: whole hours before `until` from hour rows,
-    whole minutes from minute rows, the rest (sub-minute edges, after `until`) from raw events."""
+    """Split the buckets between consecutive `edges`: whole days before `until` from day rows,
+    whole hours from hour rows, whole minutes from minute rows, the rest (sub-minute edges, after
+    `until`) from raw events."""
     out = Plan()
     for i, (start, end) in enumerate(zip(edges, edges[1:], strict=False)):
         first, last = _ceil_minute(start), min(floor_minute(end), until)
@@ -164,7 +167,12 @@ def plan(edges: list[datetime], until: datetime) -> Plan:
         out.raw += [(i, a, b) for a, b in ((start, first), (last, end)) if a < b]
         h1, h2 = ceil_hour(first), floor_hour(last)
         if h1 < h2:
-            out.hours.append((i, h1, h2))
+            d1, d2 = ceil_day(h1), floor_day(h2)
+            if d1 < d2:
+                out.days.append((i, d1, d2))
+                out.hours += [(i, a, b) for a, b in ((h1, d1), (d2, h2)) if a < b]
+            else:
+                out.hours.append((i, h1, h2))
             out.minutes += [(i, a, b) for a, b in ((first, h1), (h2, last)) if a < b]
         else:
             out.minutes.append((i, first, last))
@@ -271,7 +279,7 @@ def _answerable(session: Session, edges: list[datetime], now: datetime | None) -
     if until is None:
         return None
     split = plan(edges, until)
-    if not (split.hours or split.minutes) or split.raw_span(now) > MAX_RAW_EDGES:
+    if not (split.days or split.hours or split.minutes) or split.raw_span(now) > MAX_RAW_EDGES:
         return None
     return split
 
@@ -293,8 +301,9 @@ def rollup_buckets(session: Session, route: str | None, edges: list[datetime],
 
 def _fill(session: Session, sink: Sink, route: str | None, split: Plan,
           scope: Scope | None) -> bool:
-    """Hours, minutes, then raw edges into `sink`; False when the rollups cannot answer."""
-    if not (_add_rollups(session, sink, HOURS, route, split.hours, scope)
+    """Days, hours, minutes, then raw edges into `sink`; False when the rollups cannot answer."""
+    if not (_add_rollups(session, sink, DAYS, route, split.days, scope)
+            and _add_rollups(session, sink, HOURS, route, split.hours, scope)
             and _add_rollups(session, sink, MINUTES, route, split.minutes, scope)):
         return False
     _add_raw(session, sink, route, split.raw, scope)
@@ -336,7 +345,7 @@ def route_counts(session: Session, edges: list[datetime], *, now: datetime | Non
         return None
     counts: dict[str, list[list[int]]] = {}
     statements = []
-    for table, parts in ((HOURS, split.hours), (MINUTES, split.minutes)):
+    for table, parts in ((DAYS, split.days), (HOURS, split.hours), (MINUTES, split.minutes)):
         statements += _per_span(table.minute, parts, lambda inside, bucket, t=table: select(
             t.route, bucket, func.sum(t.calls), func.sum(t.flagged))
             .where(inside).group_by(t.route, bucket))

@@ -1,10 +1,11 @@
-"""The rollup job: keep `event_rollups` (and from it `event_rollups_hourly`, `rollups.hours`) in
-step with the events, never more than a run behind.
+"""The rollup job: keep `event_rollups` (and from it `event_rollups_hourly` and
+`event_rollups_daily`, `rollups.hours`) in step with the events, never more than a run behind.
 
 Each run reads the ids stored since its last run (`rollup_state.last_id`), and recomputes from the
 raw events every (route, minute) those new events fall in: deletes that minute's rollup rows and
-writes them anew, then rewrites those minutes' hour rows from their minute rows in the same
-transaction (so a late event that re-rolls a minute re-rolls its hour). Recomputing (not adding)
+writes them anew, then rewrites those minutes' hour rows from their minute rows and those hours' day
+rows from their hour rows in the same transaction (so a late event that re-rolls a minute re-rolls
+its hour and its day). Recomputing (not adding)
 makes a run idempotent, so a minute seen twice, a late event for an old minute or a duplicate run
 never double-counts. The reading happens outside the
 write transaction; the write is one short transaction per batch.
@@ -30,7 +31,7 @@ from sqlalchemy.sql import ColumnElement
 from llm_incident.db import Database
 from llm_incident.events.models import Event
 from llm_incident.metrics.percentiles import raw_rows
-from llm_incident.rollups.hours import purge_hours, rebuild_hours
+from llm_incident.rollups.hours import purge_coarser, rebuild_coarser
 from llm_incident.rollups.models import MAX_GROUPS, OTHER_MODEL, EventRollup, RollupState
 from llm_incident.rollups.sketch import encode
 
@@ -216,7 +217,7 @@ def _one_batch(db: Database, now: datetime, frozen_before: datetime | None,
                                             R.c.minute < end))
             if rows:
                 session.execute(insert(R), rows)
-            rebuild_hours(session, route, start, end)  # its hours, from the minutes just written
+            rebuild_coarser(session, route, start, end)  # its hours and days, from these minutes
         state = _state(session)
         if state is None:
             state = RollupState(name=STATE, last_id=0, updated_at=now)
@@ -256,8 +257,8 @@ def complete_until(session: Session) -> datetime | None:
 
 def purge_rollups(db: Database, cutoff: datetime, *, batch: int = 20_000,
                   max_batches: int = 20) -> int:
-    """Delete rollup rows of minutes before `cutoff` and of hours ending by it, `batch` rows per
-    transaction (minutes first, then hours); how many rows of either."""
+    """Delete rollup rows of minutes before `cutoff` and of hours and days ending by it, `batch`
+    rows per transaction (minutes first, then hours, then days); how many rows of any."""
     deleted = 0
     for _ in range(max_batches):
         with db.write() as session:
@@ -267,7 +268,7 @@ def purge_rollups(db: Database, cutoff: datetime, *, batch: int = 20_000,
                 session.execute(delete(R).where(R.c.id.in_(ids)))
             count = len(ids)
             if count < batch:
-                count += purge_hours(session, cutoff, batch - count)
+                count += purge_coarser(session, cutoff, batch - count)
         deleted += count
         if count < batch:
             break

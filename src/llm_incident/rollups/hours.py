@@ -1,35 +1,40 @@
-"""Hour rollups: `event_rollups_hourly` rows merged from the minute rows of each (route, hour).
+"""Hour and day rollups: `event_rollups_hourly` rows merged from the minute rows of each (route,
+hour), `event_rollups_daily` rows from the hour rows of each (route, UTC day).
 
-An hour row is recomputed (deleted and written anew) from every minute row of its hour whenever
-one of those minutes is rewritten, in the same transaction (`rebuild_hours`, called by the rollup
-job): so an hour row always equals the sum of its minute rows — counts and sums exact, sketches
-merged bucket by bucket (no accuracy lost: the same buckets the minutes hold). Queries take whole
-hours from here and the minutes at the hour edges from `event_rollups` (`metrics.rollup_stats`).
+A coarser row is recomputed (deleted and written anew) from every finer row of its period whenever
+one of those is rewritten, in the same transaction (`rebuild_coarser`, called by the rollup job
+after it writes minutes: their hours, then those hours' days): so a row always equals the sum of
+the rows below it — counts and sums exact, sketches merged bucket by bucket (no accuracy lost: the
+same buckets the minutes hold). Queries take whole days from day rows, whole hours at the day
+edges from hour rows and the minutes at the hour edges from `event_rollups`
+(`metrics.rollup_stats`).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from llm_incident.metrics.percentiles import raw_rows
-from llm_incident.rollups.models import MAX_GROUPS, OTHER_MODEL, EventRollup, EventRollupHour
+from llm_incident.rollups.models import (MAX_GROUPS, OTHER_MODEL, EventRollup, EventRollupDay,
+                                         EventRollupHour)
 from llm_incident.rollups.sketch import Merged
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 M = EventRollup.__table__
 H = EventRollupHour.__table__
+D = EventRollupDay.__table__
 _SUMMED = ("calls", "flagged", "errors", "retries", "priced", "cost_usd", "n_tokens_in",
            "sum_tokens_in", "n_tokens_out", "sum_tokens_out")
 _SKETCHES = ("duration_sketch", "tokens_in_sketch", "tokens_out_sketch")
-_READ = (M.c.minute, M.c.env, M.c.model, *(M.c[name] for name in _SUMMED), M.c.error_codes,
-         *(M.c[name] for name in _SKETCHES))
 
 
 def floor_hour(value: datetime) -> datetime:
@@ -41,6 +46,15 @@ def ceil_hour(value: datetime) -> datetime:
     return floor if floor == value else floor + HOUR
 
 
+def floor_day(value: datetime) -> datetime:
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def ceil_day(value: datetime) -> datetime:
+    floor = floor_day(value)
+    return floor if floor == value else floor + DAY
+
+
 def hour_of(stored: Any) -> datetime:
     """The hour of a `minute` value as the DBAPI returns it (SQLite: its stored text)."""
     if isinstance(stored, str):
@@ -49,9 +63,33 @@ def hour_of(stored: Any) -> datetime:
     return floor_hour(stored.astimezone(timezone.utc))
 
 
+def day_of(stored: Any) -> datetime:
+    """The UTC day of a `minute` value as the DBAPI returns it."""
+    return floor_day(hour_of(stored))
+
+
+@dataclass(frozen=True)
+class Level:
+    """A coarser rollup table (`target`) whose rows add up the `source` rows of one period."""
+
+    source: Table
+    target: Table
+    period: timedelta
+    floor: Callable[[datetime], datetime]
+    of: Callable[[Any], datetime]  # the period of a stored `minute` value
+
+    def ceil(self, value: datetime) -> datetime:
+        floor = self.floor(value)
+        return floor if floor == value else floor + self.period
+
+
+HOURS = Level(M, H, HOUR, floor_hour, hour_of)
+DAYS = Level(H, D, DAY, floor_day, day_of)
+
+
 @dataclass
-class HourGroup:
-    """One (hour, env, model)'s minute rows added up."""
+class PeriodGroup:
+    """One period's rows of one (env, model) added up."""
 
     sums: list[float] = field(default_factory=lambda: [0] * len(_SUMMED))
     codes: dict[str, int] = field(default_factory=dict)
@@ -66,7 +104,7 @@ class HourGroup:
         for merged, blob in zip(self.sketches, sketches, strict=True):
             merged.add(blob)
 
-    def absorb(self, other: HourGroup) -> None:
+    def absorb(self, other: PeriodGroup) -> None:
         for i, value in enumerate(other.sums):
             self.sums[i] += value
         for code, count in other.codes.items():
@@ -84,69 +122,106 @@ class HourGroup:
         return row
 
 
-def _bounded(groups: dict[tuple[str, str | None], HourGroup]) -> dict[tuple[str, str | None], HourGroup]:
+def _bounded(groups: dict[tuple[str, str | None], PeriodGroup]) -> dict[tuple[str, str | None], PeriodGroup]:
     """At most MAX_GROUPS (env, model) groups per hour: the smallest fold into (env, OTHER_MODEL)."""
     if len(groups) <= MAX_GROUPS:
         return groups
     ranked = sorted(groups.items(), key=lambda kv: -kv[1].sums[0])
     kept = dict(ranked[:MAX_GROUPS - 1])
     for (env, _model), group in ranked[MAX_GROUPS - 1:]:
-        kept.setdefault((env, OTHER_MODEL), HourGroup()).absorb(group)
+        kept.setdefault((env, OTHER_MODEL), PeriodGroup()).absorb(group)
     return kept
+
+
+def period_rows(session: Session, level: Level, route: str, start: datetime, end: datetime
+                ) -> list[dict[str, Any]]:
+    """The `level` rows of `route`'s periods in `[start, end)` (period-aligned), from the rows
+    of its source table."""
+    src = level.source.c
+    periods: dict[datetime, dict[tuple[str, str | None], PeriodGroup]] = defaultdict(dict)
+    stmt = select(src.minute, src.env, src.model, *(src[name] for name in _SUMMED),
+                  src.error_codes, *(src[name] for name in _SKETCHES)
+                  ).where(src.route == route, src.minute >= start, src.minute < end)
+    width = len(_SUMMED)
+    for minute, env, model, *rest in raw_rows(session, stmt):
+        groups = periods[level.of(minute)]
+        group = groups.get((env, model))
+        if group is None:
+            group = groups[(env, model)] = PeriodGroup()
+        group.add(rest[:width], rest[width], rest[width + 1:])
+    return [g.row(route, period, env, model) for period, groups in sorted(periods.items())
+            for (env, model), g in _bounded(groups).items()]
 
 
 def hour_rows(session: Session, route: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """The hour rows of `route`'s hours in `[start, end)` (hour-aligned), from its minute rows."""
-    hours: dict[datetime, dict[tuple[str, str | None], HourGroup]] = defaultdict(dict)
-    stmt = select(*_READ).where(M.c.route == route, M.c.minute >= start, M.c.minute < end)
-    width = len(_SUMMED)
-    for minute, env, model, *rest in raw_rows(session, stmt):
-        groups = hours[hour_of(minute)]
-        group = groups.get((env, model))
-        if group is None:
-            group = groups[(env, model)] = HourGroup()
-        group.add(rest[:width], rest[width], rest[width + 1:])
-    return [g.row(route, hour, env, model) for hour, groups in sorted(hours.items())
-            for (env, model), g in _bounded(groups).items()]
+    return period_rows(session, HOURS, route, start, end)
 
 
-def rebuild_hours(session: Session, route: str, start: datetime, end: datetime) -> int:
-    """Rewrite the hour rows of every hour that `[start, end)` touches from its minute rows (in
-    the caller's write transaction, after the minutes were written); how many rows it wrote."""
-    first, last = floor_hour(start), ceil_hour(end)
-    rows = hour_rows(session, route, first, last)
-    session.execute(delete(H).where(H.c.route == route, H.c.minute >= first, H.c.minute < last))
+def rebuild(session: Session, level: Level, route: str, start: datetime, end: datetime) -> int:
+    """Rewrite the `level` rows of every period that `[start, end)` touches from its source rows
+    (in the caller's write transaction, after those were written); how many rows it wrote."""
+    first, last = level.floor(start), level.ceil(end)
+    rows = period_rows(session, level, route, first, last)
+    t = level.target.c
+    session.execute(delete(level.target).where(t.route == route, t.minute >= first,
+                                               t.minute < last))
     if rows:
-        session.execute(insert(H), rows)
+        session.execute(insert(level.target), rows)
     return len(rows)
 
 
-def rebuild_all_hours(session: Session, *, span: timedelta = timedelta(days=7)) -> int:
-    """Hour rows for every minute row stored (the migration that adds the table), `span` of one
-    route's minutes read at a time; how many rows it wrote."""
+def rebuild_hours(session: Session, route: str, start: datetime, end: datetime) -> int:
+    """`rebuild` of the hours `[start, end)` touches."""
+    return rebuild(session, HOURS, route, start, end)
+
+
+def rebuild_coarser(session: Session, route: str, start: datetime, end: datetime) -> int:
+    """The hour rows `[start, end)` touches, then the day rows of those hours (after the minute
+    rows of `[start, end)` were rewritten); how many rows it wrote."""
+    return (rebuild(session, HOURS, route, start, end)
+            + rebuild(session, DAYS, route, floor_hour(start), ceil_hour(end)))
+
+
+def rebuild_all(session: Session, level: Level, *, span: timedelta = timedelta(days=7)) -> int:
+    """`level` rows for every source row stored (the migration that adds its table), `span` of
+    one route's source rows read at a time; how many rows it wrote."""
+    src = level.source.c
     written = 0
-    routes = session.execute(select(M.c.route).distinct()).scalars().all()
+    routes = session.execute(select(src.route).distinct()).scalars().all()
     for route in routes:
-        bounds = session.execute(select(M.c.minute).where(M.c.route == route)
-                                 .order_by(M.c.minute).limit(1)).scalar()
-        newest = session.execute(select(M.c.minute).where(M.c.route == route)
-                                 .order_by(M.c.minute.desc()).limit(1)).scalar()
-        at, stop = floor_hour(_aware(bounds)), _aware(newest) + HOUR
+        oldest = session.execute(select(src.minute).where(src.route == route)
+                                 .order_by(src.minute).limit(1)).scalar()
+        newest = session.execute(select(src.minute).where(src.route == route)
+                                 .order_by(src.minute.desc()).limit(1)).scalar()
+        at, stop = level.floor(_aware(oldest)), _aware(newest) + level.period
         while at < stop:
-            written += rebuild_hours(session, route, at, min(at + span, stop))
+            written += rebuild(session, level, route, at, min(at + span, stop))
             at += span
     return written
+
+
+def rebuild_all_hours(session: Session, *, span: timedelta = timedelta(days=7)) -> int:
+    """Hour rows for every minute row stored (migration 0016)."""
+    return rebuild_all(session, HOURS, span=span)
 
 
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def purge_hours(session: Session, cutoff: datetime, limit: int) -> int:
-    """Delete up to `limit` hour rows of hours that end by `cutoff` (minute rows of a later
-    hour's first part may be gone by then: that hour goes next time); how many."""
-    ids = list(session.execute(select(H.c.id).where(H.c.minute <= cutoff - HOUR)
-                               .order_by(H.c.minute).limit(limit)).scalars())
-    if ids:
-        session.execute(delete(H).where(H.c.id.in_(ids)))
-    return len(ids)
+def purge_coarser(session: Session, cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` hour and day rows of periods that end by `cutoff` (hours first;
+    finer rows of a later period's first part may be gone by then: that period goes next
+    time); how many."""
+    deleted = 0
+    for level in (HOURS, DAYS):
+        t = level.target.c
+        ids = list(session.execute(select(t.id).where(t.minute <= cutoff - level.period)
+                                   .order_by(t.minute).limit(limit - deleted)).scalars())
+        if ids:
+            session.execute(delete(level.target).where(t.id.in_(ids)))
+        deleted += len(ids)
+        if deleted >= limit:
+            break
+    return deleted

@@ -1,5 +1,6 @@
-"""The rollup tables — `event_rollups` (one row per route × minute × env × model) and
-`event_rollups_hourly` (the same per hour, merged from the minute rows) — and the builder's state."""
+"""The rollup tables — `event_rollups` (one row per route × minute × env × model),
+`event_rollups_hourly` (the same per hour, merged from the minute rows) and `event_rollups_daily`
+(per UTC day, merged from the hour rows) — and the builder's state."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ OTHER_MODEL = "(other)"
 
 
 class _Aggregates(SQLModel):
-    """The columns both rollup tables share (`minute`: the minute or the hour the row covers)."""
+    """The columns the rollup tables share (`minute`: the first minute of the minute, hour or day the
+    row covers)."""
 
     id: int | None = Field(default=None, primary_key=True)
     route: str = Field(max_length=200, nullable=False)
@@ -56,6 +58,17 @@ class EventRollupHour(_Aggregates, table=True):
     __table_args__ = (
         Index("ix_event_rollups_hourly_route_minute", "route", "minute"),
         Index("ix_event_rollups_hourly_minute", "minute"),
+    )
+
+
+class EventRollupDay(_Aggregates, table=True):
+    """One UTC day (`minute` = its midnight) of one route, env and model: the sum of its hour rows,
+    sketches merged (`rollups.hours` keeps it in step with them)."""
+
+    __tablename__ = "event_rollups_daily"
+    __table_args__ = (
+        Index("ix_event_rollups_daily_route_minute", "route", "minute"),
+        Index("ix_event_rollups_daily_minute", "minute"),
     )
 
 
