@@ -9,8 +9,8 @@ which the overview does once per route and the route page once next to its chart
 
 The events are rolled up first (`rollups.build.roll_up`, as the scheduler's storage job leaves
 them), so comparisons over windows longer than LLM_INCIDENT_EXACT_WINDOW_MAX (6 h) read rollups;
-the charts and the overview's sparklines of ranges past that threshold read the hour and minute
-rollups too (raw events only at minute edges and after the rollups' end), the route page's model
+the charts and the overview's sparklines of ranges past that threshold read the day, hour and
+minute rollups too (raw events only at minute edges and after the rollups' end), the route page's model
 mix comes from its rollup headline and its top prompts from the last exact window of raw events.
 --no-rollups times the raw path everywhere. Target (issue #20): <= 300 ms at 10 M events.
 
