@@ -123,7 +123,7 @@ class PeriodGroup:
 
 
 def _bounded(groups: dict[tuple[str, str | None], PeriodGroup]) -> dict[tuple[str, str | None], PeriodGroup]:
-    """At most MAX_GROUPS (env, model) groups per hour: the smallest fold into (env, OTHER_MODEL)."""
+    """At most MAX_GROUPS (env, model) groups per period: the smallest fold into (env, OTHER_MODEL)."""
     if len(groups) <= MAX_GROUPS:
         return groups
     ranked = sorted(groups.items(), key=lambda kv: -kv[1].sums[0])
@@ -153,11 +153,6 @@ def period_rows(session: Session, level: Level, route: str, start: datetime, end
             for (env, model), g in _bounded(groups).items()]
 
 
-def hour_rows(session: Session, route: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """The hour rows of `route`'s hours in `[start, end)` (hour-aligned), from its minute rows."""
-    return period_rows(session, HOURS, route, start, end)
-
-
 def rebuild(session: Session, level: Level, route: str, start: datetime, end: datetime) -> int:
     """Rewrite the `level` rows of every period that `[start, end)` touches from its source rows
     (in the caller's write transaction, after those were written); how many rows it wrote."""
@@ -169,11 +164,6 @@ def rebuild(session: Session, level: Level, route: str, start: datetime, end: da
     if rows:
         session.execute(insert(level.target), rows)
     return len(rows)
-
-
-def rebuild_hours(session: Session, route: str, start: datetime, end: datetime) -> int:
-    """`rebuild` of the hours `[start, end)` touches."""
-    return rebuild(session, HOURS, route, start, end)
 
 
 def rebuild_coarser(session: Session, route: str, start: datetime, end: datetime) -> int:
