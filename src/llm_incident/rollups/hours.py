@@ -41,9 +41,13 @@ def floor_hour(value: datetime) -> datetime:
     return value.replace(minute=0, second=0, microsecond=0)
 
 
+def _ceil(value: datetime, floor: Callable[[datetime], datetime], period: timedelta) -> datetime:
+    low = floor(value)
+    return low if low == value else low + period
+
+
 def ceil_hour(value: datetime) -> datetime:
-    floor = floor_hour(value)
-    return floor if floor == value else floor + HOUR
+    return _ceil(value, floor_hour, HOUR)
 
 
 def floor_day(value: datetime) -> datetime:
@@ -51,8 +55,7 @@ def floor_day(value: datetime) -> datetime:
 
 
 def ceil_day(value: datetime) -> datetime:
-    floor = floor_day(value)
-    return floor if floor == value else floor + DAY
+    return _ceil(value, floor_day, DAY)
 
 
 def hour_of(stored: Any) -> datetime:
@@ -79,8 +82,7 @@ class Level:
     of: Callable[[Any], datetime]  # the period of a stored `minute` value
 
     def ceil(self, value: datetime) -> datetime:
-        floor = self.floor(value)
-        return floor if floor == value else floor + self.period
+        return _ceil(value, self.floor, self.period)
 
 
 HOURS = Level(M, H, HOUR, floor_hour, hour_of)
