@@ -440,6 +440,9 @@ def main() -> None:
                 if args.trace and (exp and (delay is None or delay > fair) or not exp and delay
                                    is not None):
                     print_trace(case, inj, delay, trace[RULE_OF[metric]])
+            if args.trace:
+                for note in false_notes:
+                    print_false_trace(case, note, trace[note.rule_id])
             print(f"  {case.route}: {evals} evaluations in {seconds:.0f} s "
                   f"({seconds / evals * 1000:.0f} ms each), {len(case.injections)} regressions, "
                   f"{false} false alert(s)"
@@ -466,12 +469,27 @@ def print_trace(case: RouteCase, inj: Injection, delay: float | None, trace: lis
     for now, o, held in trace:
         if not inj.start - MIN <= now <= until:
             continue
-        ratio = f" ×{o.ratio:.2f}" if o.ratio is not None and o.rule.compare != "absolute" else ""
-        value = "-" if o.value is None else f"{o.value:.4g}"
-        base = "" if o.baseline is None else f" vs {o.baseline:.4g}"
-        print(f"      +{(now - inj.start) / MIN:5.1f} {o.shown_level:<16} {value}{base}{ratio} "
-              f"n={o.calls} onset={o.onset and f'{o.onset:%H:%M}'} | {o.reason} | {o.basis}"
-              + (f" | held by the cooldown until {held:%H:%M}" if held else ""))
+        _print_observation(now - inj.start, o)
+        print(f" | held by the cooldown until {held:%H:%M}" if held else "")
+
+
+def print_false_trace(case: RouteCase, note, trace: list) -> None:  # noqa: ANN001
+    """What the rule saw in the 10 minutes up to a false alert."""
+    at = _aware(note.ts)
+    print(f"    trace {case.route} false {note.rule_id} {note.level} at {at:%a %H:%M}")
+    for now, o, _held in trace:
+        if at - 10 * MIN <= now <= at:
+            _print_observation(now - at, o)
+            print()
+
+
+def _print_observation(offset: timedelta, o) -> None:  # noqa: ANN001 - an Observation
+    ratio = f" ×{o.ratio:.2f}" if o.ratio is not None and o.rule.compare != "absolute" else ""
+    value = "-" if o.value is None else f"{o.value:.4g}"
+    base = "" if o.baseline is None else f" vs {o.baseline:.4g}"
+    print(f"      +{offset / MIN:5.1f} {o.shown_level:<16} {value}{base}{ratio} "
+          f"n={o.calls} onset={o.onset and f'{o.onset:%H:%M}'} | {o.reason} | {o.basis}",
+          end="")
 
 
 def _near(case: RouteCase, note) -> str:  # noqa: ANN001 - an AlertNotification

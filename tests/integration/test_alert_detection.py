@@ -283,3 +283,44 @@ def test_a_two_minute_tail_waits_for_a_second_look(db):
     second = run_alerts(context, NOW + 3 * MIN)
     assert [(n.route, n.level != OK) for n in second.notifications] == [("holds", True)]
     assert seen(second, "flagged", "tail").level == OK
+
+
+
+def test_an_error_storm_on_a_route_that_had_few_errors_beats_its_trailing_rate(db):
+    # 30 calls/min at 1 % errors, then 5 minutes at 12 %: the 15 min window dilutes the storm to
+    # under 5 %, but the short window's 12 % against the route's own 1 % of the 3 h before is
+    # no chance: a warning (which must hold) from the absolute rules' test without an onset
+    from llm_incident.alerts.evaluate import BaselineMemo, Evaluation, SeriesCache
+    from llm_incident.alerts.evaluate import _against_trailing
+    from llm_incident.alerts.observation import SHORT
+
+    before = (NOW - timedelta(hours=3, minutes=15), NOW - 5 * MIN)
+    for route, per_min, rate, now_rate, seed in (
+            ("storm", 30, 0.01, 0.12, 31),
+            ("chronic", 30, 0.045, 0.07, 33),  # already near the level: a few more are no storm
+            ("thin", 4, 0.0, 0.08, 35),        # no error in a thin 3 h: 1 or 2 in 20 are no storm
+            ("huge", 30, 0.01, 0.9, 37)):      # 9 calls in 10 failing: critical at once
+        traffic(db, route, *before, per_min=per_min, errors=rate, seed=seed)
+        traffic(db, route, NOW - 5 * MIN, NOW, per_min=per_min, errors=now_rate, seed=seed + 1)
+    window = window_ending(NOW, ERRORS.window_span)
+    levels = {}
+    with db.read() as session:
+        ev = Evaluation(session, NOW, StatsCache(session, NOW), SeriesCache(session, NOW), {},
+                        {r: (before[0], NOW) for r in ("storm", "chronic", "thin", "huge")},
+                        BaselineMemo(), set())
+        for route in ("storm", "chronic", "thin", "huge"):
+            stats = ev.stats.get(route, window, None)
+            short = ev.stats.get(route, window_ending(NOW, SHORT), None)
+            if route == "storm":
+                assert stats.error_rate < ERRORS.warning <= short.error_rate
+            levels[route] = _against_trailing(ev, ERRORS, route, window, stats, stats.error_rate,
+                                              short, short.error_rate)
+    level, reason, basis = levels["storm"]
+    assert (level, basis) == (WARNING, "vs the last 3 h")
+    assert " over the last 5m vs 1." in reason and " over the last 3 h (p=" in reason
+    assert {route: found[0] for route, found in levels.items()} == {
+        "storm": WARNING, "chronic": OK, "thin": OK, "huge": CRITICAL}
+    # through the job (the detector may confirm the storm too): the same verdicts
+    run = run_alerts(jc(db, ERRORS), NOW)
+    assert sorted((n.route, n.level) for n in run.notifications) == [
+        ("huge", CRITICAL), ("storm", WARNING)]

@@ -28,7 +28,7 @@ from llm_incident.triage.series import ERROR_CODE_PREFIX, MinuteSeries, floor_mi
 from llm_incident.triage.shifts import Shift, detect
 
 LOOKBACK = timedelta(hours=2)
-MIN_SEGMENT = 2          # minutes after the onset the detector needs (and before it)
+MIN_SEGMENT = 1          # minutes after the onset the detector needs (and before it)
 COST_STATS = ("cost_per_call_usd", "calls_per_min")
 PER_MINUTE_MIN_AFTER = 5  # calls_per_min has one sample per minute
 MAX_SEARCHES = 3         # detector runs per stat: the largest change, then after each cut

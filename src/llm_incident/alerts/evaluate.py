@@ -10,9 +10,9 @@ A rule that is not firing on a route:
    calls/min — is still searched for a shift, which has its own minimum counts; the window's own
    judgements below need `min_calls`);
 2. ratio rules pick a baseline along the chain (`alerts.baselines`: week → day → trailing);
-3. is *suspected* when the window, or the short window from `SUSPECT_CALLS` calls, reaches
-   `warning` (ratio: value ÷ baseline and at least `floor`; absolute: the value), or a warning
-   is pending — most rule × route pairs stop here, cheaply;
+3. is *suspected* when the window, or the short window or the last `GLANCE` (2 min) from
+   `SUSPECT_CALLS` calls, reaches `warning` (ratio: value ÷ baseline and at least `floor`;
+   absolute: the value), or a warning is pending — most rule × route pairs stop here, cheaply;
 4. a suspicion is *confirmed* by the shift detector (`alerts.confirm`): a step (or drift) up of
    the rule's stat in the last 2 h that still holds (an older change, e.g. an earlier
    regression's end, is cut off and the rest searched again), with `min_calls` calls before the
@@ -52,7 +52,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from scipy.stats import binom
+from scipy.stats import beta, binom
 from sqlmodel import Session, select
 
 from llm_incident.alerts.baselines import LEARNING, BaselinePick
@@ -65,13 +65,16 @@ from llm_incident.alerts.observation import (  # noqa: F401 - the names callers 
 from llm_incident.alerts.silence import _stale, killed_routes, observe_silence
 from llm_incident.alerts.rules import ALL_ROUTES, AlertRule
 from llm_incident.events.routes import KnownRoute
+from llm_incident.metrics.compare import fmt
 from llm_incident.metrics.stats import WindowStats
 from llm_incident.metrics.windows import Window, window_ending
 
 SILENT_HORIZON = timedelta(days=1)  # routes seen this recently are watched for silence
 SUSPECT_CALLS = 10  # calls the short window needs to raise a suspicion
+GLANCE = timedelta(minutes=2)  # the shortest window that raises one
 BASELINE_P = 1e-4   # a ratio rule's rate after the onset must beat the baseline's by this
 CRITICAL_P = 1e-6   # ... and by this to be critical at once (else a warning, held twice)
+SHORT_TEXT = f"{int(SHORT.total_seconds() // 60)}m"
 CONFIRMED_Z = 1.0   # absolute rules: a confirmed rate after the onset at this lower bound
 
 
@@ -129,12 +132,13 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
     long_level = judge(rule, value, pick.value)
     short_level = judge(rule, short_value, pick.value) if short_ok else None
     pending = state is not None and state.pending == WARNING
-    # suspected: the window or the short one at warning (the short one from SUSPECT_CALLS
-    # calls: at 3 calls/min its p95 says more than the window's); a pending warning is always
-    # looked at again
-    suspect = short_value is not None and short.calls >= min(SUSPECT_CALLS, rule.min_after)
-    if RANK[long_level] < RANK[WARNING] and not pending and not (
-            suspect and RANK[judge(rule, short_value, pick.value)] >= RANK[WARNING]):
+    # suspected: the window, the short one or the last `GLANCE` at warning (the shorter ones
+    # from SUSPECT_CALLS calls: at 3 calls/min the short window's p95 says more than the
+    # window's, and at 60 a jump two minutes old is diluted in five); a pending warning is
+    # always looked at again
+    if RANK[long_level] < RANK[WARNING] and not pending and not any(
+            _glance_at_warning(ev, rule, route, span, pick.value)
+            for span in (SHORT, GLANCE)):
         return seen(OK, baseline=pick.value, basis=pick.note)
     # absolute rules: the level the long and the short window agree on (rates at their lower
     # bound) holds without an onset
@@ -174,6 +178,12 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
     if RANK[sustained] > RANK[level]:
         level, result = sustained, dict(result, value=value, calls=now_stats.calls,
                                         reason="no onset in the last 2 h", onset=None)
+    if rule.compare == "absolute" and rule.watched.kind == "rate":
+        tested, why_tested, note = _against_trailing(ev, rule, route, window, now_stats, value,
+                                                     short if short_ok else None, short_value)
+        if RANK[tested] > RANK[level]:
+            level, result = tested, dict(result, value=value, calls=now_stats.calls,
+                                         reason=why_tested, onset=None, basis=note)
     if level == OK:
         result["reason"] = f"not confirmed: {why}" if found is None else (
             f"{found.reason}: below the levels")
@@ -189,6 +199,56 @@ def observe(ev: Evaluation, rule: AlertRule, route: str) -> Observation:
     if level == WARNING and not agreed and not pending:
         return seen(OK, status=PENDING, pending=WARNING, **result)
     return seen(level, **result)
+
+
+def _glance_at_warning(ev: Evaluation, rule: AlertRule, route: str, span: timedelta,
+                       baseline: float | None) -> bool:
+    """Is the value over the last `span`, with `SUSPECT_CALLS` calls (or the rule's
+    `min_after` when fewer), at the rule's warning level?"""
+    stats = ev.stats.get(route, window_ending(ev.now, span), rule.filter)
+    value = rule.watched.read(stats, rule)
+    return (value is not None and stats.calls >= min(SUSPECT_CALLS, rule.min_after)
+            and RANK[judge(rule, value, baseline)] >= RANK[WARNING])
+
+
+def _against_trailing(ev: Evaluation, rule: AlertRule, route: str, window: Window,
+                      now_stats: WindowStats, value: float | None, short: WindowStats | None,
+                      short_value: float | None) -> tuple[str, str, str]:
+    """An absolute rule on a rate, without an onset: the level the window and the short one
+    reach as measured (the lower of the two; the short one alone when its calls beat the
+    trailing rate and the window's do not yet — a storm at 30 calls/min dilutes in 15 min), when
+    those calls beat the route's own rate over the trailing span before the window beyond
+    chance (`BASELINE_P`; critical at once only beyond `CRITICAL_P`). A storm of errors on a
+    route that had few is news from a few minutes of it, sooner than the rate's lower bound
+    reaches the level; a route whose rate was already near the level is judged by that bound."""
+    trailing = ev.baseline(rule.model_copy(update={"baseline": "trailing"}), route, window)
+    if trailing.kind is None or trailing.value is None or not 0 <= trailing.value < 1:
+        return OK, "", ""
+    # the trailing rate at its one-sided 95 % upper bound (Clopper-Pearson): 0 errors in 600
+    # calls is no 0 % error rate, and a thin trailing span is no sure low one
+    hits = round(trailing.value * trailing.calls)
+    rate = float(beta.ppf(0.95, hits + 1, max(trailing.calls - hits, 1)))
+
+    def beyond(stats: WindowStats, at: float | None) -> tuple[str, float]:
+        if at is None or stats.calls <= 0:
+            return OK, 1.0
+        level = judge(rule, at, None)
+        p = float(binom.sf(round(at * stats.calls) - 1, stats.calls, rate))
+        if p >= BASELINE_P:
+            return OK, p
+        return (WARNING if level == CRITICAL and p >= CRITICAL_P else level), p
+
+    long_level, long_p = (beyond(now_stats, value) if now_stats.calls >= rule.min_calls
+                          else (OK, 1.0))
+    short_level, short_p = beyond(short, short_value) if short is not None else (OK, 1.0)
+    level = lower(long_level, short_level) if short is not None else long_level
+    if level == OK and short_level != OK and short.calls >= rule.min_calls:
+        level = WARNING  # the short window alone, with min_calls: a warning, which must hold
+    shown = fmt(short_value if level == short_level and level != long_level else value, "rate")
+    span = SHORT_TEXT if level == short_level and level != long_level else rule.window
+    return level, (f"{shown} over the last {span} vs {fmt(trailing.value, 'rate')} over "
+                   f"{trailing.note.removeprefix('vs ')} (p={min(long_p, short_p):.1g})"
+                   ), trailing.note
 
 
 def _longrun(ev: Evaluation, rule: AlertRule, route: str, window: Window, onset: datetime,
