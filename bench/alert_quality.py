@@ -33,9 +33,10 @@ Targets: the issue's (recall ≥ 95 % of the expected ≥ 2× regressions, delay
 ≥ 30 calls/min and ≤ 10 at 5, ≤ 1 false alert per route-week) and fair ones: per regression,
 max(the issue's delay target, the information bound at the calls/min of that moment + 1 min),
 the bound being the minutes of traffic a one-sided oracle test (onset and rate before known,
-α = 1e-3, 95 % power) needs to see the jump (bench/alert_bounds.py) — e.g. a flagged rate of
-3 % doubling needs ~1,000 calls: 35 min at 30 calls/min. Fair recall counts the regressions
-whose fair target fits in the regression's 45 min. `--trace` prints, for each regression
+95 % power) needs to see the jump (bench/alert_bounds.py) — e.g. a flagged rate of 3 %
+doubling needs ~1,000 calls at α = 1e-3: 35 min at 30 calls/min. Two α: 1e-3 (lenient) and
+2e-4, the per-look α that ≤ 1 false alert per route-week allows at ~4,700 looks. Fair recall
+counts the regressions whose fair target fits in the regression's 45 min. `--trace` prints, for each regression
 detected after its fair target (or never) and each alert on one under its rule's level, what
 the rule saw at every evaluation.
 
@@ -90,6 +91,9 @@ RULE_OF = {"tokens": "p95-tokens-out", "duration": "p95-duration", "flagged": "f
            "errors": "error-rate", "cost": "cost-per-hour", "429": "rate-limited",
            "silent": "silent-route"}
 RULES = {r.id: r for r in DEFAULT_RULES}
+# the oracle's α: lenient, and the per-look α that ≤ 1 false alert per route-week allows at
+# ~4,700 looks (bench/alert_bounds.py)
+FAIR_ALPHAS = (1e-3, 2e-4)
 
 
 def expected(metric: str, k: int) -> bool:
@@ -332,32 +336,35 @@ def log_spread(metric: str) -> float:
     return float(np.log(tokens_in * PRICE_IN + tokens_out * PRICE_OUT).std())
 
 
-def bound(metric: str, k: int, per_min: float) -> float:
-    """Minutes a one-sided oracle test needs to see the regression (bench/alert_bounds.py)."""
+def bound(metric: str, k: int, per_min: float, alpha: float) -> float:
+    """Minutes a one-sided oracle test at `alpha` needs to see the regression
+    (bench/alert_bounds.py)."""
     if metric == "silent":
-        return silence_minutes(per_min)
+        return silence_minutes(per_min, alpha)
     if metric in ("flagged", "errors", "429"):
         p0 = {"flagged": FLAGGED, "errors": ERRORS, "429": RATE_429}[metric]
-        return minutes_for(rate_calls(p0, 0.3 if metric == "429" else p0 * k), per_min)
-    return minutes_for(shift_calls(log_spread(metric), k), per_min)
+        return minutes_for(rate_calls(p0, 0.3 if metric == "429" else p0 * k, alpha), per_min)
+    return minutes_for(shift_calls(log_spread(metric), k, alpha), per_min)
 
 
-def fair_target(metric: str, k: int, nominal: float, per_min: float) -> float:
+def fair_target(metric: str, k: int, nominal: float, per_min: float, alpha: float) -> float:
     """The issue's delay target for the route's nominal rate, or the information bound at the
     calls/min of the moment plus the minute an evaluation on whole minutes needs, when that
     is longer."""
-    return max(target_delay(nominal), math.ceil(bound(metric, k, per_min)) + 1)
+    return max(target_delay(nominal), math.ceil(bound(metric, k, per_min, alpha)) + 1)
 
 
 def score(case: RouteCase, fired: list) -> tuple[list[tuple], int]:
-    """Per injection (metric, k, expected, delay minutes or None, fair target); false alerts."""
+    """Per injection (metric, k, expected, delay minutes or None, fair targets: one per
+    `FAIR_ALPHAS`); false alerts."""
     results = []
     for inj in case.injections:
         rule = RULE_OF[inj.metric]
         hits = [n for n in fired if n.rule_id == rule and inj.start <= _aware(n.ts) < inj.end]
         delay = (_aware(min(hits, key=lambda n: n.ts).ts) - inj.start) / MIN if hits else None
         results.append((inj.metric, inj.k, expected(inj.metric, inj.k), delay,
-                        fair_target(inj.metric, inj.k, case.rate, case.rate_at(inj.start))))
+                        tuple(fair_target(inj.metric, inj.k, case.rate, case.rate_at(inj.start),
+                                          alpha) for alpha in FAIR_ALPHAS)))
     false = [n for n in fired if n.previous_level == "ok" and not any(
         inj.start <= _aware(n.ts) < inj.end + AFTER for inj in case.injections)]
     return results, len(false), false
@@ -437,7 +444,7 @@ def main() -> None:
             false_by_rate[case.rate].append((false, span_weeks))
             for inj, (metric, k, exp, delay, fair) in zip(case.injections, results):
                 table[(case.rate, metric, k)].append((exp, delay, fair))
-                if args.trace and (exp and (delay is None or delay > fair) or not exp and delay
+                if args.trace and (exp and (delay is None or delay > fair[0]) or not exp and delay
                                    is not None):
                     print_trace(case, inj, delay, trace[RULE_OF[metric]])
             if args.trace:
@@ -450,6 +457,21 @@ def main() -> None:
                             f"({n.reason}; {n.basis}){_near(case, n)}" for n in false_notes[:8]))
     print_table(table, false_by_rate, fresh_lines)
     print(f"total {time.perf_counter() - started:.0f} s")
+
+
+def _fair_line(exp: list[tuple[float | None, float]], alpha: float) -> str:
+    """The fair targets at one α: recall of the regressions detectable within a regression's
+    length, how many were caught within their target, the p95 of delay − target."""
+    detectable = [(d, f) for d, f in exp if f <= DURATION / MIN]
+    caught = [d for d, f in detectable if d is not None]
+    late = [d - f for d, f in detectable if d is not None]
+    within = sum(x <= 0 for x in late)
+    return (f"      fair targets (α = {alpha:g}): {len(detectable)} of {len(exp)} detectable "
+            f"within the {DURATION / MIN:.0f} min of a regression (information bound + 1 min ≤ "
+            f"it); recall {len(caught) / len(detectable) if detectable else float('nan'):.1%} "
+            f"of those (target ≥ 95 %); {within}/{len(detectable)} within max(issue target, "
+            f"bound + 1 min); p95 of delay − fair target "
+            f"{'-' if not late else f'{p95(late):+.0f}'} min (target ≤ 0)")
 
 
 def target_delay(rate: float) -> float:
@@ -521,8 +543,8 @@ def print_table(table: dict, false_by_rate: dict, fresh_lines: list[str]) -> Non
             continue
         middle = f"{hit[len(hit) // 2]:.0f}" if hit else "-"
         worst = p95(hit)
-        fair = sorted(f for _d, f in exp)
-        within = sum(d is not None and d <= f for d, f in exp)
+        fair = sorted(f[0] for _d, f in exp)
+        within = sum(d is not None and d <= f[0] for d, f in exp)
         print(f"{rate:>8g}  {name:<11} {len(items):>5}  {len(exp):>8}  {len(hit):>8}  "
               f"{middle:>5} / {'-' if worst is None else f'{worst:.0f}':<5}          "
               f"{fair[len(fair) // 2]:>6.0f}          {within}/{len(exp)}")
@@ -535,21 +557,13 @@ def print_table(table: dict, false_by_rate: dict, fresh_lines: list[str]) -> Non
         worst = p95(hit)
         false, weeks = (sum(x) for x in zip(*false_by_rate[rate])) if false_by_rate[rate] else (
             0, 0)
-        detectable = [(d, f) for d, f in exp if f <= DURATION / MIN]
-        caught = [d for d, f in detectable if d is not None]
-        late = [d - f for d, f in detectable if d is not None]
-        within = sum(x <= 0 for x in late)
         print(f"{rate:>4g} calls/min: recall {recall:.1%} ({len(hit)}/{len(exp)}) of the "
               f"expected ≥2× regressions; delay p95 {'-' if worst is None else f'{worst:.0f}'} "
               f"min (target ≤ {target_delay(rate):g}); {false} false alert(s) in {weeks:.1f} "
               f"route-weeks = {false / weeks if weeks else float('nan'):.2f} per route-week "
               f"(target ≤ 1)")
-        print(f"      fair targets: {len(detectable)} of {len(exp)} detectable within the "
-              f"{DURATION / MIN:.0f} min of a regression (information bound + 1 min ≤ it); "
-              f"recall {len(caught) / len(detectable) if detectable else float('nan'):.1%} "
-              f"of those (target ≥ 95 %); {within}/{len(detectable)} within max(issue target, "
-              f"bound + 1 min); p95 of delay − fair target "
-              f"{'-' if not late else f'{p95(late):+.0f}'} min (target ≤ 0)")
+        for i, alpha in enumerate(FAIR_ALPHAS):
+            print(_fair_line([(d, f[i]) for d, f in exp], alpha))
     print("fresh install (3 h of history, tokens_out ×8 since 20 min ago):")
     print("\n".join(fresh_lines))
 
