@@ -52,6 +52,32 @@ def test_old_events_go_in_batches_and_evidence_stays(db):
     assert all(i.event is not None for i in items)  # the postmortem still has its examples
 
 
+def test_on_sqlite_the_purge_yields_the_write_lock_three_times_as_long_as_it_held_it(
+        db, monkeypatch):
+    # a fake clock: each batch "takes" 0.1 s; the pause after it is recorded, not slept
+    from llm_incident.events import retention
+
+    class Clock:
+        now, pauses = 0.0, []
+
+        def monotonic(self):
+            self.now += 0.1  # read twice per batch: before and after it
+            return self.now
+
+        def sleep(self, seconds):
+            self.pauses.append(round(seconds, 6))
+
+    clock = Clock()
+    monkeypatch.setattr(retention, "time", clock)
+    _seed(db, "support.reply", NOW - timedelta(days=40), 12, "old")
+    result = purge_events(db, NOW - timedelta(days=30), batch=4, pause=0.05)
+    assert (result.deleted, result.batches) == (12, 3)
+    # SQLite has one writer: 3 × 0.1 s; PostgreSQL (MVCC, ingest never waits): the fixed pause
+    expected = 0.3 if db.is_sqlite else 0.05
+    assert clock.pauses == [expected] * 3  # after each full batch; the 4th finds none
+    assert purge_events(db, NOW - timedelta(days=30), batch=4, pause=0).deleted == 0
+
+
 def test_the_scheduler_job_purges_past_the_configured_retention(db):
     _seed(db, "search.answer", NOW - timedelta(days=8), 3, "week")
     _seed(db, "search.answer", NOW - timedelta(days=2), 3, "recent")

@@ -1,7 +1,9 @@
 """Retention of raw events: delete those older than the cutoff in bounded batches.
 
 Each batch is its own short write transaction (at most `batch` rows), so ingest waits at most
-one batch for the write lock and never for the whole purge. Events attached to an incident as
+one batch for the write lock and never for the whole purge. On SQLite, which has one writer,
+the pause after a batch is also `SQLITE_YIELD` times the batch's own time: the purge holds the
+write lock at most a quarter of the time, and ingest keeps the rest. Events attached to an incident as
 evidence are kept whatever their age, so a postmortem never loses its examples. On SQLite the
 freed pages are reused by later inserts; a file created with `auto_vacuum=INCREMENTAL` also
 gives them back to the disk, a few pages after each batch. On PostgreSQL with a partitioned
@@ -26,6 +28,7 @@ MAX_BATCHES = 40  # per run: 200 k rows; the next run goes on
 _INCREMENTAL = 2  # PRAGMA auto_vacuum value
 _VACUUM_PAGES = 2_000
 PAUSE_SECONDS = 0.05  # between batches: ingest gets the write lock and the CPU in between
+SQLITE_YIELD = 3.0    # on SQLite (one writer) the pause is also this × the batch's own time
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,13 @@ def purge_events(db: Database, cutoff: datetime, *, up_to_id: int | None = None,
                  batch: int = BATCH_ROWS, max_batches: int = MAX_BATCHES,
                  pause: float = PAUSE_SECONDS, partition: str | None = None) -> PurgeResult:
     """Delete events with `ts < cutoff` that are not evidence, `batch` rows per transaction,
-    `pause` seconds apart; `up_to_id`: only ids up to it (those already rolled up); `partition`:
+    at least `pause` seconds apart (on SQLite also `SQLITE_YIELD` × the batch's own time; 0:
+    no pause at all); `up_to_id`: only ids up to it (those already rolled up); `partition`:
     only in that partition of a partitioned table (the default one: day partitions go whole)."""
     source = _source(partition)
     deleted = batches = 0
     while batches < max_batches:
+        started = time.monotonic()
         with db.write() as session:
             ids = list(session.execute(_batch_ids(source, cutoff, batch, up_to_id)).scalars())
             if ids:
@@ -72,7 +77,8 @@ def purge_events(db: Database, cutoff: datetime, *, up_to_id: int | None = None,
         _reclaim_sqlite_pages(db)
         if len(ids) < batch:
             return PurgeResult(deleted, batches, True)
-        time.sleep(pause)
+        took = time.monotonic() - started
+        time.sleep(max(pause, SQLITE_YIELD * took) if db.is_sqlite and pause else pause)
     return PurgeResult(deleted, batches, False)
 
 
