@@ -15,7 +15,7 @@ import re
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, ValidationInfo
 
 INT_MAX = 2**31 - 1
 MIN_TS = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -110,7 +110,23 @@ def json_problem(value: object, where: str = "") -> str | None:
     return None
 
 
-def _clean_json(value: dict[str, Any]) -> dict[str, Any]:
+SCANNED_BODY = "scanned_body"
+"""Validation context key: the JSON body this value comes from was scanned whole and holds no
+`\\u0000` escape, NaN, Infinity or number that overflows to infinity (`body_is_plain`), so no
+value in it can hold what `json_problem` looks for (a raw NUL or a lone surrogate is invalid
+JSON; the parser refuses it)."""
+_RISKY_JSON = re.compile(rb"\\u0000|NaN|Infinity|[eE][+-]?\d{3}|\d{300}")
+
+
+def body_is_plain(body: bytes) -> bool:
+    """True when a JSON body cannot hold a value `json_problem` refuses (see SCANNED_BODY);
+    False may be a false alarm (the word NaN in a string), never a miss."""
+    return _RISKY_JSON.search(body) is None
+
+
+def _clean_json(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    if info.context is not None and info.context.get(SCANNED_BODY):
+        return value
     problem = json_problem(value)
     if problem:
         raise ValueError(problem)

@@ -40,6 +40,9 @@ def _poison_cases() -> list[tuple[str, str, str]]:
             cases.append((f"{literal}-{field}", f'{{"route": "poison.r", "{field}": {literal}}}', field))
         cases.append((f"{literal}-metadata", f'{{"route": "poison.r", "metadata": {{"x": {{"y": [{literal}]}}}}}}',
                       "metadata"))
+    # a number past float range parses to infinity: as poison as the literal
+    cases.append(("overflow-metadata", '{"route": "poison.r", "metadata": {"x": [1e999]}}',
+                  "metadata"))
     return cases
 
 

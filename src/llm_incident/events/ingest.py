@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from llm_incident.bounds import text_problem
+from llm_incident.bounds import SCANNED_BODY, body_is_plain, text_problem
 from llm_incident.events.models import Event
 from llm_incident.events.pricing import cost_usd
 from llm_incident.events.redact import excerpt
@@ -124,6 +124,7 @@ class _Wrapped(BaseModel):
 
 
 _BARE = TypeAdapter(list[EventIn])
+_SCANNED = {SCANNED_BODY: True}
 _WRAPPED = TypeAdapter(_Wrapped)
 
 
@@ -134,11 +135,12 @@ def parse_valid_batch(body: bytes) -> list[EventIn] | None:
     (`parse_batch_items`), which reports each problem by index.
     """
     start = body.lstrip()[:1]
+    context = _SCANNED if body_is_plain(body) else None  # metadata needs no walk of its own
     try:
         if start == b"[":
-            return _BARE.validate_json(body)
+            return _BARE.validate_json(body, context=context)
         if start == b"{":
-            return _WRAPPED.validate_json(body).events
+            return _WRAPPED.validate_json(body, context=context).events
     except ValidationError:
         return None
     return None
