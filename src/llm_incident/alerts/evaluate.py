@@ -244,11 +244,11 @@ def _against_trailing(ev: Evaluation, rule: AlertRule, route: str, window: Windo
     level = lower(long_level, short_level) if short is not None else long_level
     if level == OK and short_level != OK and short.calls >= rule.min_calls:
         level = WARNING  # the short window alone, with min_calls: a warning, which must hold
-    shown = fmt(short_value if level == short_level and level != long_level else value, "rate")
-    span = SHORT_TEXT if level == short_level and level != long_level else rule.window
-    return level, (f"{shown} over the last {span} vs {fmt(trailing.value, 'rate')} over "
-                   f"{trailing.note.removeprefix('vs ')} (p={min(long_p, short_p):.1g})"
-                   ), trailing.note
+    by_short = level == short_level != long_level  # the short window says it, not the long
+    shown, span = (short_value, SHORT_TEXT) if by_short else (value, rule.window)
+    return level, (f"{fmt(shown, 'rate')} over the last {span} vs "
+                   f"{fmt(trailing.value, 'rate')} over {trailing.note.removeprefix('vs ')} "
+                   f"(p={min(long_p, short_p):.1g})"), trailing.note
 
 
 def _longrun(ev: Evaluation, rule: AlertRule, route: str, window: Window, onset: datetime,

@@ -3,8 +3,8 @@
 Each batch is its own short write transaction (at most `batch` rows), so ingest waits at most
 one batch for the write lock and never for the whole purge. On SQLite, which has one writer,
 the pause after a batch is also `SQLITE_YIELD` times the batch's own time: the purge holds the
-write lock at most a quarter of the time, and ingest keeps the rest. Events attached to an incident as
-evidence are kept whatever their age, so a postmortem never loses its examples. On SQLite the
+write lock at most a quarter of the time, and ingest keeps the rest. Events attached to an
+incident as evidence are kept whatever their age, so a postmortem never loses its examples. On SQLite the
 freed pages are reused by later inserts; a file created with `auto_vacuum=INCREMENTAL` also
 gives them back to the disk, a few pages after each batch. On PostgreSQL with a partitioned
 `events` table whole days are dropped (`scheduler.partitions`) and the storage job runs this
