@@ -27,11 +27,10 @@ from sqlalchemy import Float, Integer, case, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from llm_incident.metrics.percentiles import nearest_rank, pg_percentile, raw_rows, select_ranks
-from llm_incident.metrics.rollup_stats import (APPROX_NOTE, Totals, exact_window_max,
-                                               rollup_buckets, route_counts)
+from llm_incident.metrics.rollup_stats import exact_window_max, rollup_buckets, route_counts
 from llm_incident.metrics.scope import C, IS_FLAGGED, event_conditions
 from llm_incident.metrics.sql_time import bucket_index
-from llm_incident.metrics.stats import WindowStats
+from llm_incident.metrics.stats import WindowStats, stats_from_totals
 
 CHARTED = (
     ("flagged_rate", "flagged rate", "rate"),
@@ -53,14 +52,15 @@ class Point:
 def route_series(session: Session, route: str, edges: list[datetime], *,
                  now: datetime | None = None) -> list[WindowStats]:
     """The route's charted stats for each bucket between consecutive `edges` (equal widths of
-    whole seconds); the other fields of each WindowStats are left empty. `now`: the last bucket
-    may reach past it (no events there yet)."""
+    whole seconds); from raw events the other fields of each WindowStats are left empty (from
+    rollups they are filled as `stats_for` fills them). `now`: the last bucket may reach past
+    it (no events there yet)."""
     start, end = edges[0], edges[-1]
     n = len(edges) - 1
     if end - start > exact_window_max():
         totals = rollup_buckets(session, route, edges, now=now)
         if totals is not None:
-            return [_from_totals(WindowStats(route=route, start=a, end=b), t)
+            return [stats_from_totals(route, a, b, t)
                     for a, b, t in zip(edges, edges[1:], totals, strict=False)]
     width = max(1, round((end - start).total_seconds() / n))
     dialect = session.get_bind().dialect.name
@@ -82,20 +82,6 @@ def route_series(session: Session, route: str, edges: list[datetime], *,
             b.p95_duration_ms = None if micros is None else micros / 1_000_000
             (b.p95_tokens_out,) = _p95(json.loads(tokens))
     return buckets
-
-
-def _from_totals(b: WindowStats, t: Totals) -> WindowStats:
-    """The charted stats of one bucket from its rollup totals (as `stats_for` fills them)."""
-    b.calls, b.flagged, b.priced_calls = t.calls, t.flagged, t.priced
-    b.flagged_rate = t.flagged / t.calls if t.calls else None
-    b.total_cost_usd = float(t.cost)
-    for name, merged, whole in (("p95_duration_ms", t.durations, False),
-                                ("p95_tokens_out", t.tokens_out, True)):
-        if merged.count:
-            (value,) = merged.values_at_ranks([nearest_rank(95.0, merged.count)])
-            setattr(b, name, round(value) if whole else value)
-    b.approximate, b.precision = True, APPROX_NOTE
-    return b
 
 
 def _p95(values: list[Any]) -> list[Any]:
