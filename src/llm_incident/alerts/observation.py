@@ -108,12 +108,15 @@ class StatsCache:
         self.session, self.now = session, now
         self._stats: dict[tuple[Any, ...], WindowStats] = {}
 
-    def get(self, route: str, window: Window, filter_text: str | None) -> WindowStats:
-        key = (route, window.start, window.end, filter_text)
+    def get(self, route: str, window: Window, filter_text: str | None, *,
+            path: str = "auto") -> WindowStats:
+        """`path` as `stats_for` takes it ("rollups" for a baseline: history, read from the
+        rollups whenever they can answer, percentiles within 1 %)."""
+        key = (route, window.start, window.end, filter_text, path)
         if key not in self._stats:
             where = compile_filter(filter_text, now=self.now) if filter_text else None
             self._stats[key] = stats_for(self.session, route, window.start, window.end,
-                                         where=where)
+                                         where=where, path=path)
         return self._stats[key]
 
 
