@@ -41,8 +41,9 @@ detected after its fair target (or never) and each alert on one under its rule's
 the rule saw at every evaluation.
 
 SQLite (a temporary file, bulk insert as bench/metrics.py does; `--db PATH` keeps and reuses
-it), or PostgreSQL with `--pg URL` (a throwaway database: bench.backends.postgres_db). The route
-registry is filled once with each route's first and last event (ingest would keep last_seen
+it), or PostgreSQL with `--pg URL` (a throwaway database: bench.backends.postgres_db). The events are
+rolled up once (`rollups.build.roll_up`, as the storage job keeps them; baselines read the
+rollups). The route registry is filled once with each route's first and last event (ingest would keep last_seen
 current; the replay does not, which only affects the wording "no traffic since").
 
     python bench/alert_quality.py [--seed 3] [--step 5] [--days-200 3] [--clean-days-200 2]
@@ -76,6 +77,7 @@ from llm_incident.alerts.rules import DEFAULT_RULES  # noqa: E402
 from llm_incident.db import Database  # noqa: E402
 from llm_incident.events.routes import note_routes  # noqa: E402
 from llm_incident.migrate import upgrade  # noqa: E402
+from llm_incident.rollups.build import roll_up  # noqa: E402
 from llm_incident.scheduler.alert_job import run_alerts  # noqa: E402
 from llm_incident.scheduler.context import JobContext  # noqa: E402
 
@@ -247,6 +249,7 @@ def database(args: argparse.Namespace, cases: list[RouteCase], rng: np.random.Ge
         def prepare(db: Database) -> None:
             with db.write() as session:
                 note_routes(session, spans)
+            roll_up_all(db, cases)
 
         with postgres_db(args.pg, rows(), prepare) as db:
             yield db, counted[0]
@@ -260,10 +263,17 @@ def database(args: argparse.Namespace, cases: list[RouteCase], rng: np.random.Ge
                 session.execute(text("DELETE FROM alert_notifications"))
         else:
             db, total = load(path, cases, rng)
+        roll_up_all(db, cases)  # on a kept file: only what it does not hold yet
         try:
             yield db, total
         finally:
             db.dispose()
+
+
+def roll_up_all(db: Database, cases: list[RouteCase]) -> None:
+    """The rollups of every event, as the storage job keeps them in service (baselines read
+    them)."""
+    roll_up(db, max(case.end for case in cases) + timedelta(minutes=5), max_batches=10**6)
 
 
 def instants(case: RouteCase, step: timedelta) -> list[datetime]:
