@@ -324,3 +324,24 @@ def test_an_error_storm_on_a_route_that_had_few_errors_beats_its_trailing_rate(d
     run = run_alerts(jc(db, ERRORS), NOW)
     assert sorted((n.route, n.level) for n in run.notifications) == [
         ("huge", CRITICAL), ("storm", WARNING)]
+
+
+def test_baselines_are_read_from_the_rollups_when_they_cover_the_span(db):
+    # 3 h of traffic rolled up, then the raw events before the window deleted: a baseline that
+    # still finds its calls read them from the rollups (a busy route's 3 h is then no scan)
+    from sqlalchemy import delete
+
+    from llm_incident.events.models import Event
+    from llm_incident.rollups.build import roll_up
+
+    traffic(db, "busy", NOW - timedelta(hours=3), NOW, per_min=10)
+    roll_up(db, NOW + timedelta(minutes=5), max_batches=100)
+    window = window_ending(NOW, TOKENS.window_span)
+    with db.write() as session:
+        session.execute(delete(Event).where(Event.ts < window.start))
+    with db.read() as session:
+        pick = choose(StatsCache(session, NOW), TOKENS, "busy", window,
+                      first_seen=NOW - timedelta(hours=3))
+        exact = StatsCache(session, NOW).get("busy", pick.window, None, path="exact")
+    assert (pick.kind, pick.calls, exact.calls) == ("trailing", 10 * 165, 0)
+    assert 250 < pick.value < 500  # the p95 of tokens_out around 300, lognormal σ 0.3
