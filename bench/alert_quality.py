@@ -36,15 +36,17 @@ the bound being the minutes of traffic a one-sided oracle test (onset and rate b
 95 % power) needs to see the jump (bench/alert_bounds.py) — e.g. a flagged rate of 3 %
 doubling needs ~1,000 calls at α = 1e-3: 35 min at 30 calls/min. Two α: 1e-3 (lenient) and
 2e-4, the per-look α that ≤ 1 false alert per route-week allows at ~4,700 looks. Fair recall
-counts the regressions whose fair target fits in the regression's 45 min. `--trace` prints, for each regression
-detected after its fair target (or never) and each alert on one under its rule's level, what
-the rule saw at every evaluation.
+counts the regressions whose fair target fits in the regression's 45 min. `--trace` prints,
+for each regression detected after its fair target (or never) and each alert on one under its
+rule's level, what the rule saw at every evaluation, and for each false alert what it saw in
+the 10 minutes before.
 
 SQLite (a temporary file, bulk insert as bench/metrics.py does; `--db PATH` keeps and reuses
-it), or PostgreSQL with `--pg URL` (a throwaway database: bench.backends.postgres_db). The events are
-rolled up once (`rollups.build.roll_up`, as the storage job keeps them; baselines read the
-rollups). The route registry is filled once with each route's first and last event (ingest would keep last_seen
-current; the replay does not, which only affects the wording "no traffic since").
+it), or PostgreSQL with `--pg URL` (a throwaway database: bench.backends.postgres_db). The
+events are rolled up once (`rollups.build.roll_up`, as the storage job keeps them; baselines
+read the rollups). The route registry is filled once with each route's first and last event
+(ingest would keep last_seen current; the replay does not, which only affects the wording "no
+traffic since").
 
     python bench/alert_quality.py [--seed 3] [--step 5] [--days-200 3] [--clean-days-200 2]
         [--rates 5,30,200] [--quick] [--trace] [--pg postgresql://postgres@127.0.0.1:5432/postgres]

@@ -279,7 +279,8 @@ def bench(db: Database, label: str, batches: int) -> bool:
             # executemany, empty file vs loaded (fair target: ingest keeps >= 0.8x of that)
             raw_empty, raw_loaded = raw_sqlite_ratio(db, batches)
             raw = raw_loaded / raw_empty
-            rows.append(("raw executemany, empty / loaded", f"{raw_empty:,.0f} / {raw_loaded:,.0f}",
+            rows.append(("raw executemany, empty / loaded",
+                         f"{raw_empty:,.0f} / {raw_loaded:,.0f}",
                          f"{raw:.2f}x: what SQLite's B-trees keep on this table"))
             ok = loaded_rate / empty_rate >= 0.8 * raw
             note = (f"; fair target on SQLite >= 0.8 x the raw insert's {raw:.2f}x = "
