@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy import create_engine, text
@@ -119,3 +120,16 @@ def live_server(app, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def waiting_on_server(url: str, count: int, timeout: float = 10.0) -> None:
+    """Return once the server's /metrics counts `count` long-polls waiting."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TEST_KEY}"},
+                      timeout=5) as api:
+        while time.monotonic() < deadline:
+            text = api.get("/metrics").text
+            if f"llm_incident_controls_long_polls {float(count)}" in text:
+                return
+    raise AssertionError(f"the server never counted {count} long-polls waiting:\n{text}")

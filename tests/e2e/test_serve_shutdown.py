@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -12,7 +11,7 @@ import pytest
 
 from llm_incident.db import Database
 from tests.serverprocess import start_server
-from tests.support import TEST_KEY, free_port
+from tests.support import TEST_KEY, free_port, waiting_on_server
 
 ROUTE = "support.reply"
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
@@ -41,17 +40,6 @@ class LongPoll(threading.Thread):
         except Exception as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
             self.sent.set()
-
-
-def waiting_on_server(url: str, count: int, timeout: float = 10.0) -> None:
-    """Return once the server's /metrics counts `count` long-polls waiting."""
-    deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=url, headers=AUTH, timeout=5) as api:
-        while time.monotonic() < deadline:
-            text = api.get("/metrics").text
-            if f"llm_incident_controls_long_polls {float(count)}" in text:
-                return
-    raise AssertionError(f"the server never counted {count} long-polls waiting:\n{text}")
 
 
 def stop_while_long_polling(tmp_path: Path, database_url: str, sig: int) -> None:

@@ -13,7 +13,7 @@ import pytest
 from llm_incident.controls.service import change_controls, control_history
 from llm_incident.db import Database
 from llm_incident.events.ingest import ingest_events
-from tests.support import TEST_KEY
+from tests.support import TEST_KEY, waiting_on_server
 
 KEYS = ["route", "env", "enabled", "max_tokens", "model", "provider", "retry_cap", "fallback_message",
         "version", "updated_at", "updated_by", "expires_at"]
@@ -171,8 +171,12 @@ def test_waiting_long_polls_hold_no_database_connection(server, api, db):
 
     with ThreadPoolExecutor(30) as pool:  # more waiters than the connection pool could ever hand out
         futures = [pool.submit(poll) for _ in range(30)]
-        time.sleep(1.0)
-        held = min(db.engine.pool.checkedout() for _ in range(5) if time.sleep(0.05) is None)
+        waiting_on_server(server, 30, timeout=20)  # every one in its wait (no fixed sleep)
+        # each read its controls once on entering; once those reads are done, the waiting polls
+        # hold no connection (were they holding one, 30 would be out until the change below)
+        deadline = time.monotonic() + 10
+        while (held := db.engine.pool.checkedout()) > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         start = time.monotonic()
         assert api.put(URL, json={"enabled": False}).status_code == 200
         statuses = [f.result(timeout=10) for f in futures]
