@@ -182,7 +182,9 @@ def test_waiting_long_polls_hold_no_database_connection(server, api, db):
         statuses = [f.result(timeout=10) for f in futures]
         woke = time.monotonic() - start
     assert held <= 1
-    assert statuses == [200] * 30 and woke < 5
+    # woken by the change: a poll left to its 15 s wait would answer ~13 s after the PUT (a
+    # margin for a loaded machine, not a speed target: 5.6 s was measured under CI)
+    assert statuses == [200] * 30 and woke < 10
 
 
 def test_a_stale_expected_version_is_409_and_applies_nothing(api, db):
