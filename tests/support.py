@@ -125,11 +125,11 @@ def live_server(app, port: int | None = None) -> Iterator[str]:
 def waiting_on_server(url: str, count: int, timeout: float = 10.0) -> None:
     """Return once the server's /metrics counts `count` long-polls waiting."""
     deadline = time.monotonic() + timeout
-    text = ""
+    body = ""
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TEST_KEY}"},
                       timeout=5) as api:
         while time.monotonic() < deadline:
-            text = api.get("/metrics").text
-            if f"llm_incident_controls_long_polls {float(count)}" in text:
+            body = api.get("/metrics").text
+            if f"llm_incident_controls_long_polls {float(count)}" in body:
                 return
-    raise AssertionError(f"the server never counted {count} long-polls waiting:\n{text}")
+    raise AssertionError(f"the server never counted {count} long-polls waiting:\n{body}")
