@@ -18,6 +18,10 @@ from tests.support import TEST_KEY, waiting_on_server
 KEYS = ["route", "env", "enabled", "max_tokens", "model", "provider", "retry_cap", "fallback_message",
         "version", "updated_at", "updated_by", "expires_at"]
 URL = "/v1/routes/support.reply/controls"
+# seconds: a poll woken (or answered at once) comes back well before the 15-20 s waits these
+# tests set, or a 1 s wait ends; a margin for a loaded CI machine, not a speed target (5.6 s
+# and over 3 s were measured under CI load)
+WOKE = 10
 
 
 def later(seconds: float, fn, *args, **kwargs) -> threading.Thread:
@@ -108,7 +112,7 @@ def test_long_poll_wakes_as_soon_as_the_version_changes(server, api, app):
     response = api.get(URL, params={"wait": 20}, headers={"If-None-Match": etag})
     elapsed = time.monotonic() - start
     assert response.status_code == 200 and response.json()["enabled"] is False
-    assert 0.25 < elapsed < 3, elapsed
+    assert 0.25 < elapsed < WOKE, elapsed
 
 
 def test_long_poll_sees_a_change_made_by_another_process(api, db):
@@ -128,7 +132,7 @@ def test_long_poll_sees_a_change_made_by_another_process(api, db):
     finally:
         other.dispose()
     assert response.status_code == 200 and response.json()["max_tokens"] == 64
-    assert elapsed < 3, elapsed
+    assert elapsed < WOKE, elapsed
 
 
 def test_long_poll_on_the_list_wakes_on_any_route(server, api):
@@ -136,7 +140,7 @@ def test_long_poll_on_the_list_wakes_on_any_route(server, api):
     put_later(server, 0.3, "/v1/routes/other.route/controls", {"enabled": False})
     start = time.monotonic()
     response = api.get("/v1/controls", params={"wait": 20}, headers={"If-None-Match": etag})
-    assert response.status_code == 200 and time.monotonic() - start < 3
+    assert response.status_code == 200 and time.monotonic() - start < WOKE
     assert [i["route"] for i in response.json()] == ["other.route"]
 
 
@@ -145,14 +149,14 @@ def test_long_poll_times_out_with_304(api):
     start = time.monotonic()
     response = api.get(URL, params={"wait": 1}, headers={"If-None-Match": etag})
     elapsed = time.monotonic() - start
-    assert response.status_code == 304 and 0.9 < elapsed < 5
+    assert response.status_code == 304 and 0.9 < elapsed < WOKE
     assert api.get(URL, params={"wait": 0.5, "version": 0}).status_code == 304
 
 
 def test_wait_without_a_known_version_answers_at_once(api):
     start = time.monotonic()
     assert api.get(URL, params={"wait": 20}).status_code == 200
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < WOKE
 
 
 @pytest.mark.parametrize("wait", ["31", "-1", "nan", "soon"])
@@ -182,9 +186,8 @@ def test_waiting_long_polls_hold_no_database_connection(server, api, db):
         statuses = [f.result(timeout=10) for f in futures]
         woke = time.monotonic() - start
     assert held <= 1
-    # woken by the change: a poll left to its 15 s wait would answer ~13 s after the PUT (a
-    # margin for a loaded machine, not a speed target: 5.6 s was measured under CI)
-    assert statuses == [200] * 30 and woke < 10
+    # woken by the change: a poll left to its 15 s wait would answer ~13 s after the PUT
+    assert statuses == [200] * 30 and woke < WOKE
 
 
 def test_a_stale_expected_version_is_409_and_applies_nothing(api, db):
