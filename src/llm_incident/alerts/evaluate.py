@@ -232,11 +232,7 @@ def _against_trailing(ev: Evaluation, rule: AlertRule, route: str, window: Windo
     def beyond(stats: WindowStats, at: float | None) -> tuple[str, float]:
         if at is None or stats.calls <= 0:
             return OK, 1.0
-        level = judge(rule, at, None)
-        p = float(binom.sf(round(at * stats.calls) - 1, stats.calls, rate))
-        if p >= BASELINE_P:
-            return OK, p
-        return (WARNING if level == CRITICAL and p >= CRITICAL_P else level), p
+        return _beyond_chance(judge(rule, at, None), at, stats.calls, rate)
 
     long_level, long_p = (beyond(now_stats, value) if now_stats.calls >= rule.min_calls
                           else (OK, 1.0))
@@ -285,12 +281,19 @@ def _shift_level(rule: AlertRule, shift: Confirmed, baseline: float | None,
         if rule.watched.kind == "rate" and baseline is not None and 0 < baseline < 1 and (
                 level != OK and calls > 0):
             rate = min(max(baseline, shift.before, reference or 0.0), 1.0)
-            p = binom.sf(round(after * calls) - 1, calls, rate)
-            if p >= BASELINE_P:
-                return OK
-            if p >= CRITICAL_P and level == CRITICAL:
-                return WARNING
+            level, _p = _beyond_chance(level, after, calls, rate)
     return level
+
+
+def _beyond_chance(level: str, after: float, calls: int, rate: float) -> tuple[str, float]:
+    """`level` as far as `after` over `calls` beats `rate` beyond chance (one-sided binomial):
+    none past `BASELINE_P`, at most a warning past `CRITICAL_P`; and the p-value."""
+    p = float(binom.sf(round(after * calls) - 1, calls, rate))
+    if p >= BASELINE_P:
+        return OK, p
+    if p >= CRITICAL_P and level == CRITICAL:
+        return WARNING, p
+    return level, p
 
 
 def _hold(ev: Evaluation, rule: AlertRule, route: str, window: Window, now_stats: WindowStats,
