@@ -37,6 +37,8 @@ Text = Annotated[str, Field(pattern=NO_NUL)]
 
 
 def _in_utc_range(value: datetime) -> datetime:
+    if MIN_TS.year < value.year < MAX_TS.year:  # an offset (< 24 h) cannot take these out of range
+        return value
     try:
         utc = value.astimezone(timezone.utc)
     except OverflowError:
@@ -115,13 +117,21 @@ SCANNED_BODY = "scanned_body"
 `\\u0000` escape, NaN, Infinity or number that overflows to infinity (`body_is_plain`), so no
 value in it can hold what `json_problem` looks for (a raw NUL or a lone surrogate is invalid
 JSON; the parser refuses it)."""
-_RISKY_JSON = re.compile(rb"\\u0000|NaN|Infinity|[eE][+-]?\d{3}|\d{300}")
+_SHAPE = bytes.maketrans(b"0123456789E+", b"0000000000e-")
+"""Digits read as 0, E as e, + as -: a number's shape, so plain substring searches (fast) find
+every exponent of 3+ digits and every long digit run."""
+_RISKY_SHAPES = (b"NaN", b"Infinity", b"e000", b"e-000", b"0" * 200)
+"""A JSON number overflows to infinity only with an exponent of 3+ digits or 210+ integer digits
+(10^209 × 1e99 < 1.8e308); a 200-digit run catches the second."""
 
 
 def body_is_plain(body: bytes) -> bool:
     """True when a JSON body cannot hold a value `json_problem` refuses (see SCANNED_BODY);
     False may be a false alarm (the word NaN in a string), never a miss."""
-    return _RISKY_JSON.search(body) is None
+    if b"\\u0000" in body:
+        return False
+    shape = body.translate(_SHAPE)
+    return not any(risky in shape for risky in _RISKY_SHAPES)
 
 
 def _clean_json(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:

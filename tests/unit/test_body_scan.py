@@ -41,6 +41,25 @@ def test_every_way_poison_reaches_a_parsed_value_is_seen(prefix, poison):
     assert json_problem(parsed) is not None    # what the scan's False sends to the full check
 
 
+_numbers = st.builds(
+    lambda whole, fraction, exp_mark, exp_sign, exp_digits: (
+        whole + (f".{fraction}" if fraction else "")
+        + (f"{exp_mark}{exp_sign}{exp_digits}" if exp_mark else "")),
+    st.from_regex(r"\A-?(0|[1-9][0-9]{0,399})\Z"), st.from_regex(r"\A[0-9]{0,20}\Z"),
+    st.sampled_from(["", "e", "E"]), st.sampled_from(["", "+", "-"]),
+    st.from_regex(r"\A[0-9]{1,5}\Z"))
+
+
+@settings(max_examples=600, deadline=None)
+@given(_numbers | st.sampled_from(["1" + "0" * 250 + "e99", "9" * 210 + ".5E+99", "1e0400",
+                                   "17976931348623159" + "0" * 292]))
+def test_every_number_that_overflows_to_infinity_is_seen(literal):
+    body = f'{{"metadata": {{"n": {literal}}}}}'.encode()
+    parsed = _ANY.validate_json(body)["metadata"]["n"]
+    if isinstance(parsed, float) and math.isinf(parsed):
+        assert not body_is_plain(body), literal
+
+
 def test_a_batch_with_poison_in_metadata_is_not_taken_whole():
     good = {"route": "r", "metadata": {"n": 1.5e10, "tenant": "acme"}}
     bad = {"route": "r", "metadata": {"x": math.inf}}

@@ -29,7 +29,7 @@ from llm_incident.events.models import Event
 from llm_incident.events.pricing import cost_usd
 from llm_incident.events.redact import excerpt
 from llm_incident.events.routes import note_routes
-from llm_incident.events.schema import EventIn, as_text
+from llm_incident.events.schema import EventIn
 
 _TABLE = Event.__table__
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -85,36 +85,29 @@ def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 
 def to_row(event: EventIn, *, now: datetime, excerpt_max_chars: int) -> dict[str, Any]:
-    """The stored form of a validated event: defaults filled, cost computed, excerpts redacted."""
-    ts = event.ts or now
+    """The stored form of a validated event: defaults filled, cost computed, excerpts redacted.
+
+    The row starts as a copy of the event's fields (its keys are the columns, `received_at` and
+    `priced` besides), which is cheaper than naming each of them."""
+    row = dict(event.__dict__)
+    ts = row["ts"] = event.ts or now
     cost = event.cost_usd
     if cost is None:
-        cost = cost_usd(event.model, event.provider, event.tokens_in, event.tokens_out, ts)
-    return {
-        "event_id": event.event_id or uuid.uuid4().hex,
-        "ts": ts,
-        "received_at": now,
-        "route": event.route,
-        "env": event.env,
-        "model": event.model,
-        "provider": event.provider,
-        "region": event.region,
-        "customer_tier": event.customer_tier,
-        "tokens_in": event.tokens_in,
-        "tokens_out": event.tokens_out,
-        "duration_ms": event.duration_ms,
-        "status": event.status,
-        "error_code": as_text(event.error_code),
-        "contains_banned": event.contains_banned,
-        "cost_usd": cost,
-        "priced": cost is not None,
-        "prompt_id": as_text(event.prompt_id),
-        "prompt_version": as_text(event.prompt_version),
-        "attempt": event.attempt,
-        "metadata": event.metadata,
-        "input_excerpt": excerpt(event.input_excerpt, excerpt_max_chars),
-        "output_excerpt": excerpt(event.output_excerpt, excerpt_max_chars),
-    }
+        cost = row["cost_usd"] = cost_usd(event.model, event.provider, event.tokens_in,
+                                          event.tokens_out, ts)
+    if event.event_id is None:
+        row["event_id"] = uuid.uuid4().hex
+    for name in _CODES:
+        if type(row[name]) is int:
+            row[name] = str(row[name])
+    row["received_at"] = now
+    row["priced"] = cost is not None
+    row["input_excerpt"] = excerpt(event.input_excerpt, excerpt_max_chars)
+    row["output_excerpt"] = excerpt(event.output_excerpt, excerpt_max_chars)
+    return row
+
+
+_CODES = ("error_code", "prompt_id", "prompt_version")  # arrive as 429 or "429"; stored as text
 
 
 class _Wrapped(BaseModel):

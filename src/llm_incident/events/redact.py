@@ -15,6 +15,7 @@ _PHONE = re.compile(
     r"(?<![\w-])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])"
     r"\d{3,4}[ .-]?\d{3,4}(?![\w-]|[ .-]\d)"
 )
+_WORD_RUN = re.compile(r"[A-Za-z0-9_]{32}")  # every _LONG_TOKEN holds one
 _DIGIT_RUN = re.compile(r"\d(?:[ ().+-]{0,2}\d){6}")  # cards and phones have 7+ digits
 _KEY_MARKER = re.compile(r"sk-|pk-|rk-|xox|xapp-|AKIA|gh[pousr]_|AIza|lli_")
 
@@ -46,7 +47,7 @@ def redact(text: str) -> str:
         text = _EMAIL.sub("[email]", text)
     if _KEY_MARKER.search(text):
         text = _KNOWN_KEY.sub("[secret]", text)
-    if max(map(len, text.split()), default=0) >= 32:
+    if _WORD_RUN.search(text):
         text = _LONG_TOKEN.sub(_long_token, text)
     if _DIGIT_RUN.search(text):
         text = _CARD.sub(_card, text)

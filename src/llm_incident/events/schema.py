@@ -52,7 +52,3 @@ class EventIn(BaseModel):
     input_excerpt: Text | None = None
     output_excerpt: Text | None = None
 
-
-def as_text(value: str | int | None) -> str | None:
-    """Codes and versions as stored: text."""
-    return None if value is None else str(value)
