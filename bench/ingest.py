@@ -6,9 +6,11 @@ same rows with `sqlite3.executemany` into another fresh file with the same schem
 the same HTTP run against `COPY … FROM STDIN` of the same rows, one transaction per batch either
 way (the ratio is reported). With `--preload M` the HTTP run is repeated on a table already holding
 M events over the 7 days before (bulk-loaded as the other benches do, same routes, rolled up) and compared
-with the empty run (target: loaded >= 0.8x empty).
+with the empty run (target: loaded >= 0.8x empty). The empty-table runs of both sides are repeated
+(`--repeat`, interleaved) and the fastest of each is reported; the loaded run is done once (its
+events would be duplicates the second time), so its ratio leans low.
 
-    python bench/ingest.py [--events 50000] [--batch 1000] [--routes 20] [--preload 0]
+    python bench/ingest.py [--events 50000] [--batch 1000] [--routes 20] [--preload 0] [--repeat 3]
                            [--backend sqlite|postgresql|both]
 """
 
@@ -147,8 +149,7 @@ def stored_rows(events: list[dict]) -> tuple[list[str], list[dict]]:
     return list(rows[0]), rows
 
 
-def raw_sqlite_rate(events: list[dict], batch: int, workdir: Path) -> Rate:
-    path = workdir / "raw.db"
+def raw_sqlite_rate(events: list[dict], batch: int, path: Path) -> Rate:
     db = Database(f"sqlite:///{path}")
     upgrade(db)
     db.dispose()
@@ -207,11 +208,19 @@ def report(name: str, http: Rate, raw: Rate, raw_name: str, loaded: Rate | None,
         print(f"  {'ratio loaded / empty':<34}: {loaded[0] / http[0]:8.2f}  (target >= 0.80)")
 
 
+def best(rates: list[Rate]) -> Rate:
+    """The fastest of repeated runs: on a shared machine the others measure its neighbours."""
+    return max(rates)
+
+
 def run_sqlite(events: list[dict], args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        http = http_rate(events, args.batch, workdir, f"sqlite:///{workdir / 'http.db'}")
-        raw = raw_sqlite_rate(events, args.batch, workdir)
+        https, raws = [], []
+        for run in range(args.repeat):  # interleaved, each on a fresh file
+            https.append(http_rate(events, args.batch, workdir, f"sqlite:///{workdir / f'http{run}.db'}"))
+            raws.append(raw_sqlite_rate(events, args.batch, workdir / f"raw{run}.db"))
+        http, raw = best(https), best(raws)
         loaded = None
         if args.preload:
             path = workdir / "loaded.db"
@@ -223,10 +232,13 @@ def run_sqlite(events: list[dict], args: argparse.Namespace) -> None:
 def run_postgres(events: list[dict], args: argparse.Namespace, admin_url: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        with postgres_db(admin_url, []) as db:
-            http = http_rate(events, args.batch, workdir, db.url)
-        with postgres_db(admin_url, []) as db:
-            raw = raw_copy_rate(events, args.batch, db)
+        https, raws = [], []
+        for _ in range(args.repeat):
+            with postgres_db(admin_url, []) as db:
+                https.append(http_rate(events, args.batch, workdir, db.url))
+            with postgres_db(admin_url, []) as db:
+                raws.append(raw_copy_rate(events, args.batch, db))
+        http, raw = best(https), best(raws)
         loaded = None
         if args.preload:
             with postgres_db(admin_url, preload_rows(args.preload, args.routes), roll_up_all) as db:
@@ -238,6 +250,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each empty-table side, interleaved; the fastest of each counts")
     parser.add_argument("--routes", type=int, default=20, help="distinct routes in the events sent")
     parser.add_argument("--preload", type=int, default=0,
                         help="also time HTTP ingest on a table already holding this many events")
@@ -245,7 +259,8 @@ def main() -> None:
                         help="both: SQLite, and PostgreSQL when LLM_INCIDENT_BENCH_PG_URL is set")
     args = parser.parse_args()
     events = make_events(args.events, args.routes)
-    print(f"events: {args.events}, batch: {args.batch}, routes: {args.routes}; {load_average()}")
+    print(f"events: {args.events}, batch: {args.batch}, routes: {args.routes}, best of {args.repeat}; "
+          f"{load_average()}")
     if args.backend in ("sqlite", "both"):
         run_sqlite(events, args)
     pg_url = os.environ.get("LLM_INCIDENT_BENCH_PG_URL")

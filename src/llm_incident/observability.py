@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.gc_collector import GCCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
@@ -13,6 +14,7 @@ class ServiceMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        GCCollector(registry=self.registry)  # python_gc_*: collections by generation (docs/operations.md)
         self.http_requests = Counter(
             "llm_incident_http_requests",
             "HTTP requests served",
