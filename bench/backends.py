@@ -101,18 +101,21 @@ def load_average() -> str:
 
 def on_each_backend(rows: Callable[[], Iterable[tuple]], run: Callable[[Database, str], bool], *,
                     size: str, prepare: Prepare | None = None,
-                    days: Iterable[date] = ()) -> bool:
-    """Load `rows()` into SQLite (and PostgreSQL when configured), `run(db, label)` on each;
-    True when every run met its target. `size` names what was loaded, e.g. "1,000,000 events"."""
+                    days: Iterable[date] = (), sqlite_too: bool = True) -> bool:
+    """Load `rows()` into SQLite (unless not `sqlite_too`) and PostgreSQL (when configured),
+    `run(db, label)` on each; True when every run met its target. `size` names what was
+    loaded, e.g. "1,000,000 events"."""
     print(load_average())
-    with tempfile.TemporaryDirectory(prefix="llm-incident-bench-") as tmp:
-        started = time.perf_counter()
-        db = load_sqlite(Path(tmp) / "bench.db", rows(), prepare)
-        print(f"SQLite: {size} loaded in {time.perf_counter() - started:.1f} s")
-        try:
-            ok = run(db, f"SQLite {sqlite3.sqlite_version}")
-        finally:
-            db.dispose()
+    ok = True
+    if sqlite_too:
+        with tempfile.TemporaryDirectory(prefix="llm-incident-bench-") as tmp:
+            started = time.perf_counter()
+            db = load_sqlite(Path(tmp) / "bench.db", rows(), prepare)
+            print(f"SQLite: {size} loaded in {time.perf_counter() - started:.1f} s")
+            try:
+                ok = run(db, f"SQLite {sqlite3.sqlite_version}")
+            finally:
+                db.dispose()
     pg_url = os.environ.get("LLM_INCIDENT_BENCH_PG_URL")
     if pg_url:
         started = time.perf_counter()

@@ -79,18 +79,14 @@ def _reading(db_path: str | None):
 
 
 def _run_server(app, host: str, port: int) -> None:
-    import gc
-
     import uvicorn
 
     from llm_incident.api.timeouts import timed_h11
+    from llm_incident.runtime import tune_gc
 
     settings = app.state.services.settings  # slow/incomplete requests: 408 (docs/http-api.md)
     http = timed_h11(settings.header_timeout_seconds, settings.body_timeout_seconds)
-    # What start-up built lives as long as the process: full collections skip it (frozen). A batch
-    # of 1,000 events allocates ~10^4 tracked objects; collecting every 700 cost ~2.5 us/event.
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    tune_gc()
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True, http=http,
                 timeout_graceful_shutdown=5)  # long-polls (controls ?wait=) end at shutdown
 
