@@ -33,12 +33,25 @@ def later(seconds: float, fn, *args, **kwargs) -> threading.Thread:
     return thread
 
 
-def put_later(server: str, seconds: float, url: str, payload: dict) -> threading.Thread:
-    """PUT from another thread with its own client (httpx clients are not shared across threads here)."""
-    def put():
+class PutLater:
+    """A PUT from another thread with its own client (httpx clients are not shared across threads
+    here); `took` says when it was sent and answered, so a slow wake can be told from a slow PUT."""
+
+    def __init__(self, server: str, seconds: float, url: str, payload: dict) -> None:
+        self.sent = self.answered = None
+        later(seconds, self._put, server, url, payload)
+
+    def _put(self, server: str, url: str, payload: dict) -> None:
         with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {TEST_KEY}"}, timeout=10) as c:
+            self.sent = time.monotonic()
             assert c.put(url, json=payload).status_code == 200
-    return later(seconds, put)
+            self.answered = time.monotonic()
+
+    def took(self, start: float) -> str:
+        if self.sent is None or self.answered is None:
+            return "the PUT had not been answered"
+        return f"PUT sent {self.sent - start:.2f} s in, answered {self.answered - start:.2f} s in"
+
 
 
 def test_a_route_never_changed_answers_defaults_with_exactly_the_public_keys(api):
@@ -107,12 +120,12 @@ def test_if_none_match_answers_304_until_the_version_changes(api):
 def test_long_poll_wakes_as_soon_as_the_version_changes(server, api, app):
     etag = api.get(URL).headers["etag"]
     app.state.controls_watch.recheck = 60  # only the in-process commit hook can wake it in time
-    put_later(server, 0.3, URL, {"enabled": False})
+    put = PutLater(server, 0.3, URL, {"enabled": False})
     start = time.monotonic()
     response = api.get(URL, params={"wait": 20}, headers={"If-None-Match": etag})
     elapsed = time.monotonic() - start
     assert response.status_code == 200 and response.json()["enabled"] is False
-    assert 0.25 < elapsed < WOKE, elapsed
+    assert 0.25 < elapsed < WOKE, f"answered {elapsed:.2f} s in; {put.took(start)}"
 
 
 def test_long_poll_sees_a_change_made_by_another_process(api, db):
@@ -137,10 +150,11 @@ def test_long_poll_sees_a_change_made_by_another_process(api, db):
 
 def test_long_poll_on_the_list_wakes_on_any_route(server, api):
     etag = api.get("/v1/controls").headers["etag"]
-    put_later(server, 0.3, "/v1/routes/other.route/controls", {"enabled": False})
+    put = PutLater(server, 0.3, "/v1/routes/other.route/controls", {"enabled": False})
     start = time.monotonic()
     response = api.get("/v1/controls", params={"wait": 20}, headers={"If-None-Match": etag})
-    assert response.status_code == 200 and time.monotonic() - start < WOKE
+    woke = time.monotonic() - start
+    assert response.status_code == 200 and woke < WOKE, f"answered {woke:.2f} s in; {put.took(start)}"
     assert [i["route"] for i in response.json()] == ["other.route"]
 
 
