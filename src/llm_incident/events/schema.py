@@ -51,4 +51,3 @@ class EventIn(BaseModel):
     metadata: JsonObject = Field(default_factory=dict)
     input_excerpt: Text | None = None
     output_excerpt: Text | None = None
-
