@@ -53,7 +53,6 @@ class PutLater:
         return f"PUT sent {self.sent - start:.2f} s in, answered {self.answered - start:.2f} s in"
 
 
-
 def test_a_route_never_changed_answers_defaults_with_exactly_the_public_keys(api):
     response = api.get(URL)
     assert response.status_code == 200
