@@ -222,7 +222,8 @@ def raw_sqlite_ratio(db: Database, batches: int) -> tuple[float, float]:
 
 
 def empty_ingest_rate(db: Database, batches: int) -> float:
-    """Ingest speed on an empty database of the same backend (a fresh file, or a throwaway db)."""
+    """Ingest speed on an empty database of the same backend (a fresh file, or a throwaway db
+    with the day's partition, as a fresh install has it)."""
     from bench.backends import load_sqlite, postgres_db
     import os
     import tempfile
@@ -234,7 +235,7 @@ def empty_ingest_rate(db: Database, batches: int) -> float:
                 return Ingest("empty").run(empty, batches)
             finally:
                 empty.dispose()
-    with postgres_db(os.environ["LLM_INCIDENT_BENCH_PG_URL"], []) as empty:
+    with postgres_db(os.environ["LLM_INCIDENT_BENCH_PG_URL"], [], days=[NOW.date()]) as empty:
         return Ingest("empty").run(empty, batches)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select, text
 
-from llm_incident.events.ingest import ingest_events
+from llm_incident.events.ingest import existing_ids, ingest_events
 from llm_incident.events.models import Event
 from llm_incident.events.partitions import (DEFAULT, convert_to_partitioned, day_partitions,
                                             ingest_fits_partitions, is_partitioned, partition_name)
@@ -87,6 +87,37 @@ def test_ingest_stores_and_deduplicates_on_the_partitioned_table(pg):
         again = ingest_events(session, items, now=NOW)
     assert (again.accepted, again.duplicates) == (0, 3)
     assert set(_where(pg)) == {"a", "b", "c"}
+
+
+@pytest.mark.postgres
+def test_the_duplicate_lookup_probes_the_index_of_a_partition_not_analyzed_yet(pg):
+    """The first minutes of a day's partition (or a fresh install): 30,000 rows, no statistics
+    yet, and the lookup of a batch's ids under a generic plan — what psycopg runs once it has
+    prepared the statement. An `IN` list of 500 parameters was a sequential scan comparing each
+    row with each id (400 ms a batch here); the array parameter probes the index."""
+    day = partition_name(TODAY)
+    with pg.write() as session:
+        session.execute(text(
+            "INSERT INTO events (event_id, ts, received_at, route, env, status, contains_banned,"
+            " priced, attempt, metadata) SELECT 'e-' || g, :ts, :ts, 'support.reply', 'prod',"
+            " 'ok', false, false, 1, '{}' FROM generate_series(1, 30000) g"), {"ts": NOW})
+    with pg.read() as session:
+        assert session.execute(text("SELECT last_analyze, last_autoanalyze FROM "
+                                    "pg_stat_user_tables WHERE relname = :t"), {"t": day}).one() == (None, None)
+        plans: list[str] = []
+        session.connection().connection.driver_connection.add_notice_handler(
+            lambda notice: plans.append(notice.message_primary or ""))
+        for setting in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                        "SET client_min_messages = log", "SET plan_cache_mode = force_generic_plan"):
+            session.execute(text(setting))
+        found = existing_ids(session, [f"e-{i}" for i in range(29_501, 30_501)])
+        session.execute(text("SELECT 1"))  # the last plan's notice arrives with the next answer
+    assert found == {f"e-{i}" for i in range(29_501, 30_001)}
+    lookups = [p for p in plans if "event_id" in p and "Query Text: SELECT events.event_id" in p]
+    assert len(lookups) == 2  # two chunks of 500
+    for plan in lookups:
+        scans = [line.strip() for line in plan.splitlines() if f"on {day} " in line]
+        assert scans and not any("Seq Scan" in line for line in scans), plan
 
 
 @pytest.mark.postgres
