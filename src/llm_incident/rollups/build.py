@@ -171,7 +171,12 @@ class RollupRun:
 
 
 def _state(session: Session) -> RollupState | None:
-    return session.get(RollupState, STATE)
+    """The rollups' state row, held by the session (its identity map keeps objects only while
+    something refers to them): every window an evaluation reads asks for it, and the second ask
+    in a transaction costs no statement (an alert run of 200 routes sent 1,500 of them)."""
+    state = session.get(RollupState, STATE)
+    session.info["rollup_state"] = state
+    return state
 
 
 def roll_up(db: Database, now: datetime, *, frozen_before: datetime | None = None,
