@@ -11,7 +11,7 @@ import pytest
 
 from llm_incident.dashboard.overview import overview_rows
 from llm_incident.dashboard.ranges import RANGES
-from llm_incident.metrics import compare_routes as grouped
+from llm_incident.metrics import stats as stats_module
 from llm_incident.metrics.compare import compare_windows
 from llm_incident.metrics.compare_routes import compare_routes
 from llm_incident.metrics.rollup_stats import set_exact_window_max
@@ -85,8 +85,8 @@ def test_short_windows_and_rollups_behind_are_left_to_the_per_route_path(db):
 def test_the_overview_reads_all_routes_at_once_past_the_threshold(db, monkeypatch):
     _seed(db)
     calls = []
-    real = grouped.routes_rollup_buckets
-    monkeypatch.setattr(grouped, "routes_rollup_buckets",
+    real = stats_module.routes_rollup_buckets
+    monkeypatch.setattr(stats_module, "routes_rollup_buckets",
                         lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     rng = RANGES["24h"]
     with db.read() as session:

@@ -44,7 +44,8 @@ no traffic in a rule's window, or judged silent, gets its other firing states re
 judged: no traffic since 14:05").
 
 Stats come from `metrics.stats` (one source of numbers); rules sharing a window and filter share
-one stats query per route; baselines are re-read every 5 minutes (`BaselineMemo`).
+one stats query per route; a baseline window several routes share is read once for all of
+them (`StatsCache`), and baselines are re-read every 5 minutes (`BaselineMemo`).
 """
 
 from __future__ import annotations
