@@ -1,4 +1,5 @@
-"""Test helpers: throwaway databases on SQLite and PostgreSQL, and a real uvicorn server in a thread."""
+"""Test helpers: throwaway databases on SQLite and PostgreSQL, the statements a block sends, and a
+real uvicorn server in a thread."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from llm_incident.db import Database, normalize_url
@@ -79,6 +81,21 @@ def database_for(backend: str, tmp_path: Path, *, migrate: bool = True) -> Itera
 @contextmanager
 def _sqlite_url(tmp_path: Path) -> Iterator[str]:
     yield f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@contextmanager
+def recorded_statements(db: Database) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements `db` sends inside the block, with their parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, params, _context, _many) -> None:
+        seen.append((statement, params))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def settings_for(db: Database, **overrides: object) -> Settings:

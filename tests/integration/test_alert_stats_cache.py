@@ -8,13 +8,13 @@ from dataclasses import asdict
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
 from llm_incident.alerts.observation import StatsCache
 from llm_incident.metrics.stats import stats_for
 from llm_incident.metrics.windows import Window
 from llm_incident.rollups.build import roll_up
 from tests.integration.test_metrics_stats import NOW, _random_events, _store
+from tests.support import recorded_statements
 
 DAY = timedelta(days=1)
 ROUTES = [f"route-{i}" for i in range(8)]
@@ -40,17 +40,9 @@ def _same(batched, alone) -> None:
 
 
 def _rollup_reads(db, ask) -> int:
-    statements: list[str] = []
-
-    def seen(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", seen)
-    try:
+    with recorded_statements(db) as statements:
         ask()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", seen)
-    return sum("FROM event_rollups" in s or "FROM events" in s for s in statements)
+    return sum("FROM event_rollups" in s or "FROM events" in s for s, _params in statements)
 
 
 def test_a_shared_baseline_window_is_read_once_for_every_route_with_the_same_numbers(db):

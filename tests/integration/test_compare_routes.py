@@ -11,7 +11,7 @@ import pytest
 
 from llm_incident.dashboard.overview import overview_rows
 from llm_incident.dashboard.ranges import RANGES
-from llm_incident.metrics import stats as stats_module
+from llm_incident.metrics import routes_stats as stats_module
 from llm_incident.metrics.compare import compare_windows
 from llm_incident.metrics.compare_routes import compare_routes
 from llm_incident.metrics.rollup_stats import set_exact_window_max

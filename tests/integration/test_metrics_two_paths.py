@@ -8,7 +8,6 @@ import random
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
 from llm_incident.metrics.compare import SKETCHED, compare_windows
 from llm_incident.metrics.filters import compile_filter
@@ -18,6 +17,7 @@ from llm_incident.metrics.stats import stats_for
 from llm_incident.rollups.build import MAX_GROUPS, roll_up
 from llm_incident.rollups.sketch import RELATIVE_ACCURACY
 from tests.integration.test_metrics_stats import NOW, _random_events, _store
+from tests.support import recorded_statements
 
 DAY = timedelta(hours=24)
 EXACT_FIELDS = ("calls", "flagged", "errors", "retries", "priced_calls", "unpriced_calls",
@@ -131,17 +131,8 @@ def test_a_transaction_reads_the_rollup_state_once(db):
     """Every rollup-path window asks for the rollups' state; an alert run of 200 routes sent
     1,500 such statements (a fifth of its time) before the session held the row."""
     _seed(db, 5, n=300)
-    statements: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        with db.read() as session:
-            for hours in (7, 8, 9):
-                assert stats_for(session, "support.reply", NOW - timedelta(hours=hours), NOW,
-                                 path="rollups").approximate
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-    assert sum("FROM rollup_state" in s for s in statements) == 1
+    with recorded_statements(db) as statements, db.read() as session:
+        for hours in (7, 8, 9):
+            assert stats_for(session, "support.reply", NOW - timedelta(hours=hours), NOW,
+                             path="rollups").approximate
+    assert sum("FROM rollup_state" in s for s, _params in statements) == 1

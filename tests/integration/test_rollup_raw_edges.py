@@ -10,13 +10,13 @@ import random
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
 from llm_incident.metrics.rollup_stats import rollup_buckets, route_counts
 from llm_incident.metrics.stats import stats_for
 from llm_incident.rollups.build import roll_up
 from tests.integration.test_metrics_stats import NOW, _random_events, _store
 from tests.integration.test_metrics_two_paths import _assert_agree
+from tests.support import recorded_statements
 
 ROUTE = "support.reply"
 # A day-long chart whose edges fall between minutes: raw parts at every edge.
@@ -60,19 +60,11 @@ def _events_scans(db, statement: str, params) -> list[str]:
 
 def test_each_raw_edge_is_read_within_its_ts_range(db):
     _seed(db)
-    seen: list[tuple[str, object]] = []
-
-    def record(_conn, _cursor, statement, params, _context, _many):
-        if " events" in statement and "event_rollups" not in statement:
-            seen.append((statement, params))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        with db.read() as session:
-            assert rollup_buckets(session, ROUTE, EDGES) is not None
-            assert route_counts(session, EDGES) is not None
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+    with recorded_statements(db) as statements, db.read() as session:
+        assert rollup_buckets(session, ROUTE, EDGES) is not None
+        assert route_counts(session, EDGES) is not None
+    seen = [(statement, params) for statement, params in statements
+            if " events" in statement and "event_rollups" not in statement]
     assert len(seen) == 2  # the route's raw parts, and every route's
     for statement, params in seen:
         scans = _events_scans(db, statement, params)

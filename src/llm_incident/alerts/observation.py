@@ -16,7 +16,8 @@ from llm_incident.alerts.confirm import SeriesCache
 from llm_incident.alerts.models import AlertState
 from llm_incident.alerts.rules import AlertRule
 from llm_incident.metrics.filters import compile_filter
-from llm_incident.metrics.stats import RoutesStats, WindowStats, routes_stats, stats_for
+from llm_incident.metrics.routes_stats import RoutesStats, routes_stats
+from llm_incident.metrics.stats import WindowStats, stats_for
 from llm_incident.metrics.windows import Window
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"

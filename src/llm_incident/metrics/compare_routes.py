@@ -1,6 +1,6 @@
 """Every route's window against its baseline at once, from rollups: the Comparisons
 `compare_windows` gives route by route on its rollup path (windows past `exact_window_max()`,
-baselines from rollups), from two reads over all routes (`stats.routes_stats`: one for the
+baselines from rollups), from two reads over all routes (`routes_stats`: one for the
 window, one for the baseline) instead of two per route. None when that path does not apply (a
 window the exact path answers) or the rollups cannot answer; the caller then compares route by
 route."""
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from llm_incident.metrics.compare import Comparison, deltas
 from llm_incident.metrics.rollup_stats import exact_window_max
 from llm_incident.metrics.scope import Scope
-from llm_incident.metrics.stats import routes_stats
+from llm_incident.metrics.routes_stats import routes_stats
 from llm_incident.metrics.windows import Baseline, Window, baseline_for, window_ending
 
 

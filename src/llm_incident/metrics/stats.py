@@ -65,7 +65,7 @@ from llm_incident.metrics.percentiles import (
     sqlite_percentiles,
 )
 from llm_incident.metrics.rollup_stats import (APPROX_NOTE, Totals, eligible, exact_window_max,
-                                               rollup_totals, routes_rollup_buckets)
+                                               rollup_totals)
 from llm_incident.metrics.scope import C, IS_ERROR, IS_FLAGGED, Scope, WindowQuery
 
 DURATION_PS = (50.0, 95.0, 99.0)
@@ -216,27 +216,6 @@ def stats_from_totals(route: str, start: datetime, end: datetime, t: Totals) -> 
     stats.calls_per_min = stats.calls / ((end - start).total_seconds() / 60)
     stats.approximate, stats.precision = True, APPROX_NOTE
     return stats
-
-
-class RoutesStats(dict[str, WindowStats]):
-    """route → the rollup path's stats over one window, for every route at once; a route
-    without rollup rows there had no calls (what `stats_for` answers for it)."""
-
-    def __init__(self, start: datetime, end: datetime, totals: dict[str, list[Totals]]) -> None:
-        super().__init__((route, stats_from_totals(route, start, end, buckets[0]))
-                         for route, buckets in totals.items())
-        self.start, self.end = start, end
-
-    def __missing__(self, route: str) -> WindowStats:
-        return stats_from_totals(route, self.start, self.end, Totals())
-
-
-def routes_stats(session: Session, start: datetime, end: datetime) -> RoutesStats | None:
-    """`stats_for(path="rollups")` of every route over `[start, end)` from one read per source
-    (`routes_rollup_buckets`); None when the rollups cannot answer (each route then takes
-    `stats_for`, which falls back to the exact path)."""
-    totals = routes_rollup_buckets(session, [start, end])
-    return None if totals is None else RoutesStats(start, end, totals)
 
 
 # --- SQLite, one pass --------------------------------------------------------------------------
