@@ -78,3 +78,15 @@ def test_the_reads_do_not_grow_with_the_routes(db):
             r, BASELINE, 'env = "prod"', path="rollups") for r in ROUTES[:3]])
     assert few == many > 0
     assert lone > 0 and filtered >= 3
+
+
+def test_before_the_rollups_have_caught_up_each_route_is_read_exactly(db):
+    rnd = random.Random(12)
+    _store(db, [e for r in ROUTES[:3] for e in _random_events(rnd, r, 200, NOW - DAY, DAY)
+                if e["ts"] < NOW])  # no roll-up yet
+    with db.read() as session:
+        cache = StatsCache(session, NOW)
+        for route in ROUTES[:3]:
+            got = cache.get(route, TRAILING, None, path="rollups")
+            assert not got.approximate and got.calls > 0
+            assert got == stats_for(session, route, TRAILING.start, TRAILING.end, path="exact")
